@@ -1,0 +1,64 @@
+"""The canonical envelope of a run: metadata plus one record per step. What ``runs show --json``
+prints and what the store holds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped"]
+
+
+class StepError(BaseModel):
+    type: str
+    message: str
+    attempt: int | None = None
+    at: datetime | None = None
+
+
+class StepRecord(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    step_id: str
+    agent: str | None
+    status: StepStatus
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    output: Any = None
+    error: StepError | None = None
+    attempt_errors: list[StepError] = Field(default_factory=list)
+
+
+class RunMetadata(BaseModel):
+    event_id: str | None = None
+    campaign: str | None = None
+    orchestrator: str | None = None
+    flow_version: str
+    mode: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    deadline_at: datetime | None = None
+    redrives: int = 0
+    error: StepError | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Envelope(BaseModel):
+    run_id: str
+    flow: str
+    status: RunStatus
+    metadata: RunMetadata
+    records: list[StepRecord]
+
+    def record(self, step_id: str) -> StepRecord | None:
+        return next((r for r in self.records if r.step_id == step_id), None)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled")

@@ -1,0 +1,79 @@
+"""The error tree. Every error campaignflow raises is a :class:`CampaignflowError`.
+
+Agents do not import this module (they import nothing of ours); they raise their own
+``agents.errors`` exceptions, which the engine classifies by their ``retryable`` attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class CampaignflowError(Exception):
+    """Root of every campaignflow error."""
+
+
+class ConfigurationError(CampaignflowError):
+    """Raised when settings or the registry are inconsistent."""
+
+
+class UnknownNameError(CampaignflowError, LookupError):
+    """Raised when a name (agent, orchestrator, flow) is not registered. Lists what is."""
+
+    def __init__(self, kind: str, name: str, registered: Iterable[str], *, path: str | None = None) -> None:
+        self.kind, self.name, self.registered = kind, name, sorted(registered)
+        where = f"{path}: " if path else ""
+        super().__init__(
+            f"{where}unknown {kind} {name!r} (registered: {', '.join(self.registered) or 'none'})"
+        )
+
+
+class UnknownAgentError(UnknownNameError):
+    def __init__(self, name: str, registered: Iterable[str], *, path: str | None = None) -> None:
+        super().__init__("agent", name, registered, path=path)
+
+
+class UnknownOrchestratorError(UnknownNameError):
+    def __init__(self, name: str, registered: Iterable[str], *, path: str | None = None) -> None:
+        super().__init__("orchestrator", name, registered, path=path)
+
+
+class UnknownFlowError(UnknownNameError):
+    def __init__(self, name: str, registered: Iterable[str], *, path: str | None = None) -> None:
+        super().__init__("flow", name, registered, path=path)
+
+
+class FieldError(CampaignflowError, ValueError):
+    """One or more field-level problems; each line is ``path: problem (fix)``."""
+
+    def __init__(self, problems: list[str], *, subject: str = "input") -> None:
+        self.problems = problems
+        super().__init__(f"invalid {subject}:\n  " + "\n  ".join(problems))
+
+
+class FlowValidationError(FieldError):
+    """A flow definition has a mistake."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems, subject="flow")
+
+
+class EventValidationError(FieldError):
+    """An event does not have the required shape."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems, subject="event")
+
+
+class RunNotFoundError(CampaignflowError, LookupError):
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id!r} not found")
+
+
+class StepFailedError(CampaignflowError):
+    """Raised by a step task whose step failed for good; stops the chain (the run is already failed)."""
+
+
+class RouteNotFoundError(CampaignflowError, LookupError):
+    """No routing rule matches an event."""

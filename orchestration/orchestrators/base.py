@@ -1,0 +1,87 @@
+"""``BaseOrchestrator``: picks (or builds) the flow for a payload and runs it, inline or on workers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+from orchestration.engine import OrchestrationEngine
+from orchestration.errors import FieldError
+from orchestration.flows import Flow
+from orchestration.store import get_engine
+from orchestration.store import repository as repo
+
+Mode = Literal["async", "inline"]
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    """What opening a run returns: the same shape as ``campaignflow.ingest_event``'s result."""
+
+    run_id: str
+    status: str
+    duplicate: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "status": self.status, "duplicate": self.duplicate}
+
+
+class BaseOrchestrator:
+    """Subclasses set ``name`` and implement :meth:`flow`; :meth:`run` is the contract."""
+
+    name: ClassVar[str] = "base"
+    description: ClassVar[str] = ""
+
+    def __init__(self, engine: OrchestrationEngine) -> None:
+        self.engine = engine
+
+    def flow(self, payload: dict[str, Any]) -> Flow:
+        """The flow this payload should run."""
+        raise NotImplementedError
+
+    def check_payload(self, flow: Flow, payload: dict[str, Any]) -> None:
+        missing = [f for f in flow.input_required if payload.get(f) in (None, "")]
+        if missing:
+            raise FieldError(
+                [f"payload.{f}: required by flow {flow.name!r}; add it to the event's payload" for f in missing],
+                subject="payload",
+            )
+
+    def run(
+        self,
+        payload: dict[str, Any],
+        *,
+        mode: Mode = "inline",
+        event_id: str | None = None,
+        campaign: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> RunHandle:
+        """Open a run (idempotent on ``event_id``), then run it here (inline) or on the workers."""
+        flow = self.flow(payload)
+        self.check_payload(flow, payload)
+        now = datetime.now(UTC)
+        new = repo.NewRun(
+            run_id=str(uuid.uuid4()),
+            flow_name=flow.name,
+            flow_version=flow.version,
+            flow_def=flow.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+            payload=payload,
+            mode=mode,
+            event_id=event_id,
+            campaign=campaign,
+            orchestrator=self.name,
+            deadline_at=now + timedelta(seconds=flow.deadline_seconds) if flow.deadline_seconds else None,
+            extra=extra or {},
+        )
+        with get_engine().begin() as conn:
+            run_id, duplicate = repo.open_run(conn, new)
+            if duplicate:
+                return RunHandle(run_id, repo.run_status(conn, run_id), True)
+        if mode == "inline":
+            self.engine.run_inline(flow, run_id)
+        else:
+            self.engine.start(flow, run_id)
+        with get_engine().connect() as conn:
+            return RunHandle(run_id, repo.run_status(conn, run_id), False)

@@ -1,0 +1,158 @@
+"""The registry: agents (name -> handler, pool, limits, retry policy) and orchestrators (name -> class).
+
+``orchestration`` never imports ``agents``; the Celery binding in ``tasks`` registers them here, and
+``celeryconfig`` derives queues and routes from what is registered.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from kombu import Queue
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from orchestration.errors import ConfigurationError, UnknownAgentError, UnknownOrchestratorError
+
+if TYPE_CHECKING:
+    from orchestration.orchestrators.base import BaseOrchestrator
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+ENGINE_QUEUE = "orchestration"
+AGENT_TASK_PREFIX = "campaignflow.agent."
+
+
+class RetryPolicy(BaseModel):
+    """How often a step is tried and how long to wait between tries."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(3, ge=1, le=100, description="Tries in all, the first one included.")
+    backoff_seconds: float = Field(1.0, ge=0, description="Delay before the second try.")
+    backoff_factor: float = Field(2.0, ge=1, description="Each later delay is multiplied by this.")
+    backoff_max_seconds: float = Field(60.0, ge=0, description="Cap on any single delay.")
+    jitter: bool = Field(True, description="Randomise each delay between 50% and 100%.")
+    non_retryable: tuple[str, ...] = Field((), description="Exception class names that fail at once.")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+        base = min(self.backoff_seconds * self.backoff_factor ** max(attempt - 1, 0), self.backoff_max_seconds)
+        return base * random.uniform(0.5, 1.0) if self.jitter else base
+
+
+class AgentSpec(BaseModel):
+    """Everything the engine and the workers need to know about one agent."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    handler: Callable[..., Any] = Field(exclude=True)
+    input_model: type[BaseModel] = Field(exclude=True)
+    output_model: type[BaseModel] = Field(exclude=True)
+    pool: str = Field(pattern=NAME_PATTERN, description="Worker pool; its queue is agents.<pool>.")
+    concurrency: int = Field(2, ge=1, le=256, description="Worker processes/threads for the pool.")
+    rate_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?/[smh]$", description="Celery rate limit.")
+    retry: RetryPolicy = RetryPolicy()
+    soft_time_limit: float = Field(30.0, gt=0)
+    time_limit: float = Field(60.0, gt=0)
+    side_effects: bool = Field(False, description="Gets the run_id:step_id idempotency key.")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _limits(self) -> AgentSpec:
+        if self.soft_time_limit >= self.time_limit:
+            raise ValueError(
+                f"soft_time_limit ({self.soft_time_limit}) must be below time_limit ({self.time_limit})"
+            )
+        return self
+
+    @property
+    def queue(self) -> str:
+        return f"agents.{self.pool}"
+
+    @property
+    def task_name(self) -> str:
+        return AGENT_TASK_PREFIX + self.name
+
+
+class Registry:
+    """Agents and orchestrators by name."""
+
+    def __init__(self) -> None:
+        self._agents: dict[str, AgentSpec] = {}
+        self._orchestrators: dict[str, type[BaseOrchestrator]] = {}
+
+    # agents
+    def add_agent(self, spec: AgentSpec) -> AgentSpec:
+        if spec.name in self._agents and self._agents[spec.name] is not spec:
+            raise ConfigurationError(f"agent {spec.name!r} is already registered")
+        self._agents[spec.name] = spec
+        return spec
+
+    def agent(self, name: str, *, path: str | None = None) -> AgentSpec:
+        try:
+            return self._agents[name]
+        except KeyError:
+            raise UnknownAgentError(name, self._agents, path=path) from None
+
+    def agents(self) -> Iterator[AgentSpec]:
+        return iter(sorted(self._agents.values(), key=lambda s: s.name))
+
+    def agent_names(self) -> list[str]:
+        return sorted(self._agents)
+
+    def pools(self) -> dict[str, int]:
+        """Pool name -> concurrency (the largest asked for by any of its agents)."""
+        pools: dict[str, int] = {}
+        for spec in self._agents.values():
+            pools[spec.pool] = max(pools.get(spec.pool, 1), spec.concurrency)
+        return dict(sorted(pools.items()))
+
+    def queue_names(self) -> list[str]:
+        return [ENGINE_QUEUE, *(f"agents.{pool}" for pool in self.pools())]
+
+    def queues(self) -> tuple[Queue, ...]:
+        return tuple(Queue(name, routing_key=name) for name in self.queue_names())
+
+    def task_routes(self) -> dict[str, dict[str, str]]:
+        routes = {spec.task_name: {"queue": spec.queue} for spec in self.agents()}
+        routes["campaignflow.*"] = {"queue": ENGINE_QUEUE}
+        routes["celery.*"] = {"queue": ENGINE_QUEUE}
+        return routes
+
+    # orchestrators
+    def add_orchestrator(self, cls: type[BaseOrchestrator]) -> type[BaseOrchestrator]:
+        self._orchestrators[cls.name] = cls
+        return cls
+
+    def orchestrator(self, name: str, *, path: str | None = None) -> type[BaseOrchestrator]:
+        try:
+            return self._orchestrators[name]
+        except KeyError:
+            raise UnknownOrchestratorError(name, self._orchestrators, path=path) from None
+
+    def orchestrator_names(self) -> list[str]:
+        return sorted(self._orchestrators)
+
+
+registry = Registry()
+
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+def is_valid_name(name: str) -> bool:
+    return bool(_NAME_RE.match(name))
+
+
+def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict[str, str]:
+    """Celery router: agent tasks to their pool's queue, everything else to ``orchestration``.
+
+    A function rather than a static table, so agents registered by plugins route the same way.
+    """
+    if name.startswith(AGENT_TASK_PREFIX):
+        spec = registry._agents.get(name[len(AGENT_TASK_PREFIX) :])
+        if spec is not None:
+            return {"queue": spec.queue}
+    return {"queue": ENGINE_QUEUE}

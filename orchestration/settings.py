@@ -1,0 +1,76 @@
+"""Settings from the environment (prefix ``CAMPAIGNFLOW_``).
+
+With no broker and no database configured, the embedded default is used: an in-process broker and
+a SQLite file for the run store, so ``campaignflow demo`` runs on a bare machine.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_BROKER_URL = "memory://localhost/"
+EMBEDDED_RESULT_BACKEND = "cache+memory://"
+
+
+class Settings(BaseSettings):
+    """Every knob campaignflow reads. Field descriptions are the configuration reference."""
+
+    model_config = SettingsConfigDict(env_prefix="CAMPAIGNFLOW_", extra="ignore")
+
+    broker_url: str | None = Field(None, description="Celery broker URL, e.g. redis://host:6379/0.")
+    result_backend: str | None = Field(
+        None, description="Celery result backend; Redis in production (chords join natively)."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the run store; postgresql:// is read as psycopg 3."
+    )
+    smtp_url: str | None = Field(None, description="smtp://[user:password@]host:port[?starttls=1]")
+    flower_basic_auth: str | None = Field(None, description="user:password for Flower.")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = template.")
+    llm_api_key: str | None = Field(None, description="Bearer token for the LLM endpoint.")
+    llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")
+    data_dir: Path = Field(Path(".campaignflow"), description="Where the embedded SQLite store lives.")
+    visibility_timeout: int = Field(
+        7200, description="Seconds before an unacked Redis message is redelivered; > longest step."
+    )
+    unacked_restore_interval: float | None = Field(
+        None, description="Redis transport: seconds between sweeps for expired unacked messages."
+    )
+    redis_key_prefix: str | None = Field(None, description="Prefix for every broker/backend key.")
+    plugins: str = Field(
+        "", description="Comma-separated modules imported at start-up that register more agents or flows."
+    )
+    flows_dir: Path | None = Field(None, description="A directory of flow files (YAML/JSON) to load.")
+    log_json: bool = Field(False, description="Write worker logs as JSON lines.")
+    sweep_interval: float = Field(60.0, description="Seconds between sweeper runs (beat).")
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: in-process broker and worker threads."""
+        return self.broker_url is None
+
+    def effective_broker_url(self) -> str:
+        return self.broker_url or EMBEDDED_BROKER_URL
+
+    def effective_result_backend(self) -> str:
+        if self.result_backend:
+            return self.result_backend
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return EMBEDDED_RESULT_BACKEND
+
+    def effective_database_url(self) -> str:
+        url = self.database_url or f"sqlite:///{self.data_dir / 'campaignflow.db'}"
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,42 @@
+"""Alembic, driven from Python: ``campaignflow db upgrade`` and the tests use these."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+import migrations
+from orchestration.settings import get_settings
+from orchestration.store.db import get_engine
+
+
+def alembic_config(url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    cfg.set_main_option("sqlalchemy.url", (url or get_settings().effective_database_url()).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str | None = None, revision: str = "base") -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def heads(url: str | None = None) -> tuple[str, ...]:
+    return tuple(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+
+
+def current(url: str | None = None) -> tuple[str, ...]:
+    with get_engine(url).connect() as conn:
+        return tuple(MigrationContext.configure(conn).get_current_heads())
+
+
+def at_head(url: str | None = None) -> bool:
+    return set(current(url)) == set(heads(url))

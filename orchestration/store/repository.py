@@ -1,0 +1,376 @@
+"""The run repository: functions that take a ``Connection`` and write idempotently.
+
+- A run is opened together with its event's idempotency key; the same key returns the same run.
+- A step record is keyed by ``(run_id, step_id)``: a redelivered step updates its record.
+- Terminal statuses are written with a conditional update, so one or many callers agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from orchestration.envelope import Envelope, RunMetadata
+from orchestration.envelope import StepRecord as StepRecordModel
+from orchestration.errors import RunNotFoundError
+from orchestration.store.models import TERMINAL_RUN_STATUSES, IngestKey, Run, StepRecord
+
+run_t = Run.__table__
+step_t = StepRecord.__table__
+key_t = IngestKey.__table__
+LIVE = ("queued", "running")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+@dataclass(frozen=True)
+class NewRun:
+    run_id: str
+    flow_name: str
+    flow_version: str
+    flow_def: dict[str, Any]
+    payload: dict[str, Any]
+    mode: str = "async"
+    event_id: str | None = None
+    campaign: str | None = None
+    orchestrator: str | None = None
+    deadline_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def open_run(conn: Connection, new: NewRun) -> tuple[str, bool]:
+    """Insert the run (status ``queued``); returns ``(run_id, duplicate)``.
+
+    With an event id, the idempotency key is written in the same transaction: a second call with
+    the same event id (even concurrently) returns the first run's id and ``duplicate=True``.
+    """
+    if new.event_id is not None:
+        stmt = (
+            _insert(conn, key_t)
+            .values(event_id=new.event_id, run_id=new.run_id, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(key_t.c.run_id)
+        )
+        if conn.execute(stmt).first() is None:
+            existing = conn.execute(
+                sa.select(key_t.c.run_id).where(key_t.c.event_id == new.event_id)
+            ).scalar_one()
+            return existing, True
+    now = utcnow()
+    conn.execute(
+        run_t.insert().values(
+            run_id=new.run_id,
+            flow_name=new.flow_name,
+            flow_version=new.flow_version,
+            flow_def=new.flow_def,
+            status="queued",
+            mode=new.mode,
+            payload=new.payload,
+            event_id=new.event_id,
+            campaign=new.campaign,
+            orchestrator=new.orchestrator,
+            extra=new.extra,
+            created_at=now,
+            updated_at=now,
+            deadline_at=new.deadline_at,
+        )
+    )
+    return new.run_id, False
+
+
+@dataclass
+class RunState:
+    """What a step needs to know about its run, read in one transaction."""
+
+    run_id: str
+    flow_name: str
+    flow_version: str
+    flow_def: dict[str, Any]
+    status: str
+    payload: dict[str, Any]
+    campaign: str | None
+    deadline_at: datetime | None
+    outputs: dict[str, Any]
+    statuses: dict[str, str]
+
+    def scope(self) -> dict[str, Any]:
+        meta = {"run_id": self.run_id, "flow": self.flow_name, "campaign": self.campaign}
+        return {"payload": self.payload, "steps": self.outputs, "run": meta}
+
+
+def load_state(conn: Connection, run_id: str) -> RunState:
+    row = conn.execute(
+        sa.select(
+            run_t.c.flow_name,
+            run_t.c.flow_version,
+            run_t.c.flow_def,
+            run_t.c.status,
+            run_t.c.payload,
+            run_t.c.campaign,
+            run_t.c.deadline_at,
+        ).where(run_t.c.run_id == run_id)
+    ).first()
+    if row is None:
+        raise RunNotFoundError(run_id)
+    steps = conn.execute(
+        sa.select(step_t.c.step_id, step_t.c.status, step_t.c.output).where(step_t.c.run_id == run_id)
+    ).all()
+    return RunState(
+        run_id=run_id,
+        flow_name=row.flow_name,
+        flow_version=row.flow_version,
+        flow_def=row.flow_def,
+        status=row.status,
+        payload=row.payload,
+        campaign=row.campaign,
+        deadline_at=_aware(row.deadline_at),
+        outputs={s.step_id: s.output for s in steps if s.status == "succeeded"},
+        statuses={s.step_id: s.status for s in steps},
+    )
+
+
+def mark_run_running(conn: Connection, run_id: str) -> None:
+    now = utcnow()
+    conn.execute(
+        run_t.update()
+        .where(run_t.c.run_id == run_id, run_t.c.status == "queued")
+        .values(status="running", started_at=now, updated_at=now)
+    )
+
+
+@dataclass(frozen=True)
+class StepStart:
+    status: str
+    attempts: int
+    output: Any
+    attempt_errors: list[dict[str, Any]]
+
+    @property
+    def already_done(self) -> bool:
+        return self.status in ("succeeded", "skipped")
+
+
+def begin_step(conn: Connection, run_id: str, step_id: str, agent: str | None) -> StepStart:
+    """Mark the record ``running`` and count the attempt, unless it already succeeded or was skipped."""
+    now = utcnow()
+    stmt = _insert(conn, step_t).values(
+        run_id=run_id, step_id=step_id, agent=agent, status="running", attempts=1,
+        started_at=now, updated_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["run_id", "step_id"],
+        set_={
+            "status": "running",
+            "attempts": step_t.c.attempts + 1,
+            "started_at": sa.func.coalesce(step_t.c.started_at, now),
+            "finished_at": None,
+            "updated_at": now,
+        },
+        where=step_t.c.status.notin_(("succeeded", "skipped")),
+    ).returning(step_t.c.status, step_t.c.attempts, step_t.c.output, step_t.c.attempt_errors)
+    row = conn.execute(stmt).first()
+    if row is None:
+        row = conn.execute(
+            sa.select(step_t.c.status, step_t.c.attempts, step_t.c.output, step_t.c.attempt_errors).where(
+                step_t.c.run_id == run_id, step_t.c.step_id == step_id
+            )
+        ).one()
+    return StepStart(row.status, row.attempts, row.output, list(row.attempt_errors or []))
+
+
+def finish_step(
+    conn: Connection,
+    run_id: str,
+    step_id: str,
+    *,
+    status: str,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    attempt_errors: list[dict[str, Any]] | None = None,
+) -> None:
+    """Write the outcome of one attempt; a succeeded record is never overwritten."""
+    now = utcnow()
+    values: dict[str, Any] = {"status": status, "output": output, "error": error, "updated_at": now}
+    if status in ("succeeded", "failed", "skipped"):
+        values["finished_at"] = now
+    if attempt_errors is not None:
+        values["attempt_errors"] = attempt_errors
+    conn.execute(
+        step_t.update()
+        .where(step_t.c.run_id == run_id, step_t.c.step_id == step_id, step_t.c.status != "succeeded")
+        .values(**values)
+    )
+
+
+def record_step(
+    conn: Connection,
+    run_id: str,
+    step_id: str,
+    *,
+    agent: str | None,
+    status: str,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    """Insert-or-update a whole record in one statement (joins, branches, skips)."""
+    now = utcnow()
+    finished = now if status in ("succeeded", "failed", "skipped") else None
+    stmt = _insert(conn, step_t).values(
+        run_id=run_id, step_id=step_id, agent=agent, status=status, attempts=1 if status != "skipped" else 0,
+        output=output, error=error, started_at=now if status != "skipped" else None,
+        finished_at=finished, updated_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["run_id", "step_id"],
+        set_={"status": status, "output": output, "error": error, "finished_at": finished, "updated_at": now},
+        where=step_t.c.status.notin_(("succeeded", "skipped")),
+    )
+    conn.execute(stmt)
+
+
+def skip_steps(conn: Connection, run_id: str, steps: list[tuple[str, str | None]]) -> None:
+    """Record steps that will not run (an arm a branch did not take); existing records stay."""
+    if not steps:
+        return
+    now = utcnow()
+    rows = [
+        {"run_id": run_id, "step_id": sid, "agent": agent, "status": "skipped", "attempts": 0,
+         "finished_at": now, "updated_at": now}
+        for sid, agent in steps
+    ]
+    conn.execute(_insert(conn, step_t).values(rows).on_conflict_do_nothing(index_elements=["run_id", "step_id"]))
+
+
+def finish_run(conn: Connection, run_id: str, status: str, error: dict[str, Any] | None = None) -> bool:
+    """Move a live run to a terminal status; returns False when it was already terminal."""
+    assert status in TERMINAL_RUN_STATUSES
+    now = utcnow()
+    result = conn.execute(
+        run_t.update()
+        .where(run_t.c.run_id == run_id, run_t.c.status.in_(LIVE))
+        .values(status=status, error=error, finished_at=now, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def fail_unfinished_steps(conn: Connection, run_id: str, error: dict[str, Any]) -> list[str]:
+    """Mark records still ``running`` or ``pending`` as failed (a lost worker, a hard time limit)."""
+    rows = conn.execute(
+        step_t.update()
+        .where(step_t.c.run_id == run_id, step_t.c.status.in_(("running", "pending")))
+        .values(status="failed", error=error, finished_at=utcnow(), updated_at=utcnow())
+        .returning(step_t.c.step_id)
+    ).all()
+    return [r.step_id for r in rows]
+
+
+def first_failed_step(conn: Connection, run_id: str) -> tuple[str, dict[str, Any] | None] | None:
+    row = conn.execute(
+        sa.select(step_t.c.step_id, step_t.c.error)
+        .where(step_t.c.run_id == run_id, step_t.c.status == "failed")
+        .order_by(step_t.c.finished_at)
+        .limit(1)
+    ).first()
+    return (row.step_id, row.error) if row else None
+
+
+def run_status(conn: Connection, run_id: str) -> str:
+    status = conn.execute(sa.select(run_t.c.status).where(run_t.c.run_id == run_id)).scalar()
+    if status is None:
+        raise RunNotFoundError(run_id)
+    return str(status)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def get_envelope(conn: Connection, run_id: str) -> Envelope:
+    run = conn.execute(sa.select(run_t).where(run_t.c.run_id == run_id)).first()
+    if run is None:
+        raise RunNotFoundError(run_id)
+    steps = conn.execute(
+        sa.select(step_t).where(step_t.c.run_id == run_id).order_by(step_t.c.id)
+    ).all()
+    records = [
+        StepRecordModel(
+            step_id=s.step_id,
+            agent=s.agent,
+            status=s.status,
+            attempts=s.attempts,
+            started_at=_aware(s.started_at),
+            finished_at=_aware(s.finished_at),
+            output=s.output,
+            error=s.error,
+            attempt_errors=s.attempt_errors or [],
+        )
+        for s in steps
+    ]
+    meta = RunMetadata(
+        event_id=run.event_id,
+        campaign=run.campaign,
+        orchestrator=run.orchestrator,
+        flow_version=run.flow_version,
+        mode=run.mode,
+        created_at=_aware(run.created_at),
+        started_at=_aware(run.started_at),
+        finished_at=_aware(run.finished_at),
+        deadline_at=_aware(run.deadline_at),
+        redrives=run.redrives,
+        error=run.error,
+        payload=run.payload,
+        extra=run.extra or {},
+    )
+    return Envelope(run_id=run.run_id, flow=run.flow_name, status=run.status, metadata=meta, records=records)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    flow: str
+    status: str
+    campaign: str | None
+    event_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def list_runs(
+    conn: Connection,
+    *,
+    status: str | None = None,
+    flow: str | None = None,
+    campaign: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[RunSummary]:
+    query = sa.select(
+        run_t.c.run_id, run_t.c.flow_name, run_t.c.status, run_t.c.campaign, run_t.c.event_id,
+        run_t.c.created_at, run_t.c.finished_at,
+    ).order_by(run_t.c.created_at.desc()).limit(limit)
+    if status:
+        query = query.where(run_t.c.status == status)
+    if flow:
+        query = query.where(run_t.c.flow_name == flow)
+    if campaign:
+        query = query.where(run_t.c.campaign == campaign)
+    if since:
+        query = query.where(run_t.c.created_at >= since)
+    return [
+        RunSummary(r.run_id, r.flow_name, r.status, r.campaign, r.event_id, _aware(r.created_at) or utcnow(),
+                   _aware(r.finished_at))
+        for r in conn.execute(query)
+    ]

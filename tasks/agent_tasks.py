@@ -1,0 +1,63 @@
+"""One Celery task per registered agent: ``campaignflow.agent.<name>``, routed to ``agents.<pool>``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore
+
+from orchestration import steps
+from orchestration.app import app, engine
+from orchestration.errors import StepFailedError
+from orchestration.registry import AgentSpec, registry
+
+#: Bound on retries after a lost worker (a killed pool child), besides the step's own retry policy.
+WORKER_LOST_RETRIES = 3
+
+
+def follow(task: Task, outcome: steps.Outcome, run_id: str, step_id: str, *, final: bool) -> Any:
+    """Turn a step's outcome into what Celery understands: a value, Ignore, retry, replace or error."""
+    if outcome.action is steps.Action.CONTINUE:
+        return None
+    if outcome.action is steps.Action.STOP:
+        raise Ignore()
+    if outcome.action is steps.Action.RETRY:
+        limit = (task.max_retries or 0) + 1000
+        raise task.retry(countdown=outcome.countdown, max_retries=limit)
+    if outcome.action is steps.Action.FALLBACK:
+        assert outcome.fallback is not None
+        fallback = engine().step_signature(outcome.fallback, run_id, outcome.fallback.id, final=final)
+        return task.replace(fallback)
+    message = (outcome.error or {}).get("message", "step failed")
+    raise StepFailedError(f"{step_id}: {message}")
+
+
+def bind_agent(spec: AgentSpec) -> Task:
+    """Create (once) the Celery task of one agent, with its limits from the spec."""
+    if spec.task_name in app.tasks:
+        return app.tasks[spec.task_name]
+
+    def run(self: Task, run_id: str, step_id: str, final: bool = False) -> Any:
+        outcome = steps.run_agent_step(run_id, step_id, final=final)
+        return follow(self, outcome, run_id, step_id, final=final)
+
+    run.__name__ = f"agent_{spec.name}"
+    run.__doc__ = spec.description or f"Run agent {spec.name}."
+    return app.task(  # type: ignore[no-any-return]
+        name=spec.task_name,
+        bind=True,
+        acks_late=True,
+        soft_time_limit=spec.soft_time_limit,
+        time_limit=spec.time_limit,
+        rate_limit=spec.rate_limit,
+        max_retries=WORKER_LOST_RETRIES,
+        default_retry_delay=1,
+    )(run)
+
+
+def bind_all() -> list[Task]:
+    return [bind_agent(spec) for spec in registry.agents()]
+
+
+bind_all()

@@ -1,0 +1,56 @@
+"""The built-in agents, described once. Queues, routes, worker pools and limits all derive from here."""
+
+from __future__ import annotations
+
+import importlib
+
+from agents import crm, enrichment, scoring, utility
+from orchestration.registry import AgentSpec, RetryPolicy, registry
+from orchestration.settings import get_settings
+
+BUILTIN_AGENTS = (
+    AgentSpec(
+        name="enrich", handler=enrichment.enrich, input_model=enrichment.EnrichInput,
+        output_model=enrichment.EnrichOutput, pool="enrichment", concurrency=4,
+        soft_time_limit=20, time_limit=30, description="Company, role and seniority from email and title.",
+    ),
+    AgentSpec(
+        name="score", handler=scoring.score, input_model=scoring.ScoreInput,
+        output_model=scoring.ScoreOutput, pool="scoring", concurrency=4,
+        soft_time_limit=10, time_limit=20, description="Transparent points model: hot, warm or cold.",
+    ),
+    AgentSpec(
+        name="crm_write", handler=crm.crm_write, input_model=crm.CrmWriteInput,
+        output_model=crm.CrmWriteOutput, pool="crm", concurrency=2, side_effects=True,
+        retry=RetryPolicy(max_attempts=5, backoff_seconds=1, backoff_max_seconds=30),
+        description="Upsert the contact into the CRM table, once per run step.",
+    ),
+    AgentSpec(
+        name="noop", handler=utility.noop, input_model=utility.NoopInput, output_model=utility.NoopOutput,
+        pool="utility", concurrency=4, description="Does nothing; echoes extra input (benchmarks, tests).",
+    ),
+    AgentSpec(
+        name="sleep", handler=utility.sleep, input_model=utility.SleepInput,
+        output_model=utility.SleepOutput, pool="utility", concurrency=4, description="Waits.",
+    ),
+    AgentSpec(
+        name="fail", handler=utility.fail, input_model=utility.FailInput, output_model=utility.FailOutput,
+        pool="utility", concurrency=4, retry=RetryPolicy(max_attempts=3, backoff_seconds=0.05, jitter=False),
+        description="Fails its first N tries on purpose (examples of retries and errors).",
+    ),
+)
+
+
+def register_builtins() -> None:
+    for spec in BUILTIN_AGENTS:
+        if spec.name not in registry.agent_names():
+            registry.add_agent(spec)
+
+
+def load_plugins() -> None:
+    for module in filter(None, (m.strip() for m in get_settings().plugins.split(","))):
+        importlib.import_module(module)
+
+
+register_builtins()
+load_plugins()

@@ -1,0 +1,73 @@
+"""The harness: the project's real Celery app pointed at local Redis (its own databases, flushed at
+start), a fresh Postgres schema built by the Alembic migrations, and one in-process worker (threads)
+consuming every queue. Each test starts from empty tables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from tests.support import services
+
+_SCHEMA = services.new_schema_name()
+os.environ.update(
+    CAMPAIGNFLOW_BROKER_URL=services.redis_url(services.SESSION_REDIS_DBS[0]),
+    CAMPAIGNFLOW_RESULT_BACKEND=services.redis_url(services.SESSION_REDIS_DBS[1]),
+    CAMPAIGNFLOW_DATABASE_URL=services.schema_url(_SCHEMA),
+    CAMPAIGNFLOW_PLUGINS="tests.support.agents",
+)
+for _name in ("CAMPAIGNFLOW_SMTP_URL", "CAMPAIGNFLOW_LLM_BASE_URL", "CAMPAIGNFLOW_FLOWS_DIR"):
+    os.environ.pop(_name, None)
+
+import pytest  # noqa: E402
+import redis  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from celery.contrib.testing.worker import start_worker  # noqa: E402
+
+from orchestration.app import app  # noqa: E402
+from orchestration.registry import registry  # noqa: E402
+from orchestration.store import get_engine, migrate  # noqa: E402
+
+TABLES = ("step_record", "run", "ingest_key", "crm_contact")
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[str]:
+    """A schema of its own for this session, built from empty by ``alembic upgrade head``."""
+    services.check_services()
+    services.create_schema(_SCHEMA)
+    url = services.schema_url(_SCHEMA)
+    migrate.upgrade(url)
+    yield url
+    get_engine(url).dispose()
+    services.drop_schema(_SCHEMA)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_session(database: str) -> Iterator[object]:
+    for db in services.SESSION_REDIS_DBS:
+        redis.Redis(host=services.REDIS_HOST, port=services.REDIS_PORT, db=db).flushdb()
+    app.loader.import_default_modules()
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=8,
+        queues=registry.queue_names(),
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def clean_db(database: str) -> str:
+    with get_engine(database).begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+    return database
+
+
+@pytest.fixture
+def worker(celery_worker_session: object, clean_db: str) -> object:
+    """A running worker on every queue, and empty tables."""
+    return celery_worker_session

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: service URLs, waiting for runs, subprocess workers."""

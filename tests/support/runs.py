@@ -1,0 +1,26 @@
+"""Waiting for runs to end, reading envelopes."""
+
+from __future__ import annotations
+
+import time
+
+from orchestration.envelope import Envelope
+from orchestration.store import get_engine
+from orchestration.store import repository as repo
+
+
+def envelope(run_id: str) -> Envelope:
+    with get_engine().connect() as conn:
+        return repo.get_envelope(conn, run_id)
+
+
+def wait_for_run(run_id: str, timeout: float = 30.0) -> Envelope:
+    """Poll the store until the run is terminal; fail with the last envelope otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        env = envelope(run_id)
+        if env.terminal:
+            return env
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id} still {env.status} after {timeout}s: {env.model_dump_json()}")
+        time.sleep(0.05)

@@ -1,0 +1,55 @@
+"""Where the test services are, and a clear failure (never a skip) when one is down."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
+PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+#: Redis databases of the in-process session worker (broker, results); other tests use others.
+SESSION_REDIS_DBS = (11, 12)
+
+
+def redis_url(db: int) -> str:
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+
+def schema_url(schema: str) -> str:
+    sep = "&" if "?" in PG_BASE else "?"
+    return f"{PG_BASE}{sep}options=-csearch_path%3D{schema}"
+
+
+def new_schema_name(prefix: str = "cf_test") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def check_services() -> None:
+    try:
+        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {REDIS_HOST}:{REDIS_PORT} is not reachable ({exc}); start it (see README)")
+    try:
+        with sa.create_engine(PG_BASE).connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"Postgres at {PG_BASE} is not reachable ({exc.orig}); start it (see README)")
+
+
+def create_schema(schema: str) -> None:
+    engine = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+
+
+def drop_schema(schema: str) -> None:
+    engine = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()

@@ -1,0 +1,34 @@
+"""The first vertical slice: lead.created -> enrich -> score -> crm_write on three agent queues."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from orchestration.campaigns import manager
+from orchestration.store import get_engine
+from tests.support.runs import wait_for_run
+
+LEAD = {
+    "id": "evt-lead-1",
+    "type": "lead.created",
+    "payload": {"email": "Ada@Acme-Robotics.com", "name": "Ada", "title": "VP Marketing", "source": "demo_request"},
+}
+
+
+def test_lead_runs_on_three_queues_and_leaves_envelope(worker: object) -> None:
+    handle = manager().ingest_event(LEAD)
+    assert handle.duplicate is False
+
+    env = wait_for_run(handle.run_id)
+
+    assert env.status == "succeeded", env.model_dump_json(indent=2)
+    assert [r.step_id for r in env.records] == ["enrich", "score", "crm"]
+    assert {r.status for r in env.records} == {"succeeded"}
+    assert [r.agent for r in env.records] == ["enrich", "score", "crm_write"]
+    assert env.record("enrich").output["company"] == "Acme Robotics"
+    assert env.record("score").output["segment"] == "hot"
+    assert env.metadata.event_id == "evt-lead-1"
+    assert env.metadata.started_at is not None and env.metadata.finished_at is not None
+    with get_engine().connect() as conn:
+        row = conn.execute(sa.text("select company, segment, writes from crm_contact")).one()
+    assert tuple(row) == ("Acme Robotics", "hot", 1)
