@@ -60,8 +60,12 @@ def crm_write(inp: CrmWriteInput, ctx: AgentContext) -> CrmWriteOutput:
     if not url:
         raise PermanentAgentError("crm_write needs database_url in its context")
     params = {
-        "email": inp.email, "name": inp.name, "company": inp.company, "segment": inp.segment,
-        "score": inp.points, "key": ctx.idempotency_key,
+        "email": inp.email,
+        "name": inp.name,
+        "company": inp.company,
+        "segment": inp.segment,
+        "score": inp.points,
+        "key": ctx.idempotency_key,
     }
     try:
         with _engine(url).begin() as conn:

@@ -46,5 +46,7 @@ def score(inp: ScoreInput, ctx: AgentContext) -> ScoreOutput:
     if inp.source:
         total += add(SOURCE_POINTS.get(inp.source, 5), f"source {inp.source}")
     points = max(0, min(100, total))
-    segment: Literal["hot", "warm", "cold"] = "hot" if points >= HOT_AT else "warm" if points >= WARM_AT else "cold"
+    segment: Literal["hot", "warm", "cold"] = (
+        "hot" if points >= HOT_AT else "warm" if points >= WARM_AT else "cold"
+    )
     return ScoreOutput(points=points, segment=segment, reasons=reasons)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+
 from pydantic import BaseModel, ConfigDict
 
 from agents.context import AgentContext
@@ -51,4 +52,3 @@ def fail(inp: FailInput, ctx: AgentContext) -> FailOutput:
         error: type[Exception] = PermanentAgentError if inp.permanent else TransientAgentError
         raise error(f"{inp.message} (attempt {ctx.attempt})")
     return FailOutput(attempt=ctx.attempt)
-

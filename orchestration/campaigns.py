@@ -51,13 +51,13 @@ def parse_event(raw: Mapping[str, Any] | Event) -> Event:
     try:
         return Event.model_validate(raw)
     except ValidationError as exc:
-        raise EventValidationError(
-            [f"{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
-        ) from None
+        raise EventValidationError([f"{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]) from None
 
 
 class CampaignManager:
-    def __init__(self, engine: OrchestrationEngine, registry: Registry, routes: tuple[Route, ...] = DEFAULT_ROUTES):
+    def __init__(
+        self, engine: OrchestrationEngine, registry: Registry, routes: tuple[Route, ...] = DEFAULT_ROUTES
+    ):
         self.engine = engine
         self.registry = registry
         # campaign-specific routes first, so they win over the generic one
@@ -80,7 +80,9 @@ class CampaignManager:
         extra = {"event_type": event.type}
         if event.occurred_at is not None:
             extra["occurred_at"] = event.occurred_at.isoformat()
-        return orchestrator.run(event.payload, mode=mode, event_id=event.id, campaign=event.campaign, extra=extra)
+        return orchestrator.run(
+            event.payload, mode=mode, event_id=event.id, campaign=event.campaign, extra=extra
+        )
 
 
 def manager() -> CampaignManager:

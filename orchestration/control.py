@@ -17,7 +17,9 @@ class RunStateError(CampaignflowError):
 def cancel_run(run_id: str) -> str:
     """Mark a queued or running run ``cancelled``; its remaining steps see it and stop."""
     with get_engine().begin() as conn:
-        if repo.finish_run(conn, run_id, "cancelled", {"type": "Cancelled", "message": "cancelled on request"}):
+        if repo.finish_run(
+            conn, run_id, "cancelled", {"type": "Cancelled", "message": "cancelled on request"}
+        ):
             conn.execute(
                 repo.step_t.update()
                 .where(repo.step_t.c.run_id == run_id, repo.step_t.c.status == "pending")
@@ -41,8 +43,16 @@ def reopen_failed_run(run_id: str) -> Flow:
         conn.execute(
             repo.run_t.update()
             .where(repo.run_t.c.run_id == run_id)
-            .values(status="running", error=None, finished_at=None, redrives=repo.run_t.c.redrives + 1,
-                    updated_at=repo.utcnow(), deadline_at=None)
+            .values(
+                status="running",
+                error=None,
+                finished_at=None,
+                redrives=repo.run_t.c.redrives + 1,
+                updated_at=repo.utcnow(),
+                deadline_at=None,
+            )
         )
-        flow_def = conn.execute(sa.select(repo.run_t.c.flow_def).where(repo.run_t.c.run_id == run_id)).scalar_one()
+        flow_def = conn.execute(
+            sa.select(repo.run_t.c.flow_def).where(repo.run_t.c.run_id == run_id)
+        ).scalar_one()
     return Flow.model_validate(flow_def)

@@ -71,7 +71,9 @@ class OrchestrationEngine:
 
     def _parallel(self, node: ParallelNode, run_id: str, *, final: bool) -> list[Signature]:
         flat = [m for m in node.members if is_flat(m)]
-        stages = [sig for m in node.members if not is_flat(m) for sig in self.compile_node(m, run_id, final=False)]
+        stages = [
+            sig for m in node.members if not is_flat(m) for sig in self.compile_node(m, run_id, final=False)
+        ]
         join = self._engine_sig(JOIN_TASK, run_id, node.id, final)
         if not flat:
             return [*stages, join]
@@ -84,7 +86,11 @@ class OrchestrationEngine:
         if count == 0:
             return join
         lanes: list[list[Signature]] = [[] for _ in range(min(node.concurrency, count))]
-        inner = [node.do] if isinstance(node.do, StepNode) else [s for s in node.do.steps if isinstance(s, StepNode)]
+        inner = (
+            [node.do]
+            if isinstance(node.do, StepNode)
+            else [s for s in node.do.steps if isinstance(s, StepNode)]
+        )
         for i in range(count):
             for step, sid in zip(inner, steps.map_item_ids(node, i), strict=True):
                 lanes[i % len(lanes)].append(self.step_signature(step, run_id, sid, final=False))

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from kombu import Queue
+from kombu.entity import Queue
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestration.errors import ConfigurationError, UnknownAgentError, UnknownOrchestratorError
@@ -38,7 +38,9 @@ class RetryPolicy(BaseModel):
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        base = min(self.backoff_seconds * self.backoff_factor ** max(attempt - 1, 0), self.backoff_max_seconds)
+        base = min(
+            self.backoff_seconds * self.backoff_factor ** max(attempt - 1, 0), self.backoff_max_seconds
+        )
         return base * random.uniform(0.5, 1.0) if self.jitter else base
 
 
@@ -114,7 +116,7 @@ class Registry:
         return [ENGINE_QUEUE, *(f"agents.{pool}" for pool in self.pools())]
 
     def queues(self) -> tuple[Queue, ...]:
-        return tuple(Queue(name, routing_key=name) for name in self.queue_names())
+        return tuple(Queue(name, routing_key=name) for name in self.queue_names())  # type: ignore[no-untyped-call]
 
     def task_routes(self) -> dict[str, dict[str, str]]:
         routes = {spec.task_name: {"queue": spec.queue} for spec in self.agents()}
@@ -146,7 +148,9 @@ def is_valid_name(name: str) -> bool:
     return bool(_NAME_RE.match(name))
 
 
-def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict[str, str]:
+def route_task(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
+) -> dict[str, str]:
     """Celery router: agent tasks to their pool's queue, everything else to ``orchestration``.
 
     A function rather than a static table, so agents registered by plugins route the same way.

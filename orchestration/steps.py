@@ -91,7 +91,9 @@ def error_dict(exc: BaseException, attempt: int | None = None) -> dict[str, Any]
     }
 
 
-def _resolve_step(state: repo.RunState, index: dict[str, Node], step_id: str) -> tuple[StepNode, dict[str, Any]]:
+def _resolve_step(
+    state: repo.RunState, index: dict[str, Node], step_id: str
+) -> tuple[StepNode, dict[str, Any]]:
     """The node of ``step_id`` and the scope its input is built from (map items get ``item``)."""
     scope = state.scope()
     match = _ITEM_ID.match(step_id)
@@ -254,12 +256,17 @@ def expand_map(run_id: str, node_id: str) -> tuple[Outcome, MapNode, int]:
             return gate, node, 0
         items = lookup(state.scope(), node.over[1:])
         if not isinstance(items, list):
-            err = {"type": "MapInputError", "message": f"{node.over} is {type(items).__name__}, not a list",
-                   "step_id": node_id}
+            err = {
+                "type": "MapInputError",
+                "message": f"{node.over} is {type(items).__name__}, not a list",
+                "step_id": node_id,
+            }
             repo.record_step(conn, run_id, node_id, agent="engine.map", status="failed", error=err)
             repo.finish_run(conn, run_id, "failed", err)
             return Outcome(Action.FAILED, error=err), node, 0
-        repo.record_step(conn, run_id, node_id, agent="engine.map", status="running", output={"items": len(items)})
+        repo.record_step(
+            conn, run_id, node_id, agent="engine.map", status="running", output={"items": len(items)}
+        )
     return Outcome(Action.CONTINUE), node, len(items)
 
 
@@ -290,8 +297,14 @@ def _choice(conn: Connection, state: repo.RunState, node: BranchNode) -> int | N
     label = f"cases[{chosen}]" if chosen is not None else "else" if node.else_ is not None else "none"
     if chosen is None and node.else_ is not None:
         chosen = len(node.cases)
-    repo.record_step(conn, state.run_id, node.id, agent="engine.branch", status="succeeded",
-                     output={"arm": chosen, "taken": label})
+    repo.record_step(
+        conn,
+        state.run_id,
+        node.id,
+        agent="engine.branch",
+        status="succeeded",
+        output={"arm": chosen, "taken": label},
+    )
     return chosen
 
 
@@ -302,5 +315,3 @@ def finalize(run_id: str) -> None:
 
 def sleep_for_retry(countdown: float) -> None:
     time.sleep(countdown)
-
-

@@ -44,7 +44,7 @@ def bind_agent(spec: AgentSpec) -> Task:
 
     run.__name__ = f"agent_{spec.name}"
     run.__doc__ = spec.description or f"Run agent {spec.name}."
-    return app.task(  # type: ignore[no-any-return]
+    return app.task(
         name=spec.task_name,
         bind=True,
         acks_late=True,

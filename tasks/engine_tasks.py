@@ -72,5 +72,3 @@ def _reason(task_id: str | None) -> dict[str, Any]:
     if isinstance(exc, BaseException):
         return {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__, "task_id": task_id}
     return {"type": "TaskFailed", "message": f"task {task_id} ended {result.state}", "task_id": task_id}
-
-

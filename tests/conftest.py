@@ -11,6 +11,7 @@ from tests.support import services
 
 _SCHEMA = services.new_schema_name()
 os.environ.update(
+    CAMPAIGNFLOW_REDIS_KEY_PREFIX=f"{_SCHEMA}:",
     CAMPAIGNFLOW_BROKER_URL=services.redis_url(services.SESSION_REDIS_DBS[0]),
     CAMPAIGNFLOW_RESULT_BACKEND=services.redis_url(services.SESSION_REDIS_DBS[1]),
     CAMPAIGNFLOW_DATABASE_URL=services.schema_url(_SCHEMA),
@@ -20,7 +21,6 @@ for _name in ("CAMPAIGNFLOW_SMTP_URL", "CAMPAIGNFLOW_LLM_BASE_URL", "CAMPAIGNFLO
     os.environ.pop(_name, None)
 
 import pytest  # noqa: E402
-import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from celery.contrib.testing.worker import start_worker  # noqa: E402
 
@@ -28,7 +28,17 @@ from orchestration.app import app  # noqa: E402
 from orchestration.registry import registry  # noqa: E402
 from orchestration.store import get_engine, migrate  # noqa: E402
 
-TABLES = ("step_record", "run", "ingest_key", "crm_contact")
+TABLES = (
+    "step_record",
+    "run",
+    "ingest_key",
+    "crm_contact",
+    "rejected_event",
+    "campaign_slot",
+    "campaign",
+    "delivery",
+    "heartbeat",
+)
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +55,7 @@ def database() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def celery_worker_session(database: str) -> Iterator[object]:
-    for db in services.SESSION_REDIS_DBS:
-        redis.Redis(host=services.REDIS_HOST, port=services.REDIS_PORT, db=db).flushdb()
+    services.clear_prefix(f"{_SCHEMA}:")
     app.loader.import_default_modules()
     with start_worker(
         app,
@@ -58,6 +67,7 @@ def celery_worker_session(database: str) -> Iterator[object]:
         shutdown_timeout=30,
     ) as worker:
         yield worker
+    services.clear_prefix(f"{_SCHEMA}:")
 
 
 @pytest.fixture

@@ -11,7 +11,12 @@ from tests.support.runs import wait_for_run
 LEAD = {
     "id": "evt-lead-1",
     "type": "lead.created",
-    "payload": {"email": "Ada@Acme-Robotics.com", "name": "Ada", "title": "VP Marketing", "source": "demo_request"},
+    "payload": {
+        "email": "Ada@Acme-Robotics.com",
+        "name": "Ada",
+        "title": "VP Marketing",
+        "source": "demo_request",
+    },
 }
 
 

@@ -102,8 +102,14 @@ class Not(BaseModel):
 
 
 def _condition_kind(value: Any) -> str:
+    if isinstance(value, All):
+        return "all"
+    if isinstance(value, Any_):
+        return "any"
+    if isinstance(value, Not):
+        return "not"
     if isinstance(value, BaseModel):
-        return {All: "all", Any_: "any", Not: "not"}.get(type(value), "compare")
+        return "compare"
     if isinstance(value, Mapping):
         for key in ("all", "any", "not"):
             if key in value:

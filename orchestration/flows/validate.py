@@ -181,7 +181,9 @@ class _Checker:
         for i, child in enumerate(inner):
             where = f"{path}.do" if isinstance(node.do, StepNode) else f"{path}.do.steps[{i}]"
             if not isinstance(child, StepNode):
-                self.problems.append(f"{where}: a map's do holds steps only; move the {child.kind} after the map")
+                self.problems.append(
+                    f"{where}: a map's do holds steps only; move the {child.kind} after the map"
+                )
             elif child.fallback is not None:
                 self.problems.append(f"{where}.fallback: not allowed inside a map; use on_error: continue")
         self.node(node.do, f"{path}.do", set(available), in_map=True)

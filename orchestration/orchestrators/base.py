@@ -45,7 +45,10 @@ class BaseOrchestrator:
         missing = [f for f in flow.input_required if payload.get(f) in (None, "")]
         if missing:
             raise FieldError(
-                [f"payload.{f}: required by flow {flow.name!r}; add it to the event's payload" for f in missing],
+                [
+                    f"payload.{f}: required by flow {flow.name!r}; add it to the event's payload"
+                    for f in missing
+                ],
                 subject="payload",
             )
 

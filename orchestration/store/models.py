@@ -106,3 +106,6 @@ class CrmContact(Base):
     last_write_key: Mapped[str | None] = mapped_column(sa.String(240))
     writes: Mapped[int] = mapped_column(sa.Integer, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+
+
+from orchestration.store import control_models as _control_models  # noqa: E402,F401  (same metadata)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,9 +20,9 @@ from orchestration.envelope import StepRecord as StepRecordModel
 from orchestration.errors import RunNotFoundError
 from orchestration.store.models import TERMINAL_RUN_STATUSES, IngestKey, Run, StepRecord
 
-run_t = Run.__table__
-step_t = StepRecord.__table__
-key_t = IngestKey.__table__
+run_t = cast(sa.Table, Run.__table__)
+step_t = cast(sa.Table, StepRecord.__table__)
+key_t = cast(sa.Table, IngestKey.__table__)
 LIVE = ("queued", "running")
 
 
@@ -165,8 +165,13 @@ def begin_step(conn: Connection, run_id: str, step_id: str, agent: str | None) -
     """Mark the record ``running`` and count the attempt, unless it already succeeded or was skipped."""
     now = utcnow()
     stmt = _insert(conn, step_t).values(
-        run_id=run_id, step_id=step_id, agent=agent, status="running", attempts=1,
-        started_at=now, updated_at=now,
+        run_id=run_id,
+        step_id=step_id,
+        agent=agent,
+        status="running",
+        attempts=1,
+        started_at=now,
+        updated_at=now,
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["run_id", "step_id"],
@@ -227,9 +232,16 @@ def record_step(
     now = utcnow()
     finished = now if status in ("succeeded", "failed", "skipped") else None
     stmt = _insert(conn, step_t).values(
-        run_id=run_id, step_id=step_id, agent=agent, status=status, attempts=1 if status != "skipped" else 0,
-        output=output, error=error, started_at=now if status != "skipped" else None,
-        finished_at=finished, updated_at=now,
+        run_id=run_id,
+        step_id=step_id,
+        agent=agent,
+        status=status,
+        attempts=1 if status != "skipped" else 0,
+        output=output,
+        error=error,
+        started_at=now if status != "skipped" else None,
+        finished_at=finished,
+        updated_at=now,
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["run_id", "step_id"],
@@ -245,11 +257,20 @@ def skip_steps(conn: Connection, run_id: str, steps: list[tuple[str, str | None]
         return
     now = utcnow()
     rows = [
-        {"run_id": run_id, "step_id": sid, "agent": agent, "status": "skipped", "attempts": 0,
-         "finished_at": now, "updated_at": now}
+        {
+            "run_id": run_id,
+            "step_id": sid,
+            "agent": agent,
+            "status": "skipped",
+            "attempts": 0,
+            "finished_at": now,
+            "updated_at": now,
+        }
         for sid, agent in steps
     ]
-    conn.execute(_insert(conn, step_t).values(rows).on_conflict_do_nothing(index_elements=["run_id", "step_id"]))
+    conn.execute(
+        _insert(conn, step_t).values(rows).on_conflict_do_nothing(index_elements=["run_id", "step_id"])
+    )
 
 
 def finish_run(conn: Connection, run_id: str, status: str, error: dict[str, Any] | None = None) -> bool:
@@ -302,9 +323,7 @@ def get_envelope(conn: Connection, run_id: str) -> Envelope:
     run = conn.execute(sa.select(run_t).where(run_t.c.run_id == run_id)).first()
     if run is None:
         raise RunNotFoundError(run_id)
-    steps = conn.execute(
-        sa.select(step_t).where(step_t.c.run_id == run_id).order_by(step_t.c.id)
-    ).all()
+    steps = conn.execute(sa.select(step_t).where(step_t.c.run_id == run_id).order_by(step_t.c.id)).all()
     records = [
         StepRecordModel(
             step_id=s.step_id,
@@ -357,10 +376,19 @@ def list_runs(
     since: datetime | None = None,
     limit: int = 50,
 ) -> list[RunSummary]:
-    query = sa.select(
-        run_t.c.run_id, run_t.c.flow_name, run_t.c.status, run_t.c.campaign, run_t.c.event_id,
-        run_t.c.created_at, run_t.c.finished_at,
-    ).order_by(run_t.c.created_at.desc()).limit(limit)
+    query = (
+        sa.select(
+            run_t.c.run_id,
+            run_t.c.flow_name,
+            run_t.c.status,
+            run_t.c.campaign,
+            run_t.c.event_id,
+            run_t.c.created_at,
+            run_t.c.finished_at,
+        )
+        .order_by(run_t.c.created_at.desc())
+        .limit(limit)
+    )
     if status:
         query = query.where(run_t.c.status == status)
     if flow:
@@ -370,7 +398,14 @@ def list_runs(
     if since:
         query = query.where(run_t.c.created_at >= since)
     return [
-        RunSummary(r.run_id, r.flow_name, r.status, r.campaign, r.event_id, _aware(r.created_at) or utcnow(),
-                   _aware(r.finished_at))
+        RunSummary(
+            r.run_id,
+            r.flow_name,
+            r.status,
+            r.campaign,
+            r.event_id,
+            _aware(r.created_at) or utcnow(),
+            _aware(r.finished_at),
+        )
         for r in conn.execute(query)
     ]

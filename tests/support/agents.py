@@ -46,8 +46,14 @@ def effect(inp: EffectInput, ctx: AgentContext) -> EffectOutput:
 
 for _spec in (
     AgentSpec(
-        name="effect", handler=effect, input_model=EffectInput, output_model=EffectOutput, pool="utility",
-        side_effects=True, soft_time_limit=20, time_limit=30,
+        name="effect",
+        handler=effect,
+        input_model=EffectInput,
+        output_model=EffectOutput,
+        pool="utility",
+        side_effects=True,
+        soft_time_limit=20,
+        time_limit=30,
         retry=RetryPolicy(max_attempts=3, backoff_seconds=0.05, jitter=False),
     ),
 ):

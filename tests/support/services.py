@@ -12,7 +12,8 @@ import sqlalchemy as sa
 REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
 PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-#: Redis databases of the in-process session worker (broker, results); other tests use others.
+#: Redis databases of the in-process session worker (broker, results). Every test session also
+#: prefixes all its keys with its own schema name, so two sessions never share a queue.
 SESSION_REDIS_DBS = (11, 12)
 
 
@@ -53,3 +54,10 @@ def drop_schema(schema: str) -> None:
     with engine.connect() as conn:
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+def clear_prefix(prefix: str) -> None:
+    for db in SESSION_REDIS_DBS:
+        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            client.delete(key)

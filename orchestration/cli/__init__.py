@@ -1,0 +1,1 @@
+"""The ``campaignflow`` command. Each module holds one command group; ``main`` assembles them."""

@@ -1,0 +1,48 @@
+"""``campaignflow``: every command; errors print one clear line and exit non-zero."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from orchestration.cli import worker as worker_cmds
+from orchestration.cli.db import db_app
+from orchestration.cli.flows import flows_app
+from orchestration.cli.runs import ingest, runs_app
+
+cli = typer.Typer(
+    name="campaignflow",
+    help="Multi-step agent workflows on Celery: ingest events, run flows, inspect envelopes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+cli.add_typer(runs_app, name="runs")
+cli.add_typer(flows_app, name="flows")
+cli.add_typer(db_app, name="db")
+cli.command("ingest")(ingest)
+cli.command("worker")(worker_cmds.worker)
+cli.command("beat")(worker_cmds.beat)
+
+
+def main() -> None:
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from orchestration.errors import CampaignflowError
+
+    try:
+        cli()
+    except CampaignflowError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except (OperationalError, ProgrammingError) as exc:
+        typer.echo(
+            f"error: run store not usable ({exc.orig}); check CAMPAIGNFLOW_DATABASE_URL and run "
+            "`campaignflow db upgrade`",
+            err=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

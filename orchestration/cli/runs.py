@@ -1,0 +1,148 @@
+"""``campaignflow runs list|show|retry|cancel`` and ``campaignflow ingest``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from orchestration.cli.common import JSON_OPTION, fail, print_json, table
+from orchestration.envelope import Envelope
+from orchestration.store import get_engine
+from orchestration.store import repository as repo
+
+runs_app = typer.Typer(help="Inspect and control runs.", no_args_is_help=True)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, default=str) if value is not None else ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_envelope(env: Envelope) -> str:
+    meta = env.metadata
+    duration = (
+        f"{(meta.finished_at - meta.started_at).total_seconds() * 1000:.0f} ms"
+        if meta.started_at and meta.finished_at
+        else "-"
+    )
+    head = [
+        f"run {env.run_id}  flow {env.flow} v{meta.flow_version}  status {env.status.upper()}  {duration}",
+        f"event {meta.event_id or '-'}  campaign {meta.campaign or '-'}"
+        f"  orchestrator {meta.orchestrator or '-'}  mode {meta.mode}",
+    ]
+    if meta.error:
+        head.append(f"error: {meta.error.type}: {meta.error.message}")
+    rows = []
+    for r in env.records:
+        took = (
+            f"{(r.finished_at - r.started_at).total_seconds() * 1000:.0f}"
+            if r.started_at and r.finished_at
+            else ""
+        )
+        detail = f"{r.error.type}: {r.error.message}" if r.error else _short(r.output)
+        rows.append([r.step_id, r.agent or "", r.status, r.attempts, took, detail])
+    return (
+        "\n".join(head) + "\n\n" + table(["step", "agent", "status", "tries", "ms", "output / error"], rows)
+    )
+
+
+def load_envelope(run_id: str) -> Envelope:
+    with get_engine().connect() as conn:
+        return repo.get_envelope(conn, run_id)
+
+
+@runs_app.command("show")
+def show(run_id: str, as_json: bool = JSON_OPTION) -> None:
+    """Print a run's envelope: metadata and one record per step."""
+    env = load_envelope(run_id)
+    if as_json:
+        print_json(env.model_dump(mode="json"))
+    else:
+        typer.echo(render_envelope(env))
+
+
+@runs_app.command("list")
+def list_runs(
+    status: str | None = typer.Option(None, help="queued, running, succeeded, failed or cancelled."),
+    flow: str | None = typer.Option(None),
+    campaign: str | None = typer.Option(None),
+    since: datetime | None = typer.Option(None, help="ISO date or datetime."),
+    limit: int = typer.Option(50, min=1, max=10_000),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The newest runs first."""
+    with get_engine().connect() as conn:
+        runs = repo.list_runs(conn, status=status, flow=flow, campaign=campaign, since=since, limit=limit)
+    if as_json:
+        print_json([r.__dict__ for r in runs])
+        return
+    rows = [
+        [r.run_id, r.flow, r.status, r.campaign, r.event_id, r.created_at.isoformat(timespec="seconds")]
+        for r in runs
+    ]
+    typer.echo(table(["run_id", "flow", "status", "campaign", "event", "created"], rows))
+
+
+@runs_app.command("cancel")
+def cancel(run_id: str, as_json: bool = JSON_OPTION) -> None:
+    """Cancel a queued or running run."""
+    from orchestration.control import cancel_run
+
+    status = cancel_run(run_id)
+    print_json({"run_id": run_id, "status": status}) if as_json else typer.echo(f"{run_id} {status}")
+
+
+@runs_app.command("retry")
+def retry(run_id: str, as_json: bool = JSON_OPTION) -> None:
+    """Re-drive a failed run from its failed step (succeeded steps are not run again)."""
+    from orchestration.app import engine
+    from orchestration.control import reopen_failed_run
+
+    engine().start(reopen_failed_run(run_id), run_id)
+    print_json({"run_id": run_id, "status": "running"}) if as_json else typer.echo(f"{run_id} running")
+
+
+def ingest(
+    source: str = typer.Argument(..., help="A JSON file with one event (or a list), or - for stdin."),
+    sync: bool = typer.Option(False, "--sync", help="Run in this process instead of on the workers."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for async runs to end."),
+    timeout: float = typer.Option(60.0, help="Seconds to wait with --wait."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Ingest events: validate, route, open a run per event and start it."""
+    from orchestration.campaigns import manager
+
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{source}: not valid JSON ({exc})")
+    events = data if isinstance(data, list) else [data]
+    handles = [manager().ingest_event(e, mode="inline" if sync else "async") for e in events]
+    results = []
+    for handle in handles:
+        status = handle.status
+        if wait and not sync:
+            status = _wait(handle.run_id, timeout)
+        results.append({**handle.as_dict(), "status": status})
+    if as_json:
+        print_json(results if isinstance(data, list) else results[0])
+    else:
+        for r in results:
+            typer.echo(f"{r['run_id']} {r['status']}{' (duplicate)' if r['duplicate'] else ''}")
+
+
+def _wait(run_id: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_engine().connect() as conn:
+            status = repo.run_status(conn, run_id)
+        if status in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)

@@ -1,0 +1,65 @@
+"""``campaignflow worker`` and ``campaignflow beat``: thin wrappers over Celery's own commands that
+know the pools, queues and concurrency from the registry."""
+
+from __future__ import annotations
+
+import typer
+
+from orchestration.registry import ENGINE_QUEUE
+
+
+def worker_argv(
+    pool: str | None, all_pools: bool, concurrency: int | None, pool_impl: str, loglevel: str
+) -> list[str]:
+    from orchestration.errors import UnknownNameError
+    from orchestration.registry import registry
+
+    pools = registry.pools()
+    if all_pools:
+        queues = registry.queue_names()
+        name, default_c = "all", max(2, min(8, sum(pools.values())))
+    elif pool == ENGINE_QUEUE:
+        queues, name, default_c = [ENGINE_QUEUE], ENGINE_QUEUE, 4
+    elif pool in pools:
+        queues, name, default_c = [f"agents.{pool}"], pool, pools[pool]
+    else:
+        raise UnknownNameError("pool", str(pool), [ENGINE_QUEUE, *pools])
+    return [
+        "worker",
+        "-Q",
+        ",".join(queues),
+        "-c",
+        str(concurrency or default_c),
+        "-P",
+        pool_impl,
+        "-n",
+        f"{name}@%h",
+        "-l",
+        loglevel,
+        "-E",
+    ]
+
+
+def worker(
+    pool: str | None = typer.Option(None, "--pool", help="Agent pool, or 'orchestration' for engine tasks."),
+    all_pools: bool = typer.Option(False, "--all", help="Consume every queue (small deployments, demos)."),
+    concurrency: int | None = typer.Option(None, "-c", "--concurrency", help="Default: the pool's setting."),
+    pool_impl: str = typer.Option("prefork", "-P", "--pool-impl", help="prefork, threads or solo."),
+    loglevel: str = typer.Option("INFO", "-l", "--loglevel"),
+) -> None:
+    """Start a Celery worker on one pool's queue (or on all of them with --all)."""
+    from orchestration.app import app
+
+    if not pool and not all_pools:
+        raise typer.BadParameter("give --pool NAME or --all")
+    app.worker_main(worker_argv(pool, all_pools, concurrency, pool_impl, loglevel))
+
+
+def beat(
+    schedule: str = typer.Option("celerybeat-schedule", help="Beat's state file (keep it on a volume)."),
+    loglevel: str = typer.Option("INFO", "-l", "--loglevel"),
+) -> None:
+    """Start the one beat of a deployment (sweeper, campaign ticks)."""
+    from orchestration.app import app
+
+    app.start(["beat", "-s", schedule, "-l", loglevel])

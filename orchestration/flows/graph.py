@@ -1,0 +1,91 @@
+"""A flow as a Mermaid flowchart (``campaignflow flows graph NAME``)."""
+
+from __future__ import annotations
+
+from orchestration.flows.conditions import All, Any_, Compare, Not
+from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
+
+
+def describe(cond: object) -> str:
+    if isinstance(cond, Compare):
+        return f"{cond.field} {cond.op} {cond.value!r}" if cond.op != "exists" else f"{cond.field} exists"
+    if isinstance(cond, All):
+        return " and ".join(describe(c) for c in cond.all)
+    if isinstance(cond, Any_):
+        return " or ".join(describe(c) for c in cond.any)
+    if isinstance(cond, Not):
+        return f"not ({describe(cond.not_)})"
+    return "?"
+
+
+class _Mermaid:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.counter = 0
+
+    def _anon(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def node(self, node: Node, entry: list[str]) -> list[str]:
+        """Draw ``node`` after the ``entry`` nodes; return the ids the next node connects from."""
+        if isinstance(node, StepNode):
+            self.lines.append(f'    {_safe(node.id)}["{node.id}<br/><i>{node.agent}</i>"]')
+            self._edges(entry, _safe(node.id))
+            return [_safe(node.id)]
+        if isinstance(node, SequenceNode):
+            for child in node.steps:
+                entry = self.node(child, entry)
+            return entry
+        if isinstance(node, ParallelNode):
+            fork = self._anon("fork")
+            self.lines.append(f"    {fork}{{{{parallel {node.id}}}}}")
+            self._edges(entry, fork)
+            member_ends = [end for m in node.members for end in self.node(m, [fork])]
+            join = _safe(node.id)
+            self.lines.append(f"    {join}((join {node.id}))")
+            self._edges(member_ends, join)
+            return [join]
+        if isinstance(node, BranchNode):
+            decision = _safe(node.id)
+            self.lines.append(f"    {decision}{{{node.id}}}")
+            self._edges(entry, decision)
+            ends: list[str] = []
+            for case in node.cases:
+                ends += self.node(case.then, [f'{decision} -- "{_label(describe(case.when))}"'])
+            if node.else_ is not None:
+                ends += self.node(node.else_, [f'{decision} -- "else"'])
+            else:
+                ends.append(decision)
+            return ends
+        assert isinstance(node, MapNode)
+        fan = self._anon("map")
+        self.lines.append(
+            f'    {fan}[/"map {node.id} over {node.over}<br/>at most {node.concurrency} at once"/]'
+        )
+        self._edges(entry, fan)
+        join = _safe(node.id)
+        map_ends = self.node(node.do, [fan])
+        self.lines.append(f"    {join}((join {node.id}))")
+        self._edges(map_ends, join)
+        return [join]
+
+    def _edges(self, sources: list[str], target: str) -> None:
+        self.lines.extend(f"    {source} --> {target}" for source in sources)
+
+
+def _safe(node_id: str) -> str:
+    return "n_" + node_id.replace("-", "_")
+
+
+def _label(text: str) -> str:
+    return text.replace('"', "'")
+
+
+def to_mermaid(flow: Flow) -> str:
+    drawing = _Mermaid()
+    drawing.lines.append(f"    start([{flow.name} v{flow.version}])")
+    ends = drawing.node(flow.root, ["start"])
+    drawing.lines.append("    done([end])")
+    drawing._edges(ends, "done")
+    return "flowchart TD\n" + "\n".join(drawing.lines) + "\n"

@@ -1,0 +1,92 @@
+"""Models of the control plane: rejected events, beat-scheduled campaigns and their slots, the
+delivery ledger of sent messages, and heartbeats (beat's last tick)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from orchestration.store.models import Base, JSONType, _now
+
+
+class RejectedEvent(Base):
+    """An event that could not become a run, kept with the reason and the raw body for replay."""
+
+    __tablename__ = "rejected_event"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(sa.String(200), index=True)
+    raw: Mapped[Any] = mapped_column(JSONType)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    problems: Mapped[Any] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(sa.String(16), server_default="rejected")
+    replay_run_id: Mapped[str | None] = mapped_column(sa.String(36))
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    replayed_at: Mapped[datetime | None]
+
+
+class Campaign(Base):
+    """A scheduled campaign: every slot of its schedule starts one run per audience member."""
+
+    __tablename__ = "campaign"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    event_type: Mapped[str] = mapped_column(sa.String(120))
+    schedule_kind: Mapped[str] = mapped_column(sa.String(16))
+    every_seconds: Mapped[float | None] = mapped_column(sa.Float)
+    cron: Mapped[str | None] = mapped_column(sa.String(120))
+    timezone: Mapped[str] = mapped_column(sa.String(64), server_default="UTC")
+    event_template: Mapped[Any] = mapped_column(JSONType)
+    audience: Mapped[Any | None] = mapped_column(JSONType)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    max_catchup: Mapped[int] = mapped_column(sa.Integer, server_default="3")
+    starts_at: Mapped[datetime | None]
+    last_slot_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+
+    __table_args__ = (sa.CheckConstraint(sa.column("schedule_kind").in_(("interval", "cron")), name="kind"),)
+
+
+class CampaignSlot(Base):
+    """One due slot of a campaign; unique per (campaign, slot) so no slot starts twice."""
+
+    __tablename__ = "campaign_slot"
+
+    campaign_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+    )
+    slot_at: Mapped[datetime] = mapped_column(primary_key=True)
+    runs: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+
+
+class Delivery(Base):
+    """The ledger of sent messages: one row per idempotency key (run_id:step_id)."""
+
+    __tablename__ = "delivery"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(240), unique=True)
+    run_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    channel: Mapped[str] = mapped_column(sa.String(40))
+    recipient: Mapped[str] = mapped_column(sa.String(320))
+    subject: Mapped[str | None] = mapped_column(sa.String(400))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    provider_message_id: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    sent_at: Mapped[datetime | None]
+
+
+class Heartbeat(Base):
+    """Last time a periodic component (beat, the sweeper) did its work."""
+
+    __tablename__ = "heartbeat"
+
+    name: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(server_default=_now())
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
