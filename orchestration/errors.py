@@ -13,42 +13,57 @@ class CampaignflowError(Exception):
     """Root of every campaignflow error."""
 
 
+class _Formatted(CampaignflowError):
+    """An error built from fields: ``args`` keeps the fields (so Celery can rebuild it from a
+    result), ``str()`` gives the message."""
+
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class ConfigurationError(CampaignflowError):
     """Raised when settings or the registry are inconsistent."""
 
 
-class UnknownNameError(CampaignflowError, LookupError):
+class UnknownNameError(_Formatted, LookupError):
     """Raised when a name (agent, orchestrator, flow) is not registered. Lists what is."""
 
-    def __init__(self, kind: str, name: str, registered: Iterable[str], *, path: str | None = None) -> None:
+    def __init__(
+        self, kind: str, name: str, registered: Iterable[str] = (), *, path: str | None = None
+    ) -> None:
         self.kind, self.name, self.registered = kind, name, sorted(registered)
+        super().__init__(kind, name, self.registered)
         where = f"{path}: " if path else ""
-        super().__init__(
-            f"{where}unknown {kind} {name!r} (registered: {', '.join(self.registered) or 'none'})"
-        )
+        self.message = f"{where}unknown {kind} {name!r} (registered: {', '.join(self.registered) or 'none'})"
 
 
 class UnknownAgentError(UnknownNameError):
-    def __init__(self, name: str, registered: Iterable[str], *, path: str | None = None) -> None:
+    def __init__(self, name: str, registered: Iterable[str] = (), *, path: str | None = None) -> None:
         super().__init__("agent", name, registered, path=path)
+        self.args = (name, self.registered)
 
 
 class UnknownOrchestratorError(UnknownNameError):
-    def __init__(self, name: str, registered: Iterable[str], *, path: str | None = None) -> None:
+    def __init__(self, name: str, registered: Iterable[str] = (), *, path: str | None = None) -> None:
         super().__init__("orchestrator", name, registered, path=path)
+        self.args = (name, self.registered)
 
 
 class UnknownFlowError(UnknownNameError):
-    def __init__(self, name: str, registered: Iterable[str], *, path: str | None = None) -> None:
+    def __init__(self, name: str, registered: Iterable[str] = (), *, path: str | None = None) -> None:
         super().__init__("flow", name, registered, path=path)
+        self.args = (name, self.registered)
 
 
-class FieldError(CampaignflowError, ValueError):
+class FieldError(_Formatted, ValueError):
     """One or more field-level problems; each line is ``path: problem (fix)``."""
 
     def __init__(self, problems: list[str], *, subject: str = "input") -> None:
         self.problems = problems
-        super().__init__(f"invalid {subject}:\n  " + "\n  ".join(problems))
+        super().__init__(problems)
+        self.message = f"invalid {subject}:\n  " + "\n  ".join(problems)
 
 
 class FlowValidationError(FieldError):
@@ -65,10 +80,11 @@ class EventValidationError(FieldError):
         super().__init__(problems, subject="event")
 
 
-class RunNotFoundError(CampaignflowError, LookupError):
+class RunNotFoundError(_Formatted, LookupError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        super().__init__(f"run {run_id!r} not found")
+        super().__init__(run_id)
+        self.message = f"run {run_id!r} not found"
 
 
 class StepFailedError(CampaignflowError):

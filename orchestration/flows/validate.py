@@ -110,8 +110,9 @@ class _Checker:
             return
         agent = self.agents.get(step)
         if len(parts) > 2 and agent and self.registry is not None:
-            fields = self.registry.agent(agent).output_model.model_fields
-            if parts[2] not in fields:
+            model = self.registry.agent(agent).output_model
+            fields = model.model_fields
+            if parts[2] not in fields and model.model_config.get("extra") != "allow":
                 self.problems.append(
                     f"{path}: {prefix}{ref}: agent {agent!r} outputs no field {parts[2]!r} "
                     f"(fields: {', '.join(sorted(fields))})"

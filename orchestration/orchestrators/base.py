@@ -69,7 +69,7 @@ class BaseOrchestrator:
             run_id=str(uuid.uuid4()),
             flow_name=flow.name,
             flow_version=flow.version,
-            flow_def=flow.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+            flow_def=flow.model_dump(mode="json", by_alias=True, exclude_none=True),
             payload=payload,
             mode=mode,
             event_id=event_id,
@@ -88,3 +88,16 @@ class BaseOrchestrator:
             self.engine.start(flow, run_id)
         with get_engine().connect() as conn:
             return RunHandle(run_id, repo.run_status(conn, run_id), False)
+
+
+class FlowRunner(BaseOrchestrator):
+    """Runs one given flow for any payload: for flows defined in Python, examples and tests."""
+
+    name: ClassVar[str] = "flow"
+
+    def __init__(self, engine: OrchestrationEngine, flow: Flow) -> None:
+        super().__init__(engine)
+        self._flow = flow
+
+    def flow(self, payload: dict[str, Any]) -> Flow:
+        return self._flow
