@@ -8,6 +8,7 @@ import typer
 
 from orchestration.cli import worker as worker_cmds
 from orchestration.cli.db import db_app
+from orchestration.cli.demo import demo
 from orchestration.cli.flows import flows_app
 from orchestration.cli.runs import ingest, runs_app
 
@@ -23,6 +24,7 @@ cli.add_typer(db_app, name="db")
 cli.command("ingest")(ingest)
 cli.command("worker")(worker_cmds.worker)
 cli.command("beat")(worker_cmds.beat)
+cli.command("demo")(demo)
 
 
 def main() -> None:
