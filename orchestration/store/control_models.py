@@ -28,6 +28,26 @@ class RejectedEvent(Base):
     replayed_at: Mapped[datetime | None]
 
 
+class RoutingRule(Base):
+    """A routing rule kept in the database: events of ``event_type`` (and ``campaign``) go to an
+    orchestrator or a named flow. Added at run time (``campaignflow routes add``), no restart."""
+
+    __tablename__ = "routing_rule"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    event_type: Mapped[str] = mapped_column(sa.String(120), index=True)
+    campaign: Mapped[str | None] = mapped_column(sa.String(120))
+    orchestrator: Mapped[str | None] = mapped_column(sa.String(120))
+    flow: Mapped[str | None] = mapped_column(sa.String(120))
+    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            (sa.column("orchestrator").is_(None)) != (sa.column("flow").is_(None)), name="target"
+        ),
+    )
+
+
 class Campaign(Base):
     """A scheduled campaign: every slot of its schedule starts one run per audience member."""
 
