@@ -17,6 +17,7 @@ class StepError(BaseModel):
     message: str
     attempt: int | None = None
     at: datetime | None = None
+    step_id: str | None = Field(None, description="On the run's error: the step that failed it.")
 
 
 class StepRecord(BaseModel):
