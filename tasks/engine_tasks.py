@@ -72,3 +72,14 @@ def _reason(task_id: str | None) -> dict[str, Any]:
     if isinstance(exc, BaseException):
         return {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__, "task_id": task_id}
     return {"type": "TaskFailed", "message": f"task {task_id} ended {result.state}", "task_id": task_id}
+
+
+@app.task(name="campaignflow.engine.sweep", acks_late=True)
+def sweep() -> dict[str, list[str]]:
+    """Periodic (beat): fail runs past their deadline, re-drive or fail runs with no progress."""
+    from orchestration.settings import get_settings
+    from orchestration.sweeper import sweep as run_sweep
+
+    settings = get_settings()
+    report = run_sweep(engine(), stall_seconds=settings.stall_seconds, max_redrives=settings.max_redrives)
+    return report.as_dict()
