@@ -1,0 +1,88 @@
+"""A real SMTP server for the tests (aiosmtpd on 127.0.0.1) that keeps every message it accepts.
+
+Recipients starting with ``bounce`` are refused for good (550), ``busy`` for now (451); with
+``credentials`` set, the server offers AUTH LOGIN/PLAIN over plain text (loopback only) and
+requires it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address.startswith("bounce"):
+            return "550 5.1.1 no such mailbox"
+        if address.startswith("busy"):
+            return "451 4.3.0 mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        with self.sink.lock:
+            self.sink.messages.append(msg)
+            self.sink.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 2.0.0 accepted"
+
+
+class SmtpSink:
+    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
+        self.credentials = credentials
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.logins: list[str] = []
+        kwargs: dict[str, Any] = {}
+        if credentials is not None:
+            kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=False)
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and (
+                data.login.decode(),
+                data.password.decode(),
+            )
+            == self.credentials
+        )
+        if ok:
+            self.logins.append(data.login.decode())
+        return AuthResult(success=ok, handled=False)
+
+    def url(self, user: str | None = None, password: str | None = None, query: str = "") -> str:
+        auth = f"{user}:{password}@" if user is not None else ""
+        return f"smtp://{auth}127.0.0.1:{self.port}{'?' + query if query else ''}"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self.lock:
+            return [m for m in self.messages if m["To"] == address]
+
+    def __enter__(self) -> SmtpSink:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()

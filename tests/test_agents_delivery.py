@@ -1,0 +1,162 @@
+"""The delivery and nurture agents called directly (as a step would call them) against a real SMTP
+server (aiosmtpd on 127.0.0.1) and the session's Postgres ledger; the outbox against SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from agents import ledger
+from agents.delivery import DeliverInput, deliver_email, parse_smtp_url
+from agents.errors import PermanentAgentError, TransientAgentError
+from agents.nurture import NurtureInput, nurture_add
+from orchestration.steps import StepContext
+from orchestration.store.control_models import Delivery
+from tests.support.smtp import SmtpSink, free_port
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:aiosmtpd.*")
+
+MSG = DeliverInput(to="ada@acme-robotics.com", subject="Hello Ada", body="A short note.\n")
+
+
+def ctx(db: str, smtp_url: str | None, run_id: str | None = None, step_id: str = "send") -> StepContext:
+    return StepContext(run_id or str(uuid.uuid4()), step_id, 1, {"database_url": db, "smtp_url": smtp_url})
+
+
+def rows(db: str) -> list[sa.Row[tuple[str, str, str, str]]]:
+    with ledger.engine(db).connect() as conn:
+        query = sa.select(
+            ledger.delivery.c.idempotency_key,
+            ledger.delivery.c.channel,
+            ledger.delivery.c.status,
+            ledger.delivery.c.recipient,
+        ).order_by(ledger.delivery.c.id)
+        return list(conn.execute(query).all())
+
+
+def test_sends_once_per_idempotency_key(clean_db: str) -> None:
+    with SmtpSink() as sink:
+        c = ctx(clean_db, sink.url(query="from=sales@campaignflow.test"))
+        first = deliver_email(MSG, c)
+        again = deliver_email(MSG, c)  # a redelivered step: same run_id:step_id
+
+    assert len(sink.messages) == 1
+    msg = sink.messages[0]
+    assert (msg["To"], msg["From"], msg["Subject"]) == (MSG.to, "sales@campaignflow.test", "Hello Ada")
+    assert msg.get_content().strip() == "A short note."
+    assert msg["Message-ID"] == first.message_id and msg["X-Campaignflow-Key"] == c.idempotency_key
+    assert (first.channel, first.status, first.duplicate) == ("email", "sent", False)
+    assert (again.status, again.duplicate, again.message_id) == ("sent", True, first.message_id)
+    assert [tuple(r) for r in rows(clean_db)] == [(c.idempotency_key, "email", "sent", MSG.to)]
+
+
+def test_credentials_are_used_and_a_refusal_is_permanent(clean_db: str) -> None:
+    with SmtpSink(credentials=("mailer", "s3cret")) as sink:
+        c = ctx(clean_db, sink.url("mailer", "wrong"))
+        with pytest.raises(PermanentAgentError, match="CAMPAIGNFLOW_SMTP_URL"):
+            deliver_email(MSG, c)
+        assert [r.status for r in rows(clean_db)] == ["failed"]
+        fixed = StepContext(c.run_id, c.step_id, 2, {**c.config, "smtp_url": sink.url("mailer", "s3cret")})
+        out = deliver_email(MSG, fixed)  # the failed claim is taken over by the next try
+
+    assert sink.logins == ["mailer"] and len(sink.messages) == 1
+    assert out.status == "sent" and [r.status for r in rows(clean_db)] == ["sent"]
+
+
+@pytest.mark.parametrize(
+    ("recipient", "error"), [("bounce@acme.com", PermanentAgentError), ("busy@acme.com", TransientAgentError)]
+)
+def test_recipient_refusals_say_whether_to_retry(clean_db: str, recipient: str, error: type) -> None:
+    with SmtpSink() as sink:
+        with pytest.raises(error, match=recipient):
+            deliver_email(MSG.model_copy(update={"to": recipient}), ctx(clean_db, sink.url()))
+    assert sink.messages == [] and [r.status for r in rows(clean_db)] == ["failed"]
+
+
+def test_server_down_is_transient_then_next_try_sends(clean_db: str) -> None:
+    port = free_port()
+    c = ctx(clean_db, f"smtp://127.0.0.1:{port}")
+    with pytest.raises(TransientAgentError, match="unavailable"):
+        deliver_email(MSG, c)
+    sink = SmtpSink()
+    sink.port = port
+    sink.controller.port = port
+    with sink:
+        out = deliver_email(MSG, c)
+    assert out.status == "sent" and len(sink.messages) == 1
+
+
+def test_fresh_sending_claim_waits_and_a_stale_one_is_taken_over(clean_db: str) -> None:
+    """The crash window: a try claimed the key and died (or is still sending)."""
+    with SmtpSink() as sink:
+        c = ctx(clean_db, sink.url())
+        claim = ledger.claim(
+            clean_db,
+            key=c.idempotency_key,
+            run_id=c.run_id,
+            channel="email",
+            recipient=MSG.to,
+            subject=MSG.subject,
+        )
+        assert claim.owned
+        with pytest.raises(TransientAgentError, match="may still be sending"):
+            deliver_email(MSG, c)
+        assert sink.messages == []
+        with ledger.engine(clean_db).begin() as conn:
+            conn.execute(ledger.delivery.update().values(created_at=datetime.now(UTC) - timedelta(hours=1)))
+        out = deliver_email(MSG, c)
+    assert out.status == "sent" and not out.duplicate and len(sink.messages) == 1
+
+
+def test_outbox_without_smtp_on_sqlite(tmp_path: Path) -> None:
+    """The embedded default: no SMTP server, a SQLite run store; recorded once, nothing sent."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    Delivery.__table__.create(ledger.engine(db))
+    c = ctx(db, None)
+    first = deliver_email(MSG, c)
+    again = deliver_email(MSG, c)
+    assert (first.channel, first.status, first.duplicate, first.sent_at) == ("outbox", "outbox", False, None)
+    assert (again.channel, again.duplicate) == ("outbox", True)
+    assert [tuple(r) for r in rows(db)] == [(c.idempotency_key, "outbox", "outbox", MSG.to)]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://mail:25", "scheme 'http'"),
+        ("smtp://mail:twenty", "the port is not a number"),
+        ("smtp://:25", "no host"),
+    ],
+)
+def test_bad_smtp_url_names_the_setting(url: str, problem: str) -> None:
+    with pytest.raises(PermanentAgentError, match=f"CAMPAIGNFLOW_SMTP_URL: {problem}"):
+        parse_smtp_url(url)
+
+
+def test_smtp_url_parts() -> None:
+    server = parse_smtp_url("smtp://me%40x.com:p%3Ass@mail.x.com:587?starttls=1&from=hi@x.com")
+    assert (server.host, server.port, server.username, server.password) == (
+        "mail.x.com",
+        587,
+        "me@x.com",
+        "p:ss",
+    )
+    assert server.starttls and not server.implicit_tls and server.sender == "hi@x.com"
+    assert parse_smtp_url("smtps://mail.x.com").port == 465
+
+
+def test_nurture_list_membership_is_once_per_email(clean_db: str) -> None:
+    first_run, second_run = str(uuid.uuid4()), str(uuid.uuid4())
+    inp = NurtureInput(email="Bob@Example.org", reason="cold")
+    a = nurture_add(inp, ctx(clean_db, None, first_run, "nurture"))
+    redelivered = nurture_add(inp, ctx(clean_db, None, first_run, "nurture"))
+    later = nurture_add(inp, ctx(clean_db, None, second_run, "nurture"))
+    assert (a.added, redelivered.added, later.added) == (True, True, False)
+    assert later.added_by_run == first_run
+    assert [tuple(r) for r in rows(clean_db)] == [
+        ("nurture:nurture:bob@example.org", "nurture", "listed", "bob@example.org")
+    ]
