@@ -60,4 +60,8 @@ result_backend_transport_options = {
 
 beat_schedule = {
     "campaignflow-sweep": {"task": "campaignflow.engine.sweep", "schedule": _settings.sweep_interval},
+    "campaignflow-campaign-tick": {
+        "task": "campaignflow.campaign_tick",
+        "schedule": _settings.campaign_tick_interval,
+    },
 }

@@ -1,20 +1,37 @@
-"""CampaignManager: an event comes in, a route picks the orchestrator, a run opens (idempotently on
-the event id) and runs inline or on the workers."""
+"""CampaignManager: an event comes in, a route picks the orchestrator (or a named flow), a run opens
+(idempotently on the event id) and runs inline or on the workers. An event that cannot become a run is
+stored as a rejected event (see ``orchestration.rejected``), never dropped.
+
+Routing rules come from three places, read at every ingest so a new rule needs no restart: the
+database (``campaignflow routes add``), the file named by ``CAMPAIGNFLOW_ROUTES_FILE``, and the
+built-in ``DEFAULT_ROUTES``. A rule for the event's campaign wins over a rule for any campaign; among
+those, a database rule wins over a file rule, which wins over a built-in one.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import sqlalchemy as sa
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from orchestration import rejected
 from orchestration.engine import OrchestrationEngine
-from orchestration.errors import EventValidationError, RouteNotFoundError
+from orchestration.errors import ConfigurationError, EventValidationError, RouteNotFoundError
 from orchestration.flows.validate import format_loc
-from orchestration.orchestrators import RunHandle
+from orchestration.orchestrators import BaseOrchestrator, RunHandle
 from orchestration.orchestrators.base import Mode
 from orchestration.registry import Registry
+from orchestration.settings import get_settings
+from orchestration.store import get_engine
+from orchestration.store.control_models import RoutingRule
+
+route_t = cast(sa.Table, RoutingRule.__table__)
 
 
 class Event(BaseModel):
@@ -30,19 +47,34 @@ class Event(BaseModel):
 
 
 class Route(BaseModel):
-    """Events of ``event_type`` (and, when set, of ``campaign``) go to ``orchestrator``."""
+    """Events of ``event_type`` (and, when set, of ``campaign``) go to ``orchestrator`` or ``flow``."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event_type: str
-    orchestrator: str
-    campaign: str | None = None
+    event_type: str = Field(min_length=1, max_length=120, pattern=r"^[a-z][a-z0-9_.\-]*$")
+    orchestrator: str | None = Field(None, description="A registered orchestrator.")
+    campaign: str | None = Field(None, max_length=120)
+    flow: str | None = Field(None, description="A flow of the catalog, run as it is.")
+    id: int | None = Field(None, description="The database row, for rules kept there.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Route:
+        if (self.orchestrator is None) == (self.flow is None):
+            raise ValueError("give exactly one of orchestrator or flow")
+        return self
+
+    @property
+    def target(self) -> str:
+        return f"orchestrator {self.orchestrator}" if self.orchestrator else f"flow {self.flow}"
 
     def matches(self, event: Event) -> bool:
         return self.event_type == event.type and self.campaign in (None, event.campaign)
 
 
-DEFAULT_ROUTES = (Route(event_type="lead.created", orchestrator="lead_handling"),)
+DEFAULT_ROUTES = (
+    Route(event_type="lead.created", orchestrator="lead_handling"),
+    Route(event_type="message.requested", orchestrator="delivery"),
+)
 
 
 def parse_event(raw: Mapping[str, Any] | Event) -> Event:
@@ -54,29 +86,118 @@ def parse_event(raw: Mapping[str, Any] | Event) -> Event:
         raise EventValidationError([f"{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]) from None
 
 
+def file_routes(path: Path | None = None) -> tuple[Route, ...]:
+    """The rules of ``CAMPAIGNFLOW_ROUTES_FILE`` (a YAML/JSON list of rules, or ``{routes: [...]}``)."""
+    path = path or get_settings().routes_file
+    if path is None:
+        return ()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"CAMPAIGNFLOW_ROUTES_FILE {path}: cannot read it ({exc})") from None
+    items = data.get("routes") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise ConfigurationError(f"CAMPAIGNFLOW_ROUTES_FILE {path}: expected a list of routing rules")
+    try:
+        return tuple(Route.model_validate(item) for item in items)
+    except ValidationError as exc:
+        problems = "; ".join(f"{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"CAMPAIGNFLOW_ROUTES_FILE {path}: {problems}") from None
+
+
+def db_routes() -> tuple[Route, ...]:
+    with get_engine().connect() as conn:
+        rows = conn.execute(sa.select(route_t).order_by(route_t.c.id)).all()
+    return tuple(
+        Route(id=r.id, event_type=r.event_type, campaign=r.campaign, orchestrator=r.orchestrator, flow=r.flow)
+        for r in rows
+    )
+
+
+def add_route(route: Route, registry: Registry | None = None) -> Route:
+    """Keep a rule in the database (checked: its orchestrator or flow must exist)."""
+    check_target(route, registry)
+    values = route.model_dump(exclude={"id"})
+    with get_engine().begin() as conn:
+        new_id = conn.execute(route_t.insert().values(**values).returning(route_t.c.id)).scalar_one()
+    return route.model_copy(update={"id": new_id})
+
+
+def remove_route(route_id: int) -> None:
+    with get_engine().begin() as conn:
+        if not conn.execute(route_t.delete().where(route_t.c.id == route_id)).rowcount:
+            raise RouteNotFoundError(f"routing rule {route_id} not found; see `campaignflow routes list`")
+
+
+def check_target(route: Route, registry: Registry | None = None) -> None:
+    """Raise the registry's clear error when the rule names an unknown orchestrator or flow."""
+    from orchestration.orchestrators.catalog import flows
+    from orchestration.registry import registry as global_registry
+
+    if route.orchestrator is not None:
+        (registry or global_registry).orchestrator(route.orchestrator, path="orchestrator")
+    elif route.flow is not None:
+        flows().get(route.flow)
+
+
+def all_routes() -> tuple[Route, ...]:
+    """Every rule in precedence order: database, file, built-in."""
+    return (*db_routes(), *file_routes(), *DEFAULT_ROUTES)
+
+
 class CampaignManager:
+    """``routes=None`` reads the rules (database, file, built-in) at every ingest: no restart needed."""
+
     def __init__(
-        self, engine: OrchestrationEngine, registry: Registry, routes: tuple[Route, ...] = DEFAULT_ROUTES
+        self, engine: OrchestrationEngine, registry: Registry, routes: tuple[Route, ...] | None = None
     ):
         self.engine = engine
         self.registry = registry
-        # campaign-specific routes first, so they win over the generic one
-        self.routes = tuple(sorted(routes, key=lambda r: r.campaign is None))
+        self._routes = routes
 
-    def route(self, event: Event) -> str:
-        for route in self.routes:
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        routes = self._routes if self._routes is not None else all_routes()
+        # campaign-specific routes first, so they win over the generic one (the sort is stable)
+        return tuple(sorted(routes, key=lambda r: r.campaign is None))
+
+    def route(self, event: Event) -> Route:
+        routes = self.routes
+        for route in routes:
             if route.matches(event):
-                return route.orchestrator
-        known = ", ".join(sorted({r.event_type for r in self.routes}))
+                return route
+        known = ", ".join(sorted({r.event_type for r in routes})) or "none"
         raise RouteNotFoundError(
             f"type: no route for event type {event.type!r}"
-            f"{f' in campaign {event.campaign!r}' if event.campaign else ''} (routed types: {known})"
+            f"{f' in campaign {event.campaign!r}' if event.campaign else ''} (routed types: {known}); "
+            f"add one with `campaignflow routes add {event.type} --flow NAME` (or --orchestrator NAME)"
         )
 
+    def orchestrator_for(self, route: Route) -> BaseOrchestrator:
+        if route.flow is not None:
+            from orchestration.orchestrators.base import FlowRunner
+            from orchestration.orchestrators.catalog import flows
+
+            return FlowRunner(self.engine, flows().get(route.flow))
+        assert route.orchestrator is not None
+        return self.registry.orchestrator(route.orchestrator, path="route")(self.engine)
+
     def ingest_event(self, raw: Mapping[str, Any] | Event, *, mode: Mode = "async") -> RunHandle:
-        """Validate, route, open the run with the event id as idempotency key, and start it."""
+        """Validate, route, open the run with the event id as idempotency key, and start it.
+
+        An event that cannot become a run is stored as a rejected event and
+        :class:`orchestration.rejected.EventRejectedError` (naming the stored row) is raised.
+        """
+        try:
+            return self.open_run(raw, mode=mode)
+        except rejected.REJECTABLE as exc:
+            raise rejected.reject(raw, exc) from exc
+
+    def open_run(self, raw: Mapping[str, Any] | Event, *, mode: Mode = "async") -> RunHandle:
+        """:meth:`ingest_event` without storing rejections (the replay path uses it)."""
         event = parse_event(raw)
-        orchestrator = self.registry.orchestrator(self.route(event))(self.engine)
+        orchestrator = self.orchestrator_for(self.route(event))
         extra = {"event_type": event.type}
         if event.occurred_at is not None:
             extra["occurred_at"] = event.occurred_at.isoformat()

@@ -1,10 +1,19 @@
-"""Run control: cancel a live run, retry a failed one from where it failed."""
+"""Run control: cancel a live run, retry a failed one from where it failed.
+
+Cancelling marks the run ``cancelled`` in one conditional update. Its queued messages are not
+revoked one by one: every step task reads the run first (``steps._gate``) and stops without calling
+its agent when the run is terminal, so a cancelled run runs no further step. A step already inside
+its agent finishes that call, but the run stays ``cancelled`` (a terminal status is never replaced).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import sqlalchemy as sa
 
-from orchestration.errors import CampaignflowError
+from orchestration.errors import CampaignflowError, FieldError, RunNotFoundError
 from orchestration.flows import Flow
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
@@ -15,7 +24,10 @@ class RunStateError(CampaignflowError):
 
 
 def cancel_run(run_id: str) -> str:
-    """Mark a queued or running run ``cancelled``; its remaining steps see it and stop."""
+    """Mark a queued or running run ``cancelled``; its remaining steps see it and stop.
+
+    Returns the run's status afterwards (``cancelled``, or the terminal status it already had).
+    """
     with get_engine().begin() as conn:
         if repo.finish_run(
             conn, run_id, "cancelled", {"type": "Cancelled", "message": "cancelled on request"}
@@ -29,12 +41,40 @@ def cancel_run(run_id: str) -> str:
         return repo.run_status(conn, run_id)
 
 
-def reopen_failed_run(run_id: str) -> Flow:
-    """Set a failed run back to ``running`` with its failed records pending; succeeded steps stay."""
+def merge_patch(target: Any, patch: Any) -> Any:
+    """JSON Merge Patch (RFC 7396): objects merge key by key, ``null`` removes a key."""
+    if not isinstance(patch, Mapping):
+        return patch
+    merged = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def reopen_failed_run(run_id: str, payload_patch: Mapping[str, Any] | None = None) -> Flow:
+    """Set a failed run back to ``running`` with its failed records pending; succeeded steps stay.
+
+    ``payload_patch`` (a JSON merge patch) corrects the stored payload before the re-drive.
+    """
     with get_engine().begin() as conn:
-        status = repo.run_status(conn, run_id)
-        if status != "failed":
-            raise RunStateError(f"run {run_id} is {status}; only failed runs can be retried")
+        row = conn.execute(
+            sa.select(repo.run_t.c.status, repo.run_t.c.flow_def, repo.run_t.c.payload)
+            .where(repo.run_t.c.run_id == run_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        if row.status != "failed":
+            raise RunStateError(f"run {run_id} is {row.status}; only failed runs can be retried")
+        flow = Flow.model_validate(row.flow_def)
+        values: dict[str, Any] = {}
+        if payload_patch:
+            payload = merge_patch(row.payload, payload_patch)
+            _check_payload(flow, payload)
+            values["payload"] = payload
         conn.execute(
             repo.step_t.update()
             .where(repo.step_t.c.run_id == run_id, repo.step_t.c.status.in_(("failed", "running")))
@@ -50,9 +90,25 @@ def reopen_failed_run(run_id: str) -> Flow:
                 redrives=repo.run_t.c.redrives + 1,
                 updated_at=repo.utcnow(),
                 deadline_at=None,
+                **values,
             )
         )
-        flow_def = conn.execute(
-            sa.select(repo.run_t.c.flow_def).where(repo.run_t.c.run_id == run_id)
-        ).scalar_one()
-    return Flow.model_validate(flow_def)
+    return flow
+
+
+def _check_payload(flow: Flow, payload: dict[str, Any]) -> None:
+    missing = [f for f in flow.input_required if payload.get(f) in (None, "")]
+    if missing:
+        raise FieldError(
+            [f"payload.{f}: required by flow {flow.name!r}; the patch must not remove it" for f in missing],
+            subject="payload patch",
+        )
+
+
+def retry_run(run_id: str, payload_patch: Mapping[str, Any] | None = None) -> str:
+    """Re-drive a failed run on the workers from its failed step; returns ``running``."""
+    from orchestration.app import engine
+
+    flow = reopen_failed_run(run_id, payload_patch)
+    engine().start(flow, run_id)
+    return "running"

@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     flows_dir: Path | None = Field(None, description="A directory of flow files (YAML/JSON) to load.")
     log_json: bool = Field(False, description="Write worker logs as JSON lines.")
     sweep_interval: float = Field(60.0, description="Seconds between sweeper runs (beat).")
+    stall_seconds: float = Field(
+        900.0, gt=0, description="A live run with no step progress this long is re-driven (> longest step + backoff)."
+    )
+    max_redrives: int = Field(3, ge=0, description="Re-drives of a stalled run before the sweeper fails it.")
+    campaign_tick_interval: float = Field(
+        60.0, gt=0, description="Seconds between campaign ticks (beat): due campaign slots start then."
+    )
+    routes_file: Path | None = Field(
+        None, description="A YAML/JSON file of routing rules (event_type, campaign?, orchestrator|flow)."
+    )
 
     @property
     def embedded(self) -> bool:

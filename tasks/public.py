@@ -1,31 +1,99 @@
 """Public entry points, stable names on the ``orchestration`` queue, callable with ``send_task`` by a
-service that has only ``celery`` installed. Arguments and results are plain JSON."""
+service that has only ``celery`` installed. Arguments and results are plain JSON.
+
+- ``campaignflow.ingest_event(event)`` -> ``{"run_id", "status", "duplicate"}``; a rejected event is
+  stored and answered with ``{"run_id": null, "status": "rejected", "rejected_id", "error", ...}``.
+- ``campaignflow.cancel_run(run_id)`` -> ``{"run_id", "status", "error"}``.
+- ``campaignflow.retry_run(run_id, payload_patch=None)`` -> ``{"run_id", "status", "error"}``.
+- ``campaignflow.campaign_tick()`` -> what the tick did (beat sends it; calling it again is harmless).
+
+Expected problems (unknown run, wrong state) come back as ``error`` in the result, not as an
+exception, so a caller never needs this project's exception classes.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from orchestration import control
-from orchestration.app import app, engine
+from sqlalchemy.exc import OperationalError
+
+from orchestration import control, rejected
+from orchestration.app import app
 from orchestration.campaigns import manager
+from orchestration.errors import CampaignflowError, EventValidationError
 
-PUBLIC_TASKS = ("campaignflow.ingest_event", "campaignflow.cancel_run", "campaignflow.retry_run")
+PUBLIC_TASKS = (
+    "campaignflow.ingest_event",
+    "campaignflow.cancel_run",
+    "campaignflow.retry_run",
+    "campaignflow.campaign_tick",
+)
+_RETRY_DB = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5}
 
 
-@app.task(name="campaignflow.ingest_event", acks_late=True)
-def ingest_event(event: dict[str, Any]) -> dict[str, Any]:
-    """``event``: ``{"id", "type", "payload", "campaign"?}`` -> ``{"run_id", "status", "duplicate"}``."""
-    return manager().ingest_event(event, mode="async").as_dict()
+@app.task(name="campaignflow.ingest_event", acks_late=True, **_RETRY_DB)
+def ingest_event(event: Any = None, **unexpected: Any) -> dict[str, Any]:
+    """``event``: ``{"id", "type", "payload", "campaign"?, "occurred_at"?}``.
+
+    Nothing is dropped: a missing or malformed event, or unexpected arguments, is stored as a
+    rejected event and the result says so.
+    """
+    if unexpected:
+        body = {"event": event, "unexpected_arguments": unexpected}
+        problem = f"unexpected arguments {sorted(unexpected)}; send only kwargs={{'event': {{...}}}}"
+        return _rejected(rejected.reject(body, EventValidationError([problem])))
+    try:
+        return manager().ingest_event(event, mode="async").as_dict()
+    except rejected.EventRejectedError as exc:
+        return _rejected(exc)
 
 
-@app.task(name="campaignflow.cancel_run", acks_late=True)
+def _rejected(exc: rejected.EventRejectedError) -> dict[str, Any]:
+    return {
+        "run_id": None,
+        "status": "rejected",
+        "duplicate": False,
+        "rejected_id": exc.rejected_id,
+        "reason": exc.kind,
+        "error": str(exc),
+    }
+
+
+@app.task(name="campaignflow.cancel_run", acks_late=True, **_RETRY_DB)
 def cancel_run(run_id: str) -> dict[str, Any]:
-    return {"run_id": run_id, "status": control.cancel_run(run_id)}
+    """Cancel a queued or running run; a terminal run keeps its status."""
+    try:
+        return {"run_id": run_id, "status": control.cancel_run(run_id), "error": None}
+    except CampaignflowError as exc:
+        return {"run_id": run_id, "status": "not_found", "error": str(exc)}
 
 
-@app.task(name="campaignflow.retry_run", acks_late=True)
-def retry_run(run_id: str) -> dict[str, Any]:
-    """Re-drive a failed run: succeeded steps return their stored output, the failed one runs again."""
-    flow = control.reopen_failed_run(run_id)
-    engine().start(flow, run_id)
-    return {"run_id": run_id, "status": "running"}
+@app.task(name="campaignflow.retry_run", acks_late=True, **_RETRY_DB)
+def retry_run(run_id: str, payload_patch: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Re-drive a failed run: succeeded steps keep their stored output, the failed one runs again.
+
+    ``payload_patch`` (JSON merge patch) corrects the stored payload first.
+    """
+    try:
+        return {"run_id": run_id, "status": control.retry_run(run_id, payload_patch), "error": None}
+    except CampaignflowError as exc:
+        return {"run_id": run_id, "status": _status(run_id), "error": str(exc)}
+
+
+def _status(run_id: str) -> str:
+    from orchestration.store import get_engine
+    from orchestration.store import repository as repo
+
+    try:
+        with get_engine().connect() as conn:
+            return repo.run_status(conn, run_id)
+    except CampaignflowError:
+        return "not_found"
+
+
+@app.task(name="campaignflow.campaign_tick", acks_late=True, **_RETRY_DB)
+def campaign_tick() -> dict[str, Any]:
+    """Start the due slots of every enabled campaign, once per (campaign, slot, audience member)."""
+    from orchestration.schedules import tick
+
+    return tick().as_dict()

@@ -1,6 +1,7 @@
 """The harness: the project's real Celery app pointed at local Redis (its own databases, flushed at
 start), a fresh Postgres schema built by the Alembic migrations, and one in-process worker (threads)
-consuming every queue. Each test starts from empty tables."""
+consuming every queue but ``agents.isolated``, which crash and time-limit tests serve with real
+``celery worker`` subprocesses. Each test starts from empty tables."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from celery.contrib.testing.worker import start_worker  # noqa: E402
 from orchestration.app import app  # noqa: E402
 from orchestration.registry import registry  # noqa: E402
 from orchestration.store import get_engine, migrate  # noqa: E402
+from tests.support.agents import ISOLATED_QUEUE  # noqa: E402
 
 TABLES = (
     "step_record",
@@ -34,6 +36,7 @@ TABLES = (
     "ingest_key",
     "crm_contact",
     "rejected_event",
+    "routing_rule",
     "campaign_slot",
     "campaign",
     "delivery",
@@ -61,7 +64,7 @@ def celery_worker_session(database: str) -> Iterator[object]:
         app,
         pool="threads",
         concurrency=8,
-        queues=registry.queue_names(),
+        queues=[q for q in registry.queue_names() if q != ISOLATED_QUEUE],
         perform_ping_check=False,
         loglevel="WARNING",
         shutdown_timeout=30,

@@ -1,0 +1,195 @@
+"""Rejected events: an event that cannot become a run (bad shape, no route, a payload the flow does
+not accept) is stored with the reason and the raw body, never dropped, and can be replayed after a fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from orchestration.errors import (
+    CampaignflowError,
+    EventValidationError,
+    FieldError,
+    RouteNotFoundError,
+    UnknownNameError,
+)
+from orchestration.store import get_engine
+from orchestration.store.control_models import RejectedEvent
+from orchestration.store.repository import utcnow
+
+if TYPE_CHECKING:
+    from orchestration.campaigns import CampaignManager
+    from orchestration.orchestrators import RunHandle
+    from orchestration.orchestrators.base import Mode
+
+rejected_t = cast(sa.Table, RejectedEvent.__table__)
+
+#: The errors that make an event a rejected event (anything else, e.g. a database outage, is raised).
+REJECTABLE: tuple[type[Exception], ...] = (FieldError, RouteNotFoundError, UnknownNameError)
+
+
+class EventRejectedError(CampaignflowError):
+    """An event was rejected and stored; ``rejected_id`` names the row to replay after a fix."""
+
+    def __init__(self, rejected_id: int, event_id: str | None, kind: str, problems: list[str]) -> None:
+        self.rejected_id, self.event_id, self.kind, self.problems = rejected_id, event_id, kind, problems
+        super().__init__(
+            f"event {event_id or '(no id)'} rejected ({kind}): {'; '.join(problems)} -- stored as "
+            f"rejected event {rejected_id}; fix the cause, then `campaignflow rejected replay {rejected_id}`"
+        )
+
+
+class AlreadyReplayedError(CampaignflowError):
+    """The rejected event was already replayed into a run."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    id: int
+    event_id: str | None
+    reason: str
+    problems: list[str]
+    status: str
+    raw: Any
+    replay_run_id: str | None
+    created_at: datetime
+    replayed_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.__dict__,
+            "created_at": self.created_at.isoformat(),
+            "replayed_at": _iso(self.replayed_at),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def kind_of(exc: BaseException) -> str:
+    if isinstance(exc, EventValidationError):
+        return "invalid_event"
+    if isinstance(exc, RouteNotFoundError):
+        return "no_route"
+    if isinstance(exc, UnknownNameError):
+        return "unknown_target"
+    return "invalid_payload"
+
+
+def problems_of(exc: BaseException) -> list[str]:
+    if isinstance(exc, FieldError):
+        return list(exc.problems)
+    return [str(exc)]
+
+
+def as_json(raw: Any) -> Any:
+    """The raw body as plain JSON (an ``Event`` model, datetimes and other odd values included)."""
+    if hasattr(raw, "model_dump"):
+        raw = raw.model_dump(mode="json")
+    return json.loads(json.dumps(raw, default=str))
+
+
+def event_id_of(raw: Any) -> str | None:
+    value = raw.get("id") if isinstance(raw, Mapping) else None
+    return str(value)[:200] if value not in (None, "") else None
+
+
+def reject(raw: Any, exc: BaseException, *, rejected_id: int | None = None) -> EventRejectedError:
+    """Store (or, for a replay, update) the rejected event; returns the error to raise."""
+    body, kind, problems = as_json(raw), kind_of(exc), problems_of(exc)
+    event_id = event_id_of(body)
+    values = {"event_id": event_id, "raw": body, "reason": f"{kind}: {problems[0]}", "problems": problems}
+    with get_engine().begin() as conn:
+        if rejected_id is None:
+            rejected_id = _same_open_rejection(conn, event_id, body)
+        if rejected_id is None:
+            rejected_id = int(
+                conn.execute(rejected_t.insert().values(**values).returning(rejected_t.c.id)).scalar_one()
+            )
+        else:
+            conn.execute(rejected_t.update().where(rejected_t.c.id == rejected_id).values(**values))
+    return EventRejectedError(rejected_id, event_id, kind, problems)
+
+
+def _same_open_rejection(conn: Connection, event_id: str | None, body: Any) -> int | None:
+    """The same body sent again while still rejected updates that row instead of adding one."""
+    if event_id is None:
+        return None
+    rows = conn.execute(
+        sa.select(rejected_t.c.id, rejected_t.c.raw).where(
+            rejected_t.c.event_id == event_id, rejected_t.c.status == "rejected"
+        )
+    ).all()
+    return next((int(r.id) for r in rows if r.raw == body), None)
+
+
+def _row(r: Any) -> Rejected:
+    return Rejected(
+        id=int(r.id),
+        event_id=r.event_id,
+        reason=r.reason,
+        problems=list(r.problems or []),
+        status=r.status,
+        raw=r.raw,
+        replay_run_id=r.replay_run_id,
+        created_at=r.created_at,
+        replayed_at=r.replayed_at,
+    )
+
+
+def list_rejected(status: str | None = "rejected", limit: int = 50) -> list[Rejected]:
+    """Newest first; ``status`` ``rejected`` (still open), ``replayed``, or None for all."""
+    query = sa.select(rejected_t).order_by(rejected_t.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(rejected_t.c.status == status)
+    with get_engine().connect() as conn:
+        return [_row(r) for r in conn.execute(query)]
+
+
+def get_rejected(rejected_id: int) -> Rejected:
+    with get_engine().connect() as conn:
+        row = conn.execute(sa.select(rejected_t).where(rejected_t.c.id == rejected_id)).first()
+    if row is None:
+        raise CampaignflowError(f"rejected event {rejected_id} not found; see `campaignflow rejected list`")
+    return _row(row)
+
+
+def replay(
+    rejected_id: int,
+    *,
+    event: Mapping[str, Any] | None = None,
+    mode: Mode = "async",
+    manager: CampaignManager | None = None,
+) -> RunHandle:
+    """Ingest a rejected event again (its stored body, or ``event`` as a corrected body).
+
+    Accepted: the row becomes ``replayed`` with the run id. Rejected again: the row is updated with
+    the new reason (and the corrected body) and :class:`EventRejectedError` is raised.
+    """
+    from orchestration.campaigns import manager as default_manager
+
+    row = get_rejected(rejected_id)
+    if row.status == "replayed":
+        raise AlreadyReplayedError(
+            f"rejected event {rejected_id} was already replayed as run {row.replay_run_id}"
+        )
+    body = row.raw if event is None else event
+    try:
+        handle = (manager or default_manager()).open_run(body, mode=mode)
+    except REJECTABLE as exc:
+        raise reject(body, exc, rejected_id=rejected_id) from exc
+    with get_engine().begin() as conn:
+        conn.execute(
+            rejected_t.update()
+            .where(rejected_t.c.id == rejected_id)
+            .values(status="replayed", raw=as_json(body), replay_run_id=handle.run_id, replayed_at=utcnow())
+        )
+    return handle

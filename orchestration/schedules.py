@@ -1,0 +1,351 @@
+"""Beat-scheduled campaigns: the campaign store, due-slot computation and the campaign tick.
+
+One static beat entry (``campaignflow.campaign_tick``) calls :func:`tick`. For every enabled campaign
+it locks the campaign row (``FOR UPDATE SKIP LOCKED``: a second beat's tick skips it), computes the
+slots due since ``last_slot_at`` (at most ``max_catchup`` of them, the newest), and ingests one event
+per audience member with the id ``campaign:<name>:<slot>:<index>``; it then records the slot
+(``campaign_slot`` primary key) and moves ``last_slot_at`` in the same transaction. Two beats, a
+retried tick or a late tick never start a slot twice: the lock and the slot key stop the second tick,
+and the ingest idempotency on the event id gives the same runs if a tick died half-way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from celery.schedules import crontab
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from orchestration.campaigns import CampaignManager, manager
+from orchestration.errors import CampaignflowError
+from orchestration.rejected import EventRejectedError
+from orchestration.store import get_engine
+from orchestration.store.control_models import Campaign, CampaignSlot, Heartbeat
+from orchestration.store.repository import utcnow
+
+campaign_t = cast(sa.Table, Campaign.__table__)
+slot_t = cast(sa.Table, CampaignSlot.__table__)
+heartbeat_t = cast(sa.Table, Heartbeat.__table__)
+CRON_SCAN_DAYS = 400
+
+
+class CampaignNotFoundError(CampaignflowError, LookupError):
+    pass
+
+
+def parse_cron(expr: str) -> crontab:
+    """A five-field cron expression (minute hour day-of-month month day-of-week) as a celery crontab.
+
+    As in celery, a time must match every field (day of month AND day of week).
+    """
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron {expr!r} needs 5 fields: minute hour day-of-month month day-of-week")
+    minute, hour, dom, month, dow = fields
+    return crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow)
+
+
+class CampaignSpec(BaseModel):
+    """A campaign as an operator writes it (flags, or one entry of a YAML/JSON file)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.\-]*$", max_length=80)
+    event_type: str = Field(pattern=r"^[a-z][a-z0-9_.\-]*$", max_length=120)
+    every_seconds: float | None = Field(
+        None, gt=0, validation_alias=AliasChoices("every_seconds", "every"), description="Interval."
+    )
+    cron: str | None = Field(None, description="minute hour day-of-month month day-of-week")
+    timezone: str = Field("UTC", description="IANA zone the cron fields are read in.")
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("payload", "event_template"),
+        description="Event payload template; each audience member (an object) is merged over it.",
+    )
+    audience: list[Any] | None = Field(
+        None,
+        description="One run per member and slot; objects merge into the payload, others go to member.",
+    )
+    max_catchup: int = Field(
+        3, ge=1, le=1000, description="After downtime, start at most this many missed slots."
+    )
+    starts_at: datetime | None = Field(
+        None, description="Anchor of an interval schedule (default: when added)."
+    )
+    enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin") from None
+        return value
+
+    @field_validator("starts_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @model_validator(mode="after")
+    def _schedule(self) -> CampaignSpec:
+        if (self.every_seconds is None) == (self.cron is None):
+            raise ValueError("give exactly one schedule: every_seconds (interval) or cron")
+        if self.cron is not None:
+            try:
+                parse_cron(self.cron)
+            except ValueError as exc:
+                raise ValueError(f"cron: {exc}") from None
+        return self
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "event_type": self.event_type,
+            "schedule_kind": "cron" if self.cron else "interval",
+            "every_seconds": self.every_seconds,
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "event_template": self.payload,
+            "audience": self.audience,
+            "enabled": self.enabled,
+            "max_catchup": self.max_catchup,
+            "starts_at": self.starts_at,
+        }
+
+
+# ----------------------------------------------------------------------------------- the store
+
+
+def add_campaign(spec: CampaignSpec, *, replace: bool = False) -> int:
+    """Insert the campaign (or update it with ``replace``); the next tick picks it up."""
+    values = spec.row()
+    with get_engine().begin() as conn:
+        if replace:
+            done = conn.execute(
+                campaign_t.update()
+                .where(campaign_t.c.name == spec.name)
+                .values(**values, updated_at=utcnow())
+                .returning(campaign_t.c.id)
+            ).first()
+            if done is not None:
+                return int(done.id)
+        try:
+            with conn.begin_nested():
+                return int(
+                    conn.execute(campaign_t.insert().values(**values).returning(campaign_t.c.id)).scalar_one()
+                )
+        except IntegrityError:
+            raise CampaignflowError(
+                f"name: campaign {spec.name!r} already exists; pass --replace to update it"
+            ) from None
+
+
+def list_campaigns() -> list[dict[str, Any]]:
+    with get_engine().connect() as conn:
+        rows = conn.execute(sa.select(campaign_t).order_by(campaign_t.c.name)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def set_enabled(name: str, enabled: bool) -> None:
+    """Pause or resume. Resuming does not catch up the slots that fell while paused."""
+    values: dict[str, Any] = {"enabled": enabled, "updated_at": utcnow()}
+    if enabled:
+        values["last_slot_at"] = sa.case(
+            (campaign_t.c.enabled.is_(False), utcnow()), else_=campaign_t.c.last_slot_at
+        )
+    with get_engine().begin() as conn:
+        if not conn.execute(campaign_t.update().where(campaign_t.c.name == name).values(**values)).rowcount:
+            names = conn.execute(sa.select(campaign_t.c.name)).scalars().all()
+            raise CampaignNotFoundError(
+                f"campaign {name!r} not found (campaigns: {', '.join(names) or 'none'})"
+            )
+
+
+# ------------------------------------------------------------------------------------ due slots
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def interval_slots(
+    anchor: datetime, every: timedelta, last: datetime | None, now: datetime, limit: int
+) -> tuple[list[datetime], int]:
+    """Slots ``anchor + k*every`` in ``(last, now]`` (from ``anchor`` when never run): the newest
+    ``limit`` of them, and how many older ones were skipped."""
+    if now < anchor:
+        return [], 0
+    k_max = (now - anchor) // every
+    k_min = 0 if last is None or last < anchor else (last - anchor) // every + 1
+    if k_min > k_max:
+        return [], 0
+    first = max(k_min, k_max - limit + 1)
+    return [anchor + k * every for k in range(first, k_max + 1)], first - k_min
+
+
+def cron_slots(expr: str, tz: str, after: datetime, now: datetime, limit: int) -> tuple[list[datetime], int]:
+    """Fire times of the cron in ``(after, now]``: the newest ``limit``, and 1 if older ones exist."""
+    cron, zone = parse_cron(expr), ZoneInfo(tz)
+    found: set[datetime] = set()
+    day = now.astimezone(zone).date()
+    stop = max(after.astimezone(zone).date(), day - timedelta(days=CRON_SCAN_DAYS))
+    while day >= stop and len(found) <= limit:
+        if _day_matches(cron, day):
+            for hour in sorted(cron.hour, reverse=True):
+                for minute in sorted(cron.minute, reverse=True):
+                    local = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+                    at = local.astimezone(UTC)
+                    if after < at <= now:
+                        found.add(at)
+        day -= timedelta(days=1)
+    slots = sorted(found)
+    return slots[-limit:], int(len(slots) > limit)
+
+
+def _day_matches(cron: crontab, day: date) -> bool:
+    return (
+        day.month in cron.month_of_year
+        and day.day in cron.day_of_month
+        and (day.weekday() + 1) % 7 in cron.day_of_week
+    )
+
+
+def due_slots(row: Any, now: datetime) -> tuple[list[datetime], int]:
+    last = _aware(row.last_slot_at)
+    anchor = _aware(row.starts_at) or _aware(row.created_at) or now
+    if row.schedule_kind == "cron":
+        return cron_slots(row.cron, row.timezone, last or anchor, now, row.max_catchup)
+    return interval_slots(anchor, timedelta(seconds=row.every_seconds), last, now, row.max_catchup)
+
+
+# ------------------------------------------------------------------------------------- the tick
+
+
+def slot_key(slot: datetime) -> str:
+    return slot.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def slot_events(row: Any, slot: datetime) -> list[dict[str, Any]]:
+    """One event per audience member (one event when the campaign has no audience)."""
+    audience: list[Any] = [None] if row.audience is None else list(row.audience)
+    template = dict(row.event_template or {})
+    events = []
+    for index, member in enumerate(audience):
+        payload = (
+            {**template, **member}
+            if isinstance(member, dict)
+            else template
+            if member is None
+            else {**template, "member": member}
+        )
+        events.append(
+            {
+                "id": f"campaign:{row.name}:{slot_key(slot)}:{index}",
+                "type": row.event_type,
+                "campaign": row.name,
+                "payload": payload,
+                "occurred_at": slot.isoformat(),
+            }
+        )
+    return events
+
+
+@dataclass
+class TickReport:
+    at: datetime
+    campaigns: int = 0
+    busy: int = 0
+    slots_started: int = 0
+    slots_skipped: int = 0
+    runs_started: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    slots: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat()}
+
+
+def tick(now: datetime | None = None, campaigns: CampaignManager | None = None) -> TickReport:
+    """Start every due slot of every enabled campaign, then write the ``beat`` heartbeat."""
+    report = TickReport(at=now or utcnow())
+    mgr = campaigns or manager()
+    with get_engine().connect() as conn:
+        ids = conn.execute(sa.select(campaign_t.c.id).where(campaign_t.c.enabled.is_(True))).scalars().all()
+    for campaign_id in ids:
+        _tick_campaign(campaign_id, report, mgr)
+    _heartbeat(report)
+    return report
+
+
+def _tick_campaign(campaign_id: int, report: TickReport, mgr: CampaignManager) -> None:
+    with get_engine().begin() as conn:
+        row = conn.execute(
+            sa.select(campaign_t)
+            .where(campaign_t.c.id == campaign_id, campaign_t.c.enabled.is_(True))
+            .with_for_update(skip_locked=True)
+        ).first()
+        if row is None:
+            report.busy += 1
+            return
+        report.campaigns += 1
+        slots, skipped = due_slots(row, report.at)
+        report.slots_skipped += skipped
+        for slot in slots:
+            if not _claim_slot(conn, campaign_id, slot):
+                continue
+            runs = 0
+            for event in slot_events(row, slot):
+                try:
+                    handle = mgr.ingest_event(event, mode="async")
+                except EventRejectedError:
+                    report.rejected += 1
+                    continue
+                runs += 1
+                report.duplicates += handle.duplicate
+            conn.execute(
+                slot_t.update()
+                .where(slot_t.c.campaign_id == campaign_id, slot_t.c.slot_at == slot)
+                .values(runs=runs)
+            )
+            report.slots_started += 1
+            report.runs_started += runs
+            report.slots.append(f"{row.name}@{slot_key(slot)}")
+        if slots:
+            conn.execute(
+                campaign_t.update()
+                .where(campaign_t.c.id == campaign_id)
+                .values(last_slot_at=max(slots), updated_at=utcnow())
+            )
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _claim_slot(conn: Connection, campaign_id: int, slot: datetime) -> bool:
+    stmt = (
+        _insert(conn, slot_t)
+        .values(campaign_id=campaign_id, slot_at=slot, runs=0)
+        .on_conflict_do_nothing(index_elements=["campaign_id", "slot_at"])
+        .returning(slot_t.c.slot_at)
+    )
+    return conn.execute(stmt).first() is not None
+
+
+def _heartbeat(report: TickReport) -> None:
+    detail = {k: v for k, v in report.as_dict().items() if k != "slots"}
+    with get_engine().begin() as conn:
+        stmt = _insert(conn, heartbeat_t).values(name="beat", beat_at=report.at, detail=detail)
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["name"], set_={"beat_at": report.at, "detail": detail})
+        )
