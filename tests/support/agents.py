@@ -10,6 +10,8 @@ import redis
 from pydantic import BaseModel, ConfigDict
 
 from agents.context import AgentContext
+from agents.utility import SleepInput, SleepOutput
+from agents.utility import sleep as sleep_agent
 from agents.errors import TransientAgentError
 from orchestration.registry import AgentSpec, RetryPolicy, registry
 
@@ -20,9 +22,14 @@ def ledger() -> redis.Redis:
     return redis.Redis(host=os.environ.get("TEST_REDIS_HOST", "127.0.0.1"), db=_LEDGER_DB)
 
 
+#: Served only by `celery worker` subprocesses that the crash and time-limit tests start and kill.
+ISOLATED_QUEUE = "agents.isolated"
+
+
 class EffectInput(BaseModel):
     model_config = ConfigDict(extra="allow")
     sleep: float = 0.0
+    sleep_after: float = 0.0
     fail_first: int = 0
 
 
@@ -41,7 +48,24 @@ def effect(inp: EffectInput, ctx: AgentContext) -> EffectOutput:
     first = ledger().set(f"effect:{ctx.idempotency_key}", "1", nx=True)
     if first:
         ledger().incr(f"effects:{ctx.run_id}")
+    if inp.sleep_after:  # the effect happened; a crash now loses only the ack
+        time.sleep(inp.sleep_after)
     return EffectOutput(key=ctx.idempotency_key, effects=int(ledger().get(f"effects:{ctx.run_id}") or 0))
+
+
+class StubbornInput(BaseModel):
+    seconds: float
+
+
+def stubborn(inp: StubbornInput, ctx: AgentContext) -> EffectOutput:
+    """Sleeps and swallows the soft time limit, so only the hard limit can stop it."""
+    end = time.monotonic() + inp.seconds
+    while time.monotonic() < end:
+        try:
+            time.sleep(0.05)
+        except Exception:  # the soft time limit arrives as an exception here
+            continue
+    return EffectOutput(key=ctx.idempotency_key, effects=0)
 
 
 for _spec in (
@@ -55,6 +79,36 @@ for _spec in (
         soft_time_limit=20,
         time_limit=30,
         retry=RetryPolicy(max_attempts=3, backoff_seconds=0.05, jitter=False),
+    ),
+    AgentSpec(
+        name="effect_isolated",
+        handler=effect,
+        input_model=EffectInput,
+        output_model=EffectOutput,
+        pool="isolated",
+        side_effects=True,
+        soft_time_limit=20,
+        time_limit=30,
+        retry=RetryPolicy(max_attempts=3, backoff_seconds=0.05, jitter=False),
+    ),
+    AgentSpec(
+        name="sleep_isolated",
+        handler=sleep_agent,
+        input_model=SleepInput,
+        output_model=SleepOutput,
+        pool="isolated",
+        soft_time_limit=20,
+        time_limit=30,
+        retry=RetryPolicy(max_attempts=2, backoff_seconds=0.05, jitter=False),
+    ),
+    AgentSpec(
+        name="stubborn_isolated",
+        handler=stubborn,
+        input_model=StubbornInput,
+        output_model=EffectOutput,
+        pool="isolated",
+        soft_time_limit=1,
+        time_limit=2,
     ),
 ):
     if _spec.name not in registry.agent_names():

@@ -1,0 +1,85 @@
+"""Real ``celery worker`` subprocesses for crash and time-limit tests: started in their own process
+group, killed or stopped as a group, never left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from orchestration.app import app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    def __init__(self, name: str, queues: list[str], *, concurrency: int = 1, log_dir: Path) -> None:
+        self.name = f"{name}@{socket.gethostname()}"
+        self.queues = queues
+        self.concurrency = concurrency
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, **env_extra: str) -> WorkerProcess:
+        env = {
+            **os.environ,
+            # redeliver an unacked message 5 s after its worker died, checked every second
+            "CAMPAIGNFLOW_VISIBILITY_TIMEOUT": "5",
+            "CAMPAIGNFLOW_UNACKED_RESTORE_INTERVAL": "1",
+            **env_extra,
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "orchestration.app",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(self.concurrency),
+            "-Q",
+            ",".join(self.queues),
+            "-n",
+            self.name,
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "INFO",
+        ]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, self.log()
+            if app.control.ping(destination=[self.name], timeout=0.5):
+                return
+        raise AssertionError(f"worker {self.name} not ready after {timeout}s:\n{self.log()}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children): nothing is acked."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
