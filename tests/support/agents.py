@@ -10,9 +10,9 @@ import redis
 from pydantic import BaseModel, ConfigDict
 
 from agents.context import AgentContext
+from agents.errors import TransientAgentError
 from agents.utility import SleepInput, SleepOutput
 from agents.utility import sleep as sleep_agent
-from agents.errors import TransientAgentError
 from orchestration.registry import AgentSpec, RetryPolicy, registry
 
 _LEDGER_DB = int(os.environ.get("TEST_LEDGER_DB", "13"))
