@@ -71,9 +71,8 @@ def test_credentials_are_used_and_a_refusal_is_permanent(clean_db: str) -> None:
     ("recipient", "error"), [("bounce@acme.com", PermanentAgentError), ("busy@acme.com", TransientAgentError)]
 )
 def test_recipient_refusals_say_whether_to_retry(clean_db: str, recipient: str, error: type) -> None:
-    with SmtpSink() as sink:
-        with pytest.raises(error, match=recipient):
-            deliver_email(MSG.model_copy(update={"to": recipient}), ctx(clean_db, sink.url()))
+    with SmtpSink() as sink, pytest.raises(error, match=recipient):
+        deliver_email(MSG.model_copy(update={"to": recipient}), ctx(clean_db, sink.url()))
     assert sink.messages == [] and [r.status for r in rows(clean_db)] == ["failed"]
 
 
@@ -82,10 +81,7 @@ def test_server_down_is_transient_then_next_try_sends(clean_db: str) -> None:
     c = ctx(clean_db, f"smtp://127.0.0.1:{port}")
     with pytest.raises(TransientAgentError, match="unavailable"):
         deliver_email(MSG, c)
-    sink = SmtpSink()
-    sink.port = port
-    sink.controller.port = port
-    with sink:
+    with SmtpSink(port=port) as sink:  # the server comes up on that port
         out = deliver_email(MSG, c)
     assert out.status == "sent" and len(sink.messages) == 1
 

@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat endpoint for the tests (http.server in a thread on 127.0.0.1).
 
 ``script`` is the list of answers to give, in order: an int is an HTTP error status, a string is the
-content of a 200 chat completion, ``("sleep", seconds)`` waits before answering; after the script
+content of a 200 chat completion, a dict is a 200 answer of that JSON (not a chat completion),
+``("sleep", seconds)`` waits before answering with ``default``; after the script
 every request gets ``default``. Every request is kept (path, headers, JSON body).
 """
 
@@ -13,7 +14,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Answer = int | str | tuple[str, float]
+Answer = int | str | tuple[str, float] | dict[str, Any]
 
 
 class FakeLLM:
@@ -26,7 +27,7 @@ class FakeLLM:
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -54,6 +55,8 @@ class FakeLLM:
                     answer = fake.default
                 if self.path != "/v1/chat/completions":
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
+                elif isinstance(answer, dict):
+                    self._send(200, answer)
                 elif isinstance(answer, int):
                     self._send(answer, {"error": {"message": f"scripted {answer}"}})
                 else:

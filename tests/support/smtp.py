@@ -45,9 +45,9 @@ class _Handler:
 
 
 class SmtpSink:
-    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(self, credentials: tuple[str, str] | None = None, port: int | None = None) -> None:
         self.credentials = credentials
-        self.port = free_port()
+        self.port = port or free_port()
         self.lock = threading.Lock()
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
