@@ -7,6 +7,7 @@ import sys
 import typer
 
 from orchestration.cli import worker as worker_cmds
+from orchestration.cli.compose import compose_app
 from orchestration.cli.db import db_app
 from orchestration.cli.demo import demo
 from orchestration.cli.flows import flows_app
@@ -21,6 +22,7 @@ cli = typer.Typer(
 cli.add_typer(runs_app, name="runs")
 cli.add_typer(flows_app, name="flows")
 cli.add_typer(db_app, name="db")
+cli.add_typer(compose_app, name="compose")
 cli.command("ingest")(ingest)
 cli.command("worker")(worker_cmds.worker)
 cli.command("beat")(worker_cmds.beat)

@@ -1,0 +1,44 @@
+"""``campaignflow compose render``: compose.yaml from the registry (pools, queues, concurrency)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import typer
+
+compose_app = typer.Typer(help="The docker compose file of a deployment.", no_args_is_help=True)
+
+
+@compose_app.command("render")
+def render(
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+    check: Path | None = typer.Option(
+        None, "--check", help="Compare with this file instead; exit 1 and print a diff when it differs."
+    ),
+) -> None:
+    """Render compose.yaml: one worker service per agent pool, orchestration, beat, Flower, migrate."""
+    import orchestration.app  # noqa: F401  (registers the agents, plugins included)
+    from orchestration.compose import render as render_compose
+    from orchestration.registry import registry
+
+    text = render_compose(registry)
+    if check is not None:
+        current = check.read_text(encoding="utf-8") if check.exists() else ""
+        if current != text:
+            diff = difflib.unified_diff(
+                current.splitlines(keepends=True), text.splitlines(keepends=True), str(check), "rendered"
+            )
+            typer.echo("".join(diff), err=True)
+            typer.echo(
+                f"error: {check} is not what the registry renders; run "
+                f"`campaignflow compose render -o {check}`",
+                err=True,
+            )
+            raise typer.Exit(1)
+        typer.echo(f"{check}: up to date")
+    elif output is not None:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")
+    else:
+        typer.echo(text, nl=False)

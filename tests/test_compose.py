@@ -1,0 +1,335 @@
+"""compose.yaml: the committed file is what the registry renders, its shape is the production one,
+and each service's command really works when run here against the local Redis and Postgres."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from celery import Celery
+
+from celeryconfig import accept_content, result_accept_content, task_serializer
+from orchestration.store import migrate
+from tests.support import services
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "compose.yaml"
+CLI = [sys.executable, "-m", "orchestration.cli.main"]
+APP_SERVICES_SKIP = {"redis", "postgres"}
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """No CAMPAIGNFLOW_* from the test session (plugins, its broker, its schema) leaks in."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
+    env = {"PATH": path, "HOME": str(home), "LANG": "C.UTF-8"}
+    env.update(extra)
+    return env
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return data
+
+
+def registry_json(tmp_path: Path, expression: str) -> Any:
+    """``expression`` over the registry as a deployment sees it (no test plugins)."""
+    code = "import json, orchestration.app; from orchestration.registry import registry; "
+    code += f"print(json.dumps({expression}))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=clean_env(tmp_path), capture_output=True, text=True, check=True
+    )
+    return json.loads(proc.stdout)
+
+
+def option(command: list[str], name: str) -> str | None:
+    return command[command.index(name) + 1] if name in command else None
+
+
+def test_committed_compose_is_what_the_registry_renders(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*CLI, "compose", "render", "--check", str(COMPOSE)],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_compose_shape(tmp_path: Path) -> None:
+    doc = compose()
+    svc: dict[str, Any] = doc["services"]
+    pools: dict[str, int] = registry_json(tmp_path, "registry.pools()")
+    consumers: dict[str, str] = {}
+    for name, spec in svc.items():
+        cmd = spec.get("command", [])
+        if cmd[:2] == ["campaignflow", "worker"]:
+            pool = option(cmd, "--pool")
+            assert pool is not None, f"{name}: a worker service names its pool"
+            queue = "orchestration" if pool == "orchestration" else f"agents.{pool}"
+            assert queue not in consumers, f"{queue} consumed by {consumers.get(queue)} and {name}"
+            consumers[queue] = name
+            if pool != "orchestration":
+                assert option(cmd, "-c") == str(pools[pool]), f"{name}: concurrency from the registry"
+            assert pool in spec["healthcheck"]["test"][1]
+    assert set(consumers) == {"orchestration", *(f"agents.{p}" for p in pools)}
+
+    beats = [n for n, s in svc.items() if s.get("command", [])[:2] == ["campaignflow", "beat"]]
+    assert beats == ["beat"] and svc["beat"]["deploy"]["replicas"] == 1
+    assert any(v.endswith("/var/lib/campaignflow") for v in svc["beat"]["volumes"])  # schedule kept
+
+    flower = svc["flower"]
+    assert flower["command"][:2] == ["campaignflow", "flower"]
+    assert "--no-auth" not in flower["command"]
+    assert flower["environment"]["CAMPAIGNFLOW_FLOWER_BASIC_AUTH"].startswith(
+        "${CAMPAIGNFLOW_FLOWER_BASIC_AUTH:?"  # compose refuses to start without it
+    )
+    assert all(p.startswith("127.0.0.1:") for p in flower["ports"])
+    # every app service (Flower and beat included) loads the same JSON-only celeryconfig
+    assert accept_content == result_accept_content == ["json"] and task_serializer == "json"
+
+    redis_cmd = " ".join(svc["redis"]["command"])
+    assert "--appendonly yes" in redis_cmd and "--maxmemory-policy noeviction" in redis_cmd
+    assert "redis-cli" in svc["redis"]["healthcheck"]["test"]
+    assert "pg_isready" in svc["postgres"]["healthcheck"]["test"][1]
+    assert any(v.endswith("/var/lib/postgresql/data") for v in svc["postgres"]["volumes"])
+
+    assert svc["migrate"]["command"] == ["campaignflow", "db", "upgrade"]
+    assert svc["migrate"]["restart"] == "no"
+    for name, spec in svc.items():
+        if name in APP_SERVICES_SKIP or name == "migrate":
+            continue
+        deps = spec["depends_on"]
+        assert deps["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert deps["redis"]["condition"] == deps["postgres"]["condition"] == "service_healthy", name
+        assert spec["build"] == "." and spec["env_file"] == [".env"], name
+
+
+def test_env_example_covers_compose_and_no_env_is_committed() -> None:
+    text = (ROOT / ".env.example").read_text(encoding="utf-8")
+    keys = {line.split("=", 1)[0] for line in text.splitlines() if "=" in line and not line.startswith("#")}
+    needed = {
+        "CAMPAIGNFLOW_BROKER_URL",
+        "CAMPAIGNFLOW_RESULT_BACKEND",
+        "CAMPAIGNFLOW_DATABASE_URL",
+        "CAMPAIGNFLOW_FLOWER_BASIC_AUTH",
+        "POSTGRES_PASSWORD",
+    }
+    assert needed <= keys
+    tracked = subprocess.run(["git", "ls-files", ".env"], cwd=ROOT, capture_output=True, text=True)
+    assert tracked.stdout.strip() == ""
+    assert (ROOT / "Dockerfile").is_file()
+
+
+# ---------------------------------------------------------------- the commands, run here
+
+
+class Stack:
+    """The compose services' commands as local subprocesses, each in its own process group."""
+
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp, self.env = tmp, env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def local(self, command: list[str]) -> list[str]:
+        cmd = [*CLI, *command[1:]] if command[0] == "campaignflow" else list(command)
+        return [a.replace("/var/lib/campaignflow", str(self.tmp)) for a in cmd]
+
+    def start(self, name: str, command: list[str]) -> None:
+        log = (self.tmp / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen(
+            self.local(command), env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+
+    def alive(self) -> None:
+        for name, proc in self.procs.items():
+            assert proc.poll() is None, f"{name} exited {proc.returncode}:\n{self.log(name)[-3000:]}"
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    services.check_services()
+    schema = services.new_schema_name("cf_compose")
+    services.create_schema(schema)
+    prefix = f"{schema}:"
+    env = clean_env(
+        tmp_path,
+        CAMPAIGNFLOW_BROKER_URL=services.redis_url(services.SESSION_REDIS_DBS[0]),
+        CAMPAIGNFLOW_RESULT_BACKEND=services.redis_url(services.SESSION_REDIS_DBS[1]),
+        CAMPAIGNFLOW_DATABASE_URL=services.schema_url(schema),
+        CAMPAIGNFLOW_REDIS_KEY_PREFIX=prefix,
+        CAMPAIGNFLOW_SWEEP_INTERVAL="1",
+        CAMPAIGNFLOW_FLOWER_BASIC_AUTH="ops:compose-smoke",
+    )
+    s = Stack(tmp_path, env)
+    try:
+        yield s
+    finally:
+        s.stop()
+        services.clear_prefix(prefix)
+        services.drop_schema(schema)
+
+
+def control_app(env: dict[str, str]) -> Celery:
+    return Celery(
+        "probe",
+        broker=env["CAMPAIGNFLOW_BROKER_URL"],
+        broker_transport_options={"global_keyprefix": env["CAMPAIGNFLOW_REDIS_KEY_PREFIX"]},
+        accept_content=["json"],
+    )
+
+
+def wait_for(what: str, check: Any, stack: Stack, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        stack.alive()
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not seen within {timeout}s")
+        time.sleep(0.5)
+
+
+def test_service_commands_run_a_lead_and_beat_ticks(stack: Stack, tmp_path: Path) -> None:
+    svc = compose()["services"]
+    url = stack.env["CAMPAIGNFLOW_DATABASE_URL"]
+
+    # migrate: the one-shot job reaches head
+    done = subprocess.run(stack.local(svc["migrate"]["command"]), env=stack.env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    assert migrate.at_head(url)
+
+    # every worker service (one concurrency slot each here, to spare the CPU), then beat
+    workers = {n: s for n, s in svc.items() if s.get("command", [])[:2] == ["campaignflow", "worker"]}
+    for name, spec in workers.items():
+        stack.start(name, [*spec["command"], "-c", "1"])
+    stack.start("beat", svc["beat"]["command"])
+    host = socket.gethostname()
+    nodes = {f"{option(s['command'], '--pool')}@{host}" for s in workers.values()}
+    probe = control_app(stack.env)
+    try:
+        wait_for(
+            "every worker answering ping",
+            lambda: nodes <= {n for r in probe.control.ping(timeout=1.0) for n in r},
+            stack,
+        )
+    finally:
+        probe.close()
+
+    # a worker's compose healthcheck, as the container would run it
+    check = svc["worker-crm"]["healthcheck"]["test"][1].replace("$$", "$")
+    hc = subprocess.run(["sh", "-c", check], env={**stack.env, "HOSTNAME": host}, capture_output=True)
+    assert hc.returncode == 0, hc.stderr.decode()
+
+    # a lead, through the public CLI: each step is consumed by its own pool's worker service
+    lead = tmp_path / "lead.json"
+    lead.write_text(
+        json.dumps(
+            {
+                "id": "compose-smoke-1",
+                "type": "lead.created",
+                "payload": {
+                    "email": "ada@acme-robotics.com",
+                    "title": "VP Marketing",
+                    "source": "demo_request",
+                },
+            }
+        )
+    )
+    out = subprocess.run(
+        [*CLI, "ingest", str(lead), "--wait", "--timeout", "60", "--json"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    run_id = json.loads(out.stdout)["run_id"]
+    shown = subprocess.run(
+        [*CLI, "runs", "show", run_id, "--json"], env=stack.env, capture_output=True, text=True
+    )
+    envelope = json.loads(shown.stdout)
+    assert envelope["status"] == "succeeded", envelope
+    agents_pool = registry_json(tmp_path, "{a.name: a.pool for a in registry.agents()}")
+    ran = [r for r in envelope["records"] if r["agent"] and r["status"] == "succeeded"]
+    assert ran
+    for record in ran:
+        agent = record["agent"]
+        if agent.startswith("engine."):  # branch, join, map: the engine's own tasks
+            assert f"campaignflow.{agent}" in stack.log("worker-orchestration")
+        else:
+            assert f"campaignflow.agent.{agent}" in stack.log(f"worker-{agents_pool[agent]}")
+
+    # beat ticks: it sends the sweeper, the orchestration worker runs it, the heartbeat is written
+    engine = sa.create_engine(url)
+
+    def swept() -> bool:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("select count(*) from heartbeat where name = 'sweeper'"))
+            return int(rows.scalar_one()) > 0
+
+    try:
+        wait_for("the sweeper's heartbeat", swept, stack)
+    finally:
+        engine.dispose()
+    assert "campaignflow.engine.sweep" in stack.log("beat")
+    assert "campaignflow.engine.sweep" in stack.log("worker-orchestration")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_flower_service_requires_basic_auth(stack: Stack) -> None:
+    command = compose()["services"]["flower"]["command"]
+    port = free_port()
+    # as rendered, on a free port and on loopback only
+    local = {"5555": str(port), "0.0.0.0": "127.0.0.1"}
+    stack.start("flower", [local.get(a, a) for a in command])
+    base = f"http://127.0.0.1:{port}"
+
+    def health() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/healthcheck", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    wait_for("Flower /healthcheck", health, stack)
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(f"{base}/api/workers", timeout=5)
+    assert denied.value.code == 401
+    token = b64encode(stack.env["CAMPAIGNFLOW_FLOWER_BASIC_AUTH"].encode()).decode()
+    req = urllib.request.Request(f"{base}/api/workers", headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+        assert isinstance(json.loads(resp.read()), dict)
