@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from agents import crm, enrichment, scoring, utility
+from agents import crm, delivery, enrichment, llm, nurture, scoring, templates, utility
 from orchestration.registry import AgentSpec, RetryPolicy, registry
 from orchestration.settings import get_settings
 
@@ -69,6 +69,55 @@ BUILTIN_AGENTS = (
         concurrency=4,
         retry=RetryPolicy(max_attempts=3, backoff_seconds=0.05, jitter=False),
         description="Fails its first N tries on purpose (examples of retries and errors).",
+    ),
+    AgentSpec(
+        name="render_template",
+        handler=templates.render_template,
+        input_model=templates.RenderInput,
+        output_model=templates.RenderOutput,
+        pool="content",
+        concurrency=4,
+        soft_time_limit=10,
+        time_limit=20,
+        description="Fill a named or inline message template ($placeholders) from vars.",
+    ),
+    AgentSpec(
+        name="compose_message",
+        handler=llm.compose,
+        input_model=llm.ComposeInput,
+        output_model=llm.ComposeOutput,
+        pool="llm",
+        concurrency=4,
+        soft_time_limit=45,
+        time_limit=60,
+        retry=RetryPolicy(max_attempts=4, backoff_seconds=0.5, backoff_max_seconds=20),
+        description="Personalised message from the OpenAI-compatible endpoint (template without one).",
+    ),
+    AgentSpec(
+        name="deliver_email",
+        handler=delivery.deliver_email,
+        input_model=delivery.DeliverInput,
+        output_model=delivery.DeliverOutput,
+        pool="delivery",
+        concurrency=2,
+        # Celery rate limits are per worker: N delivery workers send at most N x 10 messages/s.
+        rate_limit="10/s",
+        side_effects=True,
+        soft_time_limit=45,
+        time_limit=60,  # below delivery.SEND_LEASE_SECONDS, so a stale claim is a dead try
+        retry=RetryPolicy(max_attempts=5, backoff_seconds=1, backoff_max_seconds=30),
+        description="Send one email over SMTP, once per run step (delivery ledger); outbox without SMTP.",
+    ),
+    AgentSpec(
+        name="nurture_add",
+        handler=nurture.nurture_add,
+        input_model=nurture.NurtureInput,
+        output_model=nurture.NurtureOutput,
+        pool="crm",
+        concurrency=2,
+        side_effects=True,
+        retry=RetryPolicy(max_attempts=5, backoff_seconds=1, backoff_max_seconds=30),
+        description="Put a lead on a nurture list (once per list and email).",
     ),
 )
 

@@ -1,4 +1,6 @@
-"""The first vertical slice: lead.created -> enrich -> score -> crm_write on three agent queues."""
+"""The first vertical slice: lead.created -> enrich -> score -> (hot) crm_write -> compose -> send, each
+step on its agent's queue. No SMTP server and no LLM endpoint here: the template composes the
+message and the send step records it in the outbox."""
 
 from __future__ import annotations
 
@@ -27,9 +29,20 @@ def test_lead_runs_on_three_queues_and_leaves_envelope(worker: object) -> None:
     env = wait_for_run(handle.run_id)
 
     assert env.status == "succeeded", env.model_dump_json(indent=2)
-    assert [r.step_id for r in env.records] == ["enrich", "score", "crm"]
-    assert {r.status for r in env.records} == {"succeeded"}
-    assert [r.agent for r in env.records] == ["enrich", "score", "crm_write"]
+    ran = [r for r in env.records if r.status != "skipped"]
+    assert [r.step_id for r in ran] == ["enrich", "score", "route", "crm", "compose", "send"]
+    assert {r.status for r in ran} == {"succeeded"}
+    assert [r.agent for r in ran] == [
+        "enrich",
+        "score",
+        "engine.branch",
+        "crm_write",
+        "compose_message",
+        "deliver_email",
+    ]
+    assert {r.step_id for r in env.records if r.status == "skipped"} == {"crm_cold", "nurture"}
+    assert env.record("compose").output["source"] == "template"
+    assert env.record("send").output["channel"] == "outbox"
     assert env.record("enrich").output["company"] == "Acme Robotics"
     assert env.record("score").output["segment"] == "hot"
     assert env.metadata.event_id == "evt-lead-1"

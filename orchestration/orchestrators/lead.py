@@ -1,4 +1,5 @@
-"""Lead handling: enrich a new lead, score it, write it to the CRM."""
+"""Lead handling: enrich, score, then hot leads to the CRM and a message, the others to the CRM and the
+nurture list (flows/lead_handling.yaml)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from orchestration.orchestrators.catalog import flows
 
 class LeadHandlingOrchestrator(BaseOrchestrator):
     name: ClassVar[str] = "lead_handling"
-    description: ClassVar[str] = "enrich -> score -> CRM write"
+    description: ClassVar[str] = "enrich -> score -> hot: CRM + message | else: CRM + nurture list"
 
     def flow(self, payload: dict[str, Any]) -> Flow:
         return flows().get("lead_handling")
