@@ -7,10 +7,12 @@ import sys
 import typer
 
 from orchestration.cli import worker as worker_cmds
+from orchestration.cli.campaigns import campaigns_app, routes_app
 from orchestration.cli.compose import compose_app
 from orchestration.cli.db import db_app
 from orchestration.cli.demo import demo
 from orchestration.cli.flows import flows_app
+from orchestration.cli.rejected import rejected_app
 from orchestration.cli.runs import ingest, runs_app
 
 cli = typer.Typer(
@@ -22,6 +24,9 @@ cli = typer.Typer(
 cli.add_typer(runs_app, name="runs")
 cli.add_typer(flows_app, name="flows")
 cli.add_typer(db_app, name="db")
+cli.add_typer(campaigns_app, name="campaigns")
+cli.add_typer(routes_app, name="routes")
+cli.add_typer(rejected_app, name="rejected")
 cli.add_typer(compose_app, name="compose")
 cli.command("ingest")(ingest)
 cli.command("worker")(worker_cmds.worker)

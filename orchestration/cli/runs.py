@@ -99,13 +99,31 @@ def cancel(run_id: str, as_json: bool = JSON_OPTION) -> None:
 
 
 @runs_app.command("retry")
-def retry(run_id: str, as_json: bool = JSON_OPTION) -> None:
+def retry(
+    run_id: str,
+    patch: str | None = typer.Option(
+        None, "--patch", help="JSON merge patch for the stored payload (inline or @file.json)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Re-drive a failed run from its failed step (succeeded steps are not run again)."""
-    from orchestration.app import engine
-    from orchestration.control import reopen_failed_run
+    from orchestration.control import retry_run
 
-    engine().start(reopen_failed_run(run_id), run_id)
-    print_json({"run_id": run_id, "status": "running"}) if as_json else typer.echo(f"{run_id} running")
+    status = retry_run(run_id, _patch(patch))
+    print_json({"run_id": run_id, "status": status}) if as_json else typer.echo(f"{run_id} {status}")
+
+
+def _patch(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"--patch: not valid JSON ({exc}); pass a JSON object inline or @file.json")
+    if not isinstance(data, dict):
+        fail("--patch: must be a JSON object (merged into the stored payload; null removes a key)")
+    return dict(data)
 
 
 def ingest(
@@ -117,6 +135,7 @@ def ingest(
 ) -> None:
     """Ingest events: validate, route, open a run per event and start it."""
     from orchestration.campaigns import manager
+    from orchestration.rejected import EventRejectedError
 
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     try:
@@ -124,7 +143,13 @@ def ingest(
     except json.JSONDecodeError as exc:
         fail(f"{source}: not valid JSON ({exc})")
     events = data if isinstance(data, list) else [data]
-    handles = [manager().ingest_event(e, mode="inline" if sync else "async") for e in events]
+    handles, rejected = [], 0
+    for e in events:
+        try:
+            handles.append(manager().ingest_event(e, mode="inline" if sync else "async"))
+        except EventRejectedError as exc:
+            rejected += 1
+            typer.echo(f"error: {exc}", err=True)
     results = []
     for handle in handles:
         status = handle.status
@@ -136,6 +161,8 @@ def ingest(
     else:
         for r in results:
             typer.echo(f"{r['run_id']} {r['status']}{' (duplicate)' if r['duplicate'] else ''}")
+    if rejected:
+        raise typer.Exit(1)
 
 
 def _wait(run_id: str, timeout: float) -> str:

@@ -1,0 +1,77 @@
+"""``campaignflow rejected list|show|replay``: events that could not become runs, kept for a fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from orchestration.cli.common import JSON_OPTION, fail, print_json, table
+
+rejected_app = typer.Typer(help="Rejected events: list them, replay one after a fix.", no_args_is_help=True)
+
+
+@rejected_app.command("list")
+def list_cmd(
+    status: str = typer.Option("rejected", help="rejected (still open), replayed, or all."),
+    limit: int = typer.Option(50, min=1, max=10_000),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The newest rejected events first, with the reason."""
+    from orchestration.rejected import list_rejected
+
+    rows = list_rejected(None if status == "all" else status, limit)
+    if as_json:
+        print_json([r.as_dict() for r in rows])
+        return
+    typer.echo(
+        table(
+            ["id", "event", "status", "created", "reason"],
+            [
+                [r.id, r.event_id or "-", r.status, r.created_at.isoformat(timespec="seconds"), r.reason]
+                for r in rows
+            ],
+        )
+    )
+
+
+@rejected_app.command("show")
+def show(rejected_id: int, as_json: bool = JSON_OPTION) -> None:
+    """One rejected event: every problem and the raw body as received."""
+    from orchestration.rejected import get_rejected
+
+    row = get_rejected(rejected_id)
+    if as_json:
+        print_json(row.as_dict())
+        return
+    typer.echo(f"rejected event {row.id}  event {row.event_id or '-'}  status {row.status}")
+    for problem in row.problems:
+        typer.echo(f"  - {problem}")
+    typer.echo(json.dumps(row.raw, indent=2))
+
+
+@rejected_app.command("replay")
+def replay(
+    rejected_id: int,
+    event: Path | None = typer.Option(None, "--event", help="A JSON file with the corrected event."),
+    sync: bool = typer.Option(False, "--sync", help="Run in this process instead of on the workers."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Ingest a rejected event again (after adding a route, or with a corrected body via --event)."""
+    from orchestration.rejected import replay as do_replay
+
+    body = None
+    if event is not None:
+        try:
+            body = json.loads(event.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            fail(f"--event {event}: not a readable JSON file ({exc})")
+        if not isinstance(body, dict):
+            fail(f"--event {event}: must hold one JSON object (id, type, payload)")
+    handle = do_replay(rejected_id, event=body, mode="inline" if sync else "async")
+    if as_json:
+        print_json({"rejected_id": rejected_id, **handle.as_dict()})
+    else:
+        dup = " (duplicate)" if handle.duplicate else ""
+        typer.echo(f"rejected event {rejected_id} replayed: run {handle.run_id} {handle.status}{dup}")
