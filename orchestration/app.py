@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 from celery.signals import worker_process_init
 
+import orchestration.monitoring.signals  # noqa: F401  (step log context and step metrics)
+
 if TYPE_CHECKING:
     from orchestration.engine import OrchestrationEngine
 

@@ -11,7 +11,9 @@ from orchestration.cli.campaigns import campaigns_app, routes_app
 from orchestration.cli.compose import compose_app
 from orchestration.cli.db import db_app
 from orchestration.cli.demo import demo
+from orchestration.cli.flower import flower
 from orchestration.cli.flows import flows_app
+from orchestration.cli.metrics import metrics_app
 from orchestration.cli.rejected import rejected_app
 from orchestration.cli.runs import ingest, runs_app
 
@@ -31,6 +33,8 @@ cli.add_typer(compose_app, name="compose")
 cli.command("ingest")(ingest)
 cli.command("worker")(worker_cmds.worker)
 cli.command("beat")(worker_cmds.beat)
+cli.command("flower")(flower)
+cli.add_typer(metrics_app, name="metrics")
 cli.command("demo")(demo)
 
 

@@ -1,0 +1,150 @@
+"""The Prometheus collector behind ``campaignflow metrics serve``: everything is read at scrape time,
+from the run store (run counts), the broker (queue depth) and the workers' step metrics
+(:mod:`orchestration.monitoring.steps`), so one endpoint covers every process of a deployment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+import redis
+import sqlalchemy as sa
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from orchestration.monitoring import steps
+from orchestration.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+#: kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists named ``<queue>\x06\x16<n>``.
+PRIORITY_SEP = "\x06\x16"
+PRIORITY_STEPS = (3, 6, 9)
+FINISHED = ("succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+RUN_COUNTS = sa.text(
+    "SELECT flow_name, status, count(*), count(started_at) FROM run GROUP BY flow_name, status"
+)
+
+
+def queue_keys(queue: str, key_prefix: str = "") -> list[str]:
+    """The Redis lists that hold one queue's messages: the plain one and one per priority step."""
+    return [key_prefix + queue, *(f"{key_prefix}{queue}{PRIORITY_SEP}{p}" for p in PRIORITY_STEPS)]
+
+
+class CampaignflowCollector(Collector):
+    """Reads run counts, queue depths and step metrics on every scrape."""
+
+    def __init__(self, queues: Sequence[str]) -> None:
+        self.queues = list(queues)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._runs()
+        conn = steps.client()
+        if conn is None:
+            return
+        try:
+            depths = self._depths(conn)
+            agents = steps.read(conn)
+        except redis.RedisError as exc:
+            log.warning("broker not readable for metrics: %s", exc)
+            yield GaugeMetricFamily("campaignflow_broker_up", "1 when the broker answered.", value=0)
+            return
+        yield GaugeMetricFamily("campaignflow_broker_up", "1 when the broker answered.", value=1)
+        yield from depths
+        yield from self._steps(agents)
+
+    def _runs(self) -> Iterator[Metric]:
+        from orchestration.store import get_engine
+
+        up = GaugeMetricFamily("campaignflow_store_up", "1 when the run store answered.")
+        try:
+            with get_engine().connect() as conn:
+                rows = conn.execute(RUN_COUNTS).all()
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("run store not readable for metrics: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        started = CounterMetricFamily(
+            "campaignflow_runs_started", "Runs that started, per flow.", labels=["flow"]
+        )
+        finished = CounterMetricFamily(
+            "campaignflow_runs_finished",
+            "Runs that ended, per flow and terminal status (succeeded, failed, cancelled).",
+            labels=["flow", "status"],
+        )
+        active = GaugeMetricFamily(
+            "campaignflow_runs_active", "Runs queued or running now, per flow.", labels=["flow", "status"]
+        )
+        per_flow: dict[str, int] = {}
+        for flow, status, count, with_start in rows:
+            per_flow[flow] = per_flow.get(flow, 0) + int(with_start)
+            if status in FINISHED:
+                finished.add_metric([flow, status], int(count))
+            elif status in ACTIVE:
+                active.add_metric([flow, status], int(count))
+        for flow, count in sorted(per_flow.items()):
+            started.add_metric([flow], count)
+        yield from (started, finished, active)
+
+    def _depths(self, conn: redis.Redis) -> list[Metric]:
+        key_prefix = get_settings().redis_key_prefix or ""
+        pipe = conn.pipeline(transaction=False)
+        for queue in self.queues:
+            for key in queue_keys(queue, key_prefix):
+                pipe.llen(key)
+        pipe.hlen(key_prefix + "unacked")
+        sizes = pipe.execute()
+        per_queue = len(PRIORITY_STEPS) + 1
+        depth = GaugeMetricFamily(
+            "campaignflow_queue_depth", "Messages waiting in each queue (all priorities).", labels=["queue"]
+        )
+        for i, queue in enumerate(self.queues):
+            depth.add_metric([queue], sum(sizes[i * per_queue : (i + 1) * per_queue]))
+        unacked = GaugeMetricFamily(
+            "campaignflow_unacked_messages",
+            "Messages delivered to a worker and not yet acknowledged (all queues).",
+            value=sizes[-1],
+        )
+        return [depth, unacked]
+
+    def _steps(self, agents: dict[str, steps.AgentSteps]) -> Iterator[Metric]:
+        duration = HistogramMetricFamily(
+            "campaignflow_step_duration_seconds",
+            "Duration of each try of an agent step, per agent.",
+            labels=["agent"],
+        )
+        tries = CounterMetricFamily(
+            "campaignflow_step_tries",
+            "Tries of agent steps, per agent and Celery outcome (success, retry, failure, ignored).",
+            labels=["agent", "state"],
+        )
+        retries = CounterMetricFamily(
+            "campaignflow_step_retries", "Retries scheduled for agent steps, per agent.", labels=["agent"]
+        )
+        for agent, data in sorted(agents.items()):
+            duration.add_metric([agent], data.cumulative(), data.seconds)
+            for state, count in sorted(data.tries.items()):
+                tries.add_metric([agent, state], count)
+            retries.add_metric([agent], data.retries)
+        yield from (duration, tries, retries)
+
+
+def registry(queues: Sequence[str] | None = None) -> CollectorRegistry:
+    """A registry holding only the campaignflow collector (the queues default to the registry's)."""
+    if queues is None:
+        from orchestration.registry import registry as agents
+
+        queues = agents.queue_names()
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(CampaignflowCollector(queues))
+    return reg

@@ -1,0 +1,95 @@
+"""Celery signal receivers: the step context for logs and the step metrics, around every task.
+
+Connected on import (``orchestration.app`` imports this module). They act only on campaignflow's
+own tasks (``campaignflow.*``) and never let a logging or metrics problem fail a task.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import suppress
+from contextvars import Token
+from typing import Any
+
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    task_postrun,
+    task_prerun,
+    task_retry,
+)
+
+from orchestration.monitoring import logs, steps
+from orchestration.registry import AGENT_TASK_PREFIX
+from orchestration.settings import get_settings
+
+#: The logger of the one line every step writes when it ends (INFO).
+step_log = logging.getLogger("campaignflow.steps")
+
+_running: dict[str, tuple[float, Token[logs.StepFields | None], str | None]] = {}
+
+
+def agent_of(task_name: str | None) -> str | None:
+    """``campaignflow.agent.enrich`` -> ``enrich``; ``None`` for engine and public tasks."""
+    if task_name and task_name.startswith(AGENT_TASK_PREFIX):
+        return task_name[len(AGENT_TASK_PREFIX) :]
+    return None
+
+
+def _ours(task: Any) -> bool:
+    return str(getattr(task, "name", "")).startswith("campaignflow.")
+
+
+def _step_started(
+    task_id: str | None = None, task: Any = None, kwargs: dict[str, Any] | None = None, **_: Any
+) -> None:
+    if not task_id or not _ours(task):
+        return
+    kwargs = kwargs or {}
+    agent = agent_of(task.name)
+    fields = logs.StepFields(
+        run_id=kwargs.get("run_id"),
+        step_id=kwargs.get("step_id") or kwargs.get("node_id"),
+        agent=agent,
+        task_id=task_id,
+    )
+    _running[task_id] = (time.perf_counter(), logs.bind(fields), agent)
+
+
+def _step_ended(task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any) -> None:
+    started = _running.pop(task_id, None) if task_id else None
+    if started is None:
+        return
+    begun, token, agent = started
+    seconds = time.perf_counter() - begun
+    try:
+        if agent is not None:
+            steps.record_try(agent, state or "unknown", seconds)
+            step_log.info("step try ended: %s in %.3fs", (state or "unknown").lower(), seconds)
+    finally:
+        with suppress(ValueError):  # postrun in another context than prerun: leave that context
+            logs.unbind(token)
+
+
+def _step_retried(sender: Any = None, **_: Any) -> None:
+    agent = agent_of(getattr(sender, "name", None))
+    if agent is not None:
+        steps.record_retry(agent)
+
+
+def _root_logger(logger: logging.Logger | None = None, format: str | None = None, **_: Any) -> None:
+    if logger is not None:
+        logs.install(logger, json_lines=get_settings().log_json, fmt=format)
+
+
+def _task_logger(logger: logging.Logger | None = None, **_: Any) -> None:
+    if logger is not None:
+        logs.install(logger, json_lines=get_settings().log_json)
+
+
+task_prerun.connect(_step_started, weak=False)
+task_postrun.connect(_step_ended, weak=False)
+task_retry.connect(_step_retried, weak=False)
+after_setup_logger.connect(_root_logger, weak=False)
+after_setup_task_logger.connect(_task_logger, weak=False)
