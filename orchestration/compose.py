@@ -122,19 +122,24 @@ def services(registry: Registry) -> dict[str, Any]:
         },
         # internal only: put a TLS proxy in front before exposing it
         "ports": ["127.0.0.1:5555:5555"],
-        "healthcheck": {
-            "test": [
-                "CMD",
-                "python",
-                "-c",
-                "import urllib.request as u; u.urlopen('http://127.0.0.1:5555/healthcheck', timeout=5)",
-            ],
-            "interval": "30s",
-            "timeout": "10s",
-            "retries": 3,
-        },
+        "healthcheck": _http_check("http://127.0.0.1:5555/healthcheck"),
+    }
+    svc["metrics"] = {
+        # Prometheus endpoint (no auth): no published port, scrape it from the compose network
+        **_app_service(["campaignflow", "metrics", "serve", "--port", "9808", "--address", "0.0.0.0"]),
+        "expose": ["9808"],
+        "healthcheck": _http_check("http://127.0.0.1:9808/metrics"),
     }
     return svc
+
+
+def _http_check(url: str) -> dict[str, Any]:
+    return {
+        "test": ["CMD", "python", "-c", f"import urllib.request as u; u.urlopen('{url}', timeout=5)"],
+        "interval": "30s",
+        "timeout": "10s",
+        "retries": 3,
+    }
 
 
 def render(registry: Registry) -> str:

@@ -302,6 +302,25 @@ def test_service_commands_run_a_lead_and_beat_ticks(stack: Stack, tmp_path: Path
     assert "campaignflow.engine.sweep" in stack.log("beat")
     assert "campaignflow.engine.sweep" in stack.log("worker-orchestration")
 
+    # the metrics service reads the same broker and store
+    port = free_port()
+    stack.start("metrics", [local_arg(a, port, 9808) for a in svc["metrics"]["command"]])
+    body = wait_for("/metrics", lambda: http_get(f"http://127.0.0.1:{port}/metrics"), stack)
+    assert "campaignflow_broker_up 1.0" in body and "campaignflow_store_up 1.0" in body
+
+
+def local_arg(arg: str, port: int, default_port: int) -> str:
+    """A rendered argument as run here: a free port instead of the default, loopback only."""
+    return {str(default_port): str(port), "0.0.0.0": "127.0.0.1"}.get(arg, arg)
+
+
+def http_get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return str(resp.read().decode()) if resp.status == 200 else None
+    except OSError:
+        return None
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -312,19 +331,9 @@ def free_port() -> int:
 def test_flower_service_requires_basic_auth(stack: Stack) -> None:
     command = compose()["services"]["flower"]["command"]
     port = free_port()
-    # as rendered, on a free port and on loopback only
-    local = {"5555": str(port), "0.0.0.0": "127.0.0.1"}
-    stack.start("flower", [local.get(a, a) for a in command])
+    stack.start("flower", [local_arg(a, port, 5555) for a in command])
     base = f"http://127.0.0.1:{port}"
-
-    def health() -> bool:
-        try:
-            with urllib.request.urlopen(f"{base}/healthcheck", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    wait_for("Flower /healthcheck", health, stack)
+    wait_for("Flower /healthcheck", lambda: http_get(f"{base}/healthcheck"), stack)
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(f"{base}/api/workers", timeout=5)
     assert denied.value.code == 401
