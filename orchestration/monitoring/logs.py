@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from contextvars import ContextVar, Token
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -117,3 +118,17 @@ def install(logger: logging.Logger, *, json_lines: bool, fmt: str | None = None)
         handler.setFormatter(formatter(json_lines, fmt))
         changed += 1
     return changed
+
+
+def capture_warnings_as_json() -> None:
+    """Route Python warnings to a JSON handler of their own on stderr (from the first warning on,
+    before Celery sets up its logging), so a JSON log stream has no raw text lines in it."""
+    logging.captureWarnings(True)
+    warnings_log = logging.getLogger("py.warnings")
+    if any(isinstance(h.formatter, JsonFormatter) for h in warnings_log.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(StepContextFilter())
+    handler.setFormatter(JsonFormatter())
+    warnings_log.addHandler(handler)
+    warnings_log.propagate = False

@@ -15,6 +15,7 @@ from typing import Any
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
+    celeryd_init,
     task_postrun,
     task_prerun,
     task_retry,
@@ -79,8 +80,18 @@ def _step_retried(sender: Any = None, **_: Any) -> None:
 
 
 def _root_logger(logger: logging.Logger | None = None, format: str | None = None, **_: Any) -> None:
-    if logger is not None:
-        logs.install(logger, json_lines=get_settings().log_json, fmt=format)
+    if logger is None:
+        return
+    json_lines = get_settings().log_json
+    if logs.install(logger, json_lines=json_lines, fmt=format) and json_lines:
+        logs.capture_warnings_as_json()
+
+
+def _worker_init(**_: Any) -> None:
+    """First thing a worker does: warnings it raises before its logging is set up (running as
+    root, ...) must be JSON lines too when JSON is asked for."""
+    if get_settings().log_json:
+        logs.capture_warnings_as_json()
 
 
 def _task_logger(logger: logging.Logger | None = None, **_: Any) -> None:
@@ -93,3 +104,4 @@ task_postrun.connect(_step_ended, weak=False)
 task_retry.connect(_step_retried, weak=False)
 after_setup_logger.connect(_root_logger, weak=False)
 after_setup_task_logger.connect(_task_logger, weak=False)
+celeryd_init.connect(_worker_init, weak=False)

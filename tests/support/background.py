@@ -27,16 +27,17 @@ def free_port() -> int:
 
 @contextmanager
 def background(
-    argv: list[str], log: Path, env: Mapping[str, str] | None = None
+    argv: list[str], log: Path, env: Mapping[str, str] | None = None, *, err: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``argv`` with stdout+stderr in ``log``; SIGTERM its group on exit (SIGKILL after 20 s)."""
-    with log.open("ab") as out:
+    """Run ``argv`` with stdout (and stderr, unless ``err`` names its own file) in ``log``; SIGTERM
+    its process group on exit (SIGKILL after 20 s)."""
+    with log.open("ab") as out, (err or log).open("ab") as errors:
         proc = subprocess.Popen(
             argv,
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=out,
-            stderr=subprocess.STDOUT,
+            stderr=errors if err else subprocess.STDOUT,
             start_new_session=True,
         )
     try:

@@ -1,0 +1,133 @@
+"""``campaignflow metrics``: the endpoint reflects real runs (store), step tries, durations and
+retries (written by the workers through Celery signals) and queue depth (the broker's lists)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from kombu import Connection, Exchange, Producer, Queue
+from prometheus_client.parser import text_string_to_metric_families
+
+from orchestration.app import app
+from orchestration.campaigns import manager
+from orchestration.monitoring.metrics import queue_keys
+from tests.support import services
+from tests.support.background import CLI, ROOT, background, free_port, wait_http
+from tests.support.flows import flow, run
+from tests.support.runs import wait_for_run
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str) -> Samples:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path / "metrics.log"
+    with background([*CLI, "metrics", "serve", "--port", str(port)], log) as proc:
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_http(url, proc, log)
+        yield url
+
+
+def scrape(url: str) -> Samples:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return parse(response.read().decode())
+
+
+def lead(email: str) -> str:
+    event = {"id": f"evt-{uuid.uuid4()}", "type": "lead.created", "payload": {"email": email, "name": "L"}}
+    return manager().ingest_event(event).run_id
+
+
+def test_endpoint_reflects_runs_steps_and_retries(worker: object, endpoint: str) -> None:
+    before = scrape(endpoint)  # step metrics are cumulative over the session: compare deltas
+
+    ok = [lead("ada@acme-robotics.com"), lead("linus@kernel-works.com")]
+    bad = lead("nobody@mailer.invalid")  # enrich fails for good: the run fails
+    assert [wait_for_run(r).status for r in ok] == ["succeeded", "succeeded"]
+    assert wait_for_run(bad).status == "failed"
+    flaky = run(flow([{"id": "once", "agent": "effect", "input": {"fail_first": 1}}], name="metrics-flaky"))
+    assert flaky.status == "succeeded" and flaky.record("once").attempts == 2
+
+    after = scrape(endpoint)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert value(after, "campaignflow_store_up") == 1 and value(after, "campaignflow_broker_up") == 1
+    # run counts come from the store (tables are empty at the start of the test)
+    assert value(after, "campaignflow_runs_started_total", flow="lead_handling") == 3
+    assert value(after, "campaignflow_runs_finished_total", flow="lead_handling", status="succeeded") == 2
+    assert value(after, "campaignflow_runs_finished_total", flow="lead_handling", status="failed") == 1
+    assert value(after, "campaignflow_runs_finished_total", flow="metrics-flaky", status="succeeded") == 1
+    assert value(after, "campaignflow_runs_active", flow="lead_handling", status="running") == 0
+    # step tries and durations come from the workers
+    assert delta("campaignflow_step_duration_seconds_count", agent="enrich") == 3
+    assert delta("campaignflow_step_tries_total", agent="enrich", state="failure") == 1
+    assert delta("campaignflow_step_tries_total", agent="enrich", state="success") == 2
+    assert delta("campaignflow_step_duration_seconds_count", agent="score") == 2
+    assert delta("campaignflow_step_duration_seconds_count", agent="effect") == 2
+    assert delta("campaignflow_step_tries_total", agent="effect", state="retry") == 1
+    assert delta("campaignflow_step_retries_total", agent="effect") == 1
+    assert delta("campaignflow_step_retries_total", agent="enrich") == 0
+    assert delta("campaignflow_step_duration_seconds_sum", agent="enrich") > 0
+    buckets = sorted(
+        (float(dict(labels)["le"]), v)
+        for (name, labels), v in after.items()
+        if name == "campaignflow_step_duration_seconds_bucket" and dict(labels)["agent"] == "enrich"
+    )
+    counts = [v for _, v in buckets]
+    assert counts == sorted(counts), "histogram buckets must be cumulative"
+    assert counts[-1] == value(after, "campaignflow_step_duration_seconds_count", agent="enrich")
+    for queue in (q.name for q in app.conf.task_queues):
+        assert ("campaignflow_queue_depth", (("queue", queue),)) in after
+
+
+def test_queue_depth_counts_every_priority_under_the_key_prefix(database: str) -> None:
+    """Messages published by kombu itself (plain and priority lists) under a prefix of their own."""
+    prefix = f"{services.new_schema_name('cf_metrics')}:"
+    queues = [q.name for q in app.conf.task_queues]
+    target, other = queues[-1], queues[0]
+    url = app.conf.broker_url
+    try:
+        with Connection(url, transport_options={"global_keyprefix": prefix}) as conn:
+            producer = Producer(conn.default_channel)
+            for name, priorities in ((target, (0, 5, 9)), (other, (0,))):
+                queue = Queue(name, Exchange(name, type="direct"), routing_key=name, max_priority=9)
+                for priority in priorities:
+                    producer.publish({"n": priority}, routing_key=name, exchange=queue.exchange,
+                                     declare=[queue], priority=priority, serializer="json")  # fmt: skip
+        raw = redis.Redis.from_url(url)
+        # kombu's layout: the plain list, then one list per priority step (5 lands in step 3)
+        assert [raw.llen(k) for k in queue_keys(target, prefix)] == [1, 1, 0, 1]
+
+        env = {**os.environ, "CAMPAIGNFLOW_REDIS_KEY_PREFIX": prefix}
+        shown = subprocess.run(
+            [*CLI, "metrics", "show"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert shown.returncode == 0, shown.stderr
+        samples = parse(shown.stdout)
+        assert value(samples, "campaignflow_queue_depth", queue=target) == 3
+        assert value(samples, "campaignflow_queue_depth", queue=other) == 1
+        assert sum(value(samples, "campaignflow_queue_depth", queue=q) for q in queues) == 4
+    finally:
+        services.clear_prefix(prefix)
