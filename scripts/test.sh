@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
 
+# the Flower test drives a headless Chromium (Debian's package)
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "chromium is missing; installing it" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+    || { echo "error: could not install chromium (apt-get install -y chromium)" >&2; exit 1; }
+fi
+
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
