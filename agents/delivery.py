@@ -143,8 +143,12 @@ def send(server: SmtpServer, msg: EmailMessage) -> None:
                 smtp.login(server.username, server.password or "")
             smtp.send_message(msg)
     except smtplib.SMTPAuthenticationError as exc:
+        reply = (
+            exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+        )
         raise PermanentAgentError(
-            f"{where} refused the credentials ({exc.smtp_code}); fix user:password in CAMPAIGNFLOW_SMTP_URL"
+            f"{where} refused the login ({exc.smtp_code} {reply}); fix user:password in "
+            "CAMPAIGNFLOW_SMTP_URL, or add starttls=1 if the server wants TLS first"
         ) from None
     except smtplib.SMTPNotSupportedError as exc:
         raise PermanentAgentError(f"{where}: {exc}; adjust starttls or credentials in the URL") from None

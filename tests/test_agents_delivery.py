@@ -16,7 +16,7 @@ from agents.errors import PermanentAgentError, TransientAgentError
 from agents.nurture import NurtureInput, nurture_add
 from orchestration.steps import StepContext
 from orchestration.store.control_models import Delivery
-from tests.support.smtp import SmtpSink, free_port
+from tests.support.smtp import SmtpSink, free_port, self_signed_cert, server_tls_context
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:aiosmtpd.*")
 
@@ -74,6 +74,20 @@ def test_recipient_refusals_say_whether_to_retry(clean_db: str, recipient: str, 
     with SmtpSink() as sink, pytest.raises(error, match=recipient):
         deliver_email(MSG.model_copy(update={"to": recipient}), ctx(clean_db, sink.url()))
     assert sink.messages == [] and [r.status for r in rows(clean_db)] == ["failed"]
+
+
+def test_starttls_with_credentials(clean_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = self_signed_cert(tmp_path)
+    with SmtpSink(credentials=("mailer", "s3cret"), tls_context=server_tls_context(cert, key)) as sink:
+        plain = ctx(clean_db, sink.url("mailer", "s3cret"))
+        with pytest.raises(PermanentAgentError, match=r"530 .*STARTTLS"):  # the server wants TLS first
+            deliver_email(MSG, plain)
+        untrusted = ctx(clean_db, sink.url("mailer", "s3cret", query="starttls=1"))
+        with pytest.raises(PermanentAgentError, match="TLS certificate not trusted"):
+            deliver_email(MSG, untrusted)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # now the client trusts the server
+        out = deliver_email(MSG, untrusted)
+    assert out.status == "sent" and sink.logins == ["mailer"] and len(sink.messages) == 1
 
 
 def test_server_down_is_transient_then_next_try_sends(clean_db: str) -> None:

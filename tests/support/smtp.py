@@ -2,15 +2,18 @@
 
 Recipients starting with ``bounce`` are refused for good (550), ``busy`` for now (451); with
 ``credentials`` set, the server offers AUTH LOGIN/PLAIN over plain text (loopback only) and
-requires it.
+requires it; with ``tls_context`` it offers and requires STARTTLS.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -21,6 +24,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and its key), made with the openssl command."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    command = [
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        "-keyout", str(key), "-out", str(cert),
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
 
 
 class _Handler:
@@ -45,7 +66,12 @@ class _Handler:
 
 
 class SmtpSink:
-    def __init__(self, credentials: tuple[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        credentials: tuple[str, str] | None = None,
+        port: int | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.credentials = credentials
         self.port = port or free_port()
         self.lock = threading.Lock()
@@ -55,6 +81,8 @@ class SmtpSink:
         kwargs: dict[str, Any] = {}
         if credentials is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=False)
+        if tls_context is not None:
+            kwargs.update(tls_context=tls_context, require_starttls=True)
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
 
     def _authenticate(
