@@ -1,0 +1,176 @@
+"""The public tasks: pinned names on the ``orchestration`` queue, called with ``send_task`` from a
+separate process whose Celery app knows nothing of this project, and through ``orchestration.client``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery.result import AsyncResult
+
+from orchestration.app import app
+from orchestration.campaigns import Route, add_route
+from orchestration.client import CampaignflowClient
+from orchestration.orchestrators.catalog import flows
+from orchestration.registry import ENGINE_QUEUE, route_task
+from tasks.public import PUBLIC_TASKS
+from tests.support.agents import ledger
+from tests.support.runs import envelope, wait_for_run
+
+DOCUMENTED = {
+    "campaignflow.ingest_event",
+    "campaignflow.cancel_run",
+    "campaignflow.retry_run",
+    "campaignflow.campaign_tick",
+}
+
+OUTSIDER = textwrap.dedent(
+    """
+    import json, sys
+    from celery import Celery
+
+    broker, backend, prefix, calls_file = sys.argv[1:5]
+    app = Celery("outsider", broker=broker, backend=backend)
+    app.conf.update(
+        task_serializer="json", result_serializer="json",
+        accept_content=["json"], result_accept_content=["json"],
+        broker_transport_options={"global_keyprefix": prefix},
+        result_backend_transport_options={"global_keyprefix": prefix},
+    )
+    results = []
+    for name, kwargs in json.load(open(calls_file)):
+        results.append(app.send_task(name, kwargs=kwargs, queue="orchestration").get(timeout=60))
+    ours = sorted(m for m in sys.modules if m.split(".")[0] in ("orchestration", "tasks", "agents", "celeryconfig"))
+    print(json.dumps({"results": results, "project_modules": ours}))
+    """
+)
+
+FLAKY = {
+    "name": "public-flaky",
+    "steps": [
+        {"id": "a", "agent": "effect"},
+        {"id": "b", "agent": "fail", "input": {"permanent": True, "fail_attempts": "$payload.fail_attempts"}},
+    ],
+}
+SLOW = {
+    "name": "public-slow",
+    "steps": [{"id": "s1", "agent": "sleep", "input": {"seconds": 1.5}}, {"id": "s2", "agent": "effect"}],
+}
+
+
+def test_public_names_are_pinned_and_on_the_orchestration_queue() -> None:
+    app.loader.import_default_modules()
+    top_level = {name for name in app.tasks if re.fullmatch(r"campaignflow\.[a-z_]+", name)}
+    assert top_level == DOCUMENTED == set(PUBLIC_TASKS), "update the documented list and the CHANGELOG"
+    for name in DOCUMENTED:
+        assert route_task(name, (), {}, {}) == {"queue": ENGINE_QUEUE}
+
+
+@pytest.fixture
+def routed(worker: object) -> None:
+    flows().add(FLAKY)
+    flows().add(SLOW)
+    add_route(Route(event_type="public.flaky", flow="public-flaky"))
+    add_route(Route(event_type="public.slow", flow="public-slow"))
+
+
+def outsider(tmp_path: Path, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Run the calls from a fresh interpreter that imports only celery; returns their results."""
+    script, calls_file = tmp_path / "outsider.py", tmp_path / f"calls-{time.monotonic_ns()}.json"
+    script.write_text(OUTSIDER, encoding="utf-8")
+    calls_file.write_text(json.dumps(calls), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGNFLOW_")}
+    args = [
+        os.environ["CAMPAIGNFLOW_BROKER_URL"],
+        os.environ["CAMPAIGNFLOW_RESULT_BACKEND"],
+        os.environ["CAMPAIGNFLOW_REDIS_KEY_PREFIX"],
+        str(calls_file),
+    ]
+    done = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["project_modules"] == []
+    return list(out["results"])
+
+
+def test_send_task_from_a_process_that_imports_nothing_of_ours(routed: None, tmp_path: Path) -> None:
+    flaky = {"id": "pub-flaky", "type": "public.flaky", "payload": {"fail_attempts": 99}}
+    first, again, no_route, garbage, unknown = outsider(
+        tmp_path,
+        [
+            ("campaignflow.ingest_event", {"event": flaky}),
+            ("campaignflow.ingest_event", {"event": flaky}),
+            ("campaignflow.ingest_event", {"event": {"id": "pub-x", "type": "public.nobody", "payload": {}}}),
+            ("campaignflow.ingest_event", {"evnt": flaky}),
+            ("campaignflow.cancel_run", {"run_id": "no-such-run"}),
+        ],
+    )
+    assert first["duplicate"] is False and first["status"] in ("queued", "running")
+    assert again == {**first, "duplicate": True, "status": again["status"]}
+    assert no_route["status"] == "rejected" and no_route["reason"] == "no_route" and no_route["rejected_id"]
+    assert garbage["status"] == "rejected" and "unexpected arguments ['evnt']" in garbage["error"]
+    assert unknown == {"run_id": "no-such-run", "status": "not_found", "error": "run 'no-such-run' not found"}
+    run_id = first["run_id"]
+    assert wait_for_run(run_id).status == "failed"
+
+    retried, refused = outsider(
+        tmp_path,
+        [
+            ("campaignflow.retry_run", {"run_id": run_id, "payload_patch": {"fail_attempts": 0}}),
+            ("campaignflow.retry_run", {"run_id": run_id}),
+        ],
+    )
+    assert retried == {"run_id": run_id, "status": "running", "error": None}
+    assert refused["error"] and "only failed runs can be retried" in refused["error"]
+    env = wait_for_run(run_id)
+    assert env.status == "succeeded" and env.record("a").attempts == 1
+    assert int(ledger().get(f"calls:{run_id}:a") or 0) == 1
+
+    slow = outsider(
+        tmp_path,
+        [("campaignflow.ingest_event", {"event": {"id": "pub-slow", "type": "public.slow", "payload": {}}})],
+    )
+    slow_id = slow[0]["run_id"]
+    while not envelope(slow_id).records:
+        time.sleep(0.02)
+    (cancelled,) = outsider(tmp_path, [("campaignflow.cancel_run", {"run_id": slow_id})])
+    assert cancelled == {"run_id": slow_id, "status": "cancelled", "error": None}
+    assert wait_for_run(slow_id).status == "cancelled"
+
+
+def test_client_wraps_the_public_tasks(routed: None) -> None:
+    remote = CampaignflowClient(
+        broker_url=os.environ["CAMPAIGNFLOW_BROKER_URL"],
+        result_backend=os.environ["CAMPAIGNFLOW_RESULT_BACKEND"],
+        key_prefix=os.environ["CAMPAIGNFLOW_REDIS_KEY_PREFIX"],
+    )
+    event = {"id": "client-1", "type": "public.flaky", "payload": {"fail_attempts": 0}}
+    result = remote.ingest_event(event, wait=True)
+    assert isinstance(result, dict) and result["duplicate"] is False
+    assert wait_for_run(result["run_id"]).status == "succeeded"
+
+    local = CampaignflowClient()  # this project's app
+    pending = local.ingest_event(event)
+    assert isinstance(pending, AsyncResult)
+    assert pending.get(timeout=30) == {**result, "duplicate": True, "status": "succeeded"}
+    assert local.retry_run(result["run_id"], wait=True)["error"].endswith("only failed runs can be retried")
+    assert local.cancel_run(result["run_id"], wait=True) == {
+        "run_id": result["run_id"],
+        "status": "succeeded",
+        "error": None,
+    }
