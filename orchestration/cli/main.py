@@ -11,6 +11,7 @@ from orchestration.cli.campaigns import campaigns_app, routes_app
 from orchestration.cli.compose import compose_app
 from orchestration.cli.db import db_app
 from orchestration.cli.demo import demo
+from orchestration.cli.doctor import doctor
 from orchestration.cli.flower import flower
 from orchestration.cli.flows import flows_app
 from orchestration.cli.metrics import metrics_app
@@ -36,6 +37,7 @@ cli.command("beat")(worker_cmds.beat)
 cli.command("flower")(flower)
 cli.add_typer(metrics_app, name="metrics")
 cli.command("demo")(demo)
+cli.command("doctor")(doctor)
 
 
 def main() -> None:

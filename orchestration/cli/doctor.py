@@ -1,0 +1,28 @@
+"""``campaignflow doctor``: broker, run store, migrations, queue consumers and beat, in one table."""
+
+from __future__ import annotations
+
+import typer
+
+from orchestration.cli.common import JSON_OPTION, print_json, table
+
+
+def doctor(
+    timeout: float = typer.Option(2.0, min=0.1, help="Seconds to wait for the broker and the workers."),
+    require_beat: bool = typer.Option(
+        False, "--require-beat", help="A missing or stale beat tick is a failure, not a warning."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Check that this deployment can run flows. Exit 1 when any check FAILs."""
+    from orchestration.doctor import run_checks
+
+    checks = run_checks(timeout=timeout, require_beat=require_beat)
+    failed = [c.name for c in checks if c.status == "FAIL"]
+    if as_json:
+        print_json({"ok": not failed, "checks": [c.as_dict() for c in checks]})
+    else:
+        typer.echo(table(["check", "status", "detail"], [[c.name, c.status, c.detail] for c in checks]))
+        typer.echo(f"\n{'FAILED: ' + ', '.join(failed) if failed else 'all checks passed'}")
+    if failed:
+        raise typer.Exit(1)
