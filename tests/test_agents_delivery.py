@@ -27,7 +27,7 @@ def ctx(db: str, smtp_url: str | None, run_id: str | None = None, step_id: str =
     return StepContext(run_id or str(uuid.uuid4()), step_id, 1, {"database_url": db, "smtp_url": smtp_url})
 
 
-def rows(db: str) -> list[sa.Row[tuple[str, str, str, str]]]:
+def rows(db: str) -> list[tuple[str, str, str, str]]:
     with ledger.engine(db).connect() as conn:
         query = sa.select(
             ledger.delivery.c.idempotency_key,
@@ -35,7 +35,7 @@ def rows(db: str) -> list[sa.Row[tuple[str, str, str, str]]]:
             ledger.delivery.c.status,
             ledger.delivery.c.recipient,
         ).order_by(ledger.delivery.c.id)
-        return list(conn.execute(query).all())
+        return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
 
 
 def test_sends_once_per_idempotency_key(clean_db: str) -> None:
@@ -51,7 +51,7 @@ def test_sends_once_per_idempotency_key(clean_db: str) -> None:
     assert msg["Message-ID"] == first.message_id and msg["X-Campaignflow-Key"] == c.idempotency_key
     assert (first.channel, first.status, first.duplicate) == ("email", "sent", False)
     assert (again.status, again.duplicate, again.message_id) == ("sent", True, first.message_id)
-    assert [tuple(r) for r in rows(clean_db)] == [(c.idempotency_key, "email", "sent", MSG.to)]
+    assert rows(clean_db) == [(c.idempotency_key, "email", "sent", MSG.to)]
 
 
 def test_credentials_are_used_and_a_refusal_is_permanent(clean_db: str) -> None:
@@ -59,12 +59,12 @@ def test_credentials_are_used_and_a_refusal_is_permanent(clean_db: str) -> None:
         c = ctx(clean_db, sink.url("mailer", "wrong"))
         with pytest.raises(PermanentAgentError, match="CAMPAIGNFLOW_SMTP_URL"):
             deliver_email(MSG, c)
-        assert [r.status for r in rows(clean_db)] == ["failed"]
+        assert [r[2] for r in rows(clean_db)] == ["failed"]
         fixed = StepContext(c.run_id, c.step_id, 2, {**c.config, "smtp_url": sink.url("mailer", "s3cret")})
         out = deliver_email(MSG, fixed)  # the failed claim is taken over by the next try
 
     assert sink.logins == ["mailer"] and len(sink.messages) == 1
-    assert out.status == "sent" and [r.status for r in rows(clean_db)] == ["sent"]
+    assert out.status == "sent" and [r[2] for r in rows(clean_db)] == ["sent"]
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_credentials_are_used_and_a_refusal_is_permanent(clean_db: str) -> None:
 def test_recipient_refusals_say_whether_to_retry(clean_db: str, recipient: str, error: type) -> None:
     with SmtpSink() as sink, pytest.raises(error, match=recipient):
         deliver_email(MSG.model_copy(update={"to": recipient}), ctx(clean_db, sink.url()))
-    assert sink.messages == [] and [r.status for r in rows(clean_db)] == ["failed"]
+    assert sink.messages == [] and [r[2] for r in rows(clean_db)] == ["failed"]
 
 
 def test_starttls_with_credentials(clean_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,13 +125,13 @@ def test_fresh_sending_claim_waits_and_a_stale_one_is_taken_over(clean_db: str) 
 def test_outbox_without_smtp_on_sqlite(tmp_path: Path) -> None:
     """The embedded default: no SMTP server, a SQLite run store; recorded once, nothing sent."""
     db = f"sqlite:///{tmp_path / 'runs.db'}"
-    Delivery.__table__.create(ledger.engine(db))
+    Delivery.metadata.create_all(ledger.engine(db), tables=[Delivery.__table__])  # type: ignore[list-item]
     c = ctx(db, None)
     first = deliver_email(MSG, c)
     again = deliver_email(MSG, c)
     assert (first.channel, first.status, first.duplicate, first.sent_at) == ("outbox", "outbox", False, None)
     assert (again.channel, again.duplicate) == ("outbox", True)
-    assert [tuple(r) for r in rows(db)] == [(c.idempotency_key, "outbox", "outbox", MSG.to)]
+    assert rows(db) == [(c.idempotency_key, "outbox", "outbox", MSG.to)]
 
 
 @pytest.mark.parametrize(
@@ -167,6 +167,4 @@ def test_nurture_list_membership_is_once_per_email(clean_db: str) -> None:
     later = nurture_add(inp, ctx(clean_db, None, second_run, "nurture"))
     assert (a.added, redelivered.added, later.added) == (True, True, False)
     assert later.added_by_run == first_run
-    assert [tuple(r) for r in rows(clean_db)] == [
-        ("nurture:nurture:bob@example.org", "nurture", "listed", "bob@example.org")
-    ]
+    assert rows(clean_db) == [("nurture:nurture:bob@example.org", "nurture", "listed", "bob@example.org")]

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from orchestration.app import app, engine
 from orchestration.campaigns import manager
+from orchestration.envelope import Envelope, StepRecord
 from orchestration.errors import FieldError
 from orchestration.orchestrators import DeliveryOrchestrator
 from orchestration.registry import registry
@@ -32,6 +33,12 @@ def ledger_rows() -> list[tuple[Any, ...]]:
             "select idempotency_key, run_id, channel, status, recipient, subject from delivery order by id"
         )
         return [tuple(r) for r in conn.execute(sa.text(query))]
+
+
+def record(env: Envelope, step_id: str) -> StepRecord:
+    found = env.record(step_id)
+    assert found is not None, f"no record {step_id!r}: {env.model_dump_json(indent=2)}"
+    return found
 
 
 @pytest.fixture
@@ -66,8 +73,9 @@ def test_missing_placeholder_fails_the_run_once_without_sending(smtp: SmtpSink) 
     env = wait_for_run(manager().ingest_event(event).run_id)
 
     assert env.status == "failed"
-    render = env.record("render")
+    render = record(env, "render")
     assert render.status == "failed" and render.attempts == 1  # not retried: the input is wrong
+    assert render.error is not None
     assert "vars.first, vars.offer: template 'inline' needs a value" in render.error.message
     assert env.record("send") is None and smtp.messages == [] and ledger_rows() == []
 
@@ -90,7 +98,7 @@ def test_inline_without_smtp_goes_to_the_outbox(clean_db: str) -> None:
     handle = DeliveryOrchestrator(engine()).run(payload, mode="inline")
 
     assert handle.status == "succeeded"
-    send = wait_for_run(handle.run_id).record("send")
+    send = record(wait_for_run(handle.run_id), "send")
     assert send is not None and (send.output["channel"], send.output["status"]) == ("outbox", "outbox")
     assert ledger_rows() == [
         (f"{handle.run_id}:send", handle.run_id, "outbox", "outbox", "eve@example.org", "Ping")

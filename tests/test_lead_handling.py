@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from orchestration.app import app
 from orchestration.campaigns import manager
+from orchestration.envelope import Envelope, StepRecord
 from orchestration.store import get_engine
 from tests.support.config import settings_env
 from tests.support.llm_server import FakeLLM
@@ -32,6 +33,12 @@ def ledger_rows() -> list[tuple[Any, ...]]:
     with get_engine().connect() as conn:
         query = "select idempotency_key, channel, status, recipient from delivery order by id"
         return [tuple(r) for r in conn.execute(sa.text(query))]
+
+
+def record(env: Envelope, step_id: str) -> StepRecord:
+    found = env.record(step_id)
+    assert found is not None, f"no record {step_id!r}: {env.model_dump_json(indent=2)}"
+    return found
 
 
 @pytest.fixture
@@ -63,7 +70,7 @@ def test_hot_lead_gets_one_email(smtp: SmtpSink) -> None:
     assert msg["To"] == "ada@acme-robotics.com" and msg["From"] == "sales@campaignflow.test"
     assert msg["Subject"] == "Acme Robotics and campaignflow: a next step"
     assert "As VP Marketing at Acme Robotics" in msg.get_content()
-    send = env.record("send").output
+    send = record(env, "send").output
     assert (send["channel"], send["status"], send["message_id"]) == ("email", "sent", msg["Message-ID"])
     assert ledger_rows() == [(f"{env.run_id}:send", "email", "sent", "ada@acme-robotics.com")]
     with get_engine().connect() as conn:
@@ -74,12 +81,12 @@ def test_cold_lead_goes_to_nurture_without_email(smtp: SmtpSink) -> None:
     env = wait_for_run(manager().ingest_event(lead("evt-cold", COLD)).run_id)
 
     assert env.status == "succeeded", env.model_dump_json(indent=2)
-    assert env.record("score").output["segment"] == "cold"
+    assert record(env, "score").output["segment"] == "cold"
     ran = [r.step_id for r in env.records if r.status == "succeeded"]
     assert ran == ["enrich", "score", "route", "crm_cold", "nurture"]
     assert {r.step_id for r in env.records if r.status == "skipped"} == {"crm", "compose", "send"}
     assert smtp.messages == []
-    assert env.record("nurture").output == {
+    assert record(env, "nurture").output == {
         "email": "bob@gmail.com",
         "list": "nurture",
         "added": True,
@@ -118,7 +125,7 @@ def test_redelivered_send_step_sends_nothing_more(smtp: SmtpSink) -> None:
     sends = [r for r in env.records if r.step_id == "send"]
     assert len(sends) == 1 and sends[0].status == "succeeded"
     assert sends[0].output["duplicate"] is True
-    assert sends[0].output["message_id"] == first.record("send").output["message_id"]
+    assert sends[0].output["message_id"] == record(first, "send").output["message_id"]
     assert sends[0].attempts == 2
 
 
@@ -131,7 +138,7 @@ def test_llm_429_is_retried_and_its_message_is_sent(smtp: SmtpSink, monkeypatch:
         env = wait_for_run(manager().ingest_event(lead("evt-llm", HOT)).run_id)
 
     assert env.status == "succeeded", env.model_dump_json(indent=2)
-    compose = env.record("compose")
+    compose = record(env, "compose")
     assert compose.attempts == 2 and len(llm.requests) == 2
     assert [e.type for e in compose.attempt_errors] == ["TransientAgentError"]
     assert "answered 429" in compose.attempt_errors[0].message
@@ -139,4 +146,4 @@ def test_llm_429_is_retried_and_its_message_is_sent(smtp: SmtpSink, monkeypatch:
     [msg] = smtp.messages
     assert msg["Subject"] == "Ada, robots that follow up"
     assert msg.get_content().strip() == "Hi Ada, a quick idea for Acme Robotics."
-    assert envelope(env.run_id).record("send").output["status"] == "sent"
+    assert record(envelope(env.run_id), "send").output["status"] == "sent"
