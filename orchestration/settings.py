@@ -28,7 +28,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the run store; postgresql:// is read as psycopg 3."
     )
-    smtp_url: str | None = Field(None, description="smtp://[user:password@]host:port[?starttls=1]")
+    smtp_url: str | None = Field(
+        None,
+        description="smtp://[user:password@]host:port[?starttls=1&from=addr] (smtps:// for TLS from the "
+        "start); unset = messages go to the outbox (recorded in the delivery ledger, not sent).",
+    )
     flower_basic_auth: str | None = Field(None, description="user:password for Flower.")
     llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = template.")
     llm_api_key: str | None = Field(None, description="Bearer token for the LLM endpoint.")
