@@ -99,8 +99,9 @@ def load_events(path: Path) -> list[dict[str, Any]]:
 
 
 def default_events_dir() -> Path:
-    """``examples/events`` of the source tree (and of the container image)."""
-    return Path(__file__).resolve().parents[1] / "examples" / "events"
+    """``examples/events`` of the source tree, else of the working directory (the image's /app)."""
+    beside = Path(__file__).resolve().parents[1] / "examples" / "events"
+    return beside if beside.is_dir() else Path.cwd() / "examples" / "events"
 
 
 def wait_terminal(run_ids: Sequence[str], timeout: float, poll: float = 0.02) -> list[Envelope]:
