@@ -94,6 +94,6 @@ def _status(run_id: str) -> str:
 @app.task(name="campaignflow.campaign_tick", acks_late=True, **_RETRY_DB)
 def campaign_tick() -> dict[str, Any]:
     """Start the due slots of every enabled campaign, once per (campaign, slot, audience member)."""
-    from orchestration.schedules import tick
+    from orchestration.campaign_tick import tick
 
     return tick().as_dict()

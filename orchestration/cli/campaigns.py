@@ -130,7 +130,7 @@ def resume(name: str) -> None:
 @campaigns_app.command("tick")
 def tick_cmd(as_json: bool = JSON_OPTION) -> None:
     """Run one campaign tick now, in this process (what beat's campaignflow.campaign_tick does)."""
-    from orchestration.schedules import tick
+    from orchestration.campaign_tick import tick
 
     report = tick().as_dict()
     if as_json:
