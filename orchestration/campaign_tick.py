@@ -1,11 +1,12 @@
 """The campaign tick: what beat's one static entry, ``campaignflow.campaign_tick``, runs.
 
-:func:`tick`: for every enabled campaign it locks the campaign row (``FOR UPDATE SKIP LOCKED``: a second beat's tick skips it), computes the
-slots due since ``last_slot_at`` (at most ``max_catchup`` of them, the newest), and ingests one event
-per audience member with the id ``campaign:<name>:<slot>:<index>``; it then records the slot
-(``campaign_slot`` primary key) and moves ``last_slot_at`` in the same transaction. Two beats, a
-retried tick or a late tick never start a slot twice: the lock and the slot key stop the second tick,
-and the ingest idempotency on the event id gives the same runs if a tick died half-way.
+:func:`tick`, for every enabled campaign, locks the campaign row (``FOR UPDATE SKIP LOCKED``: a
+second beat's tick skips it), computes the slots due since ``last_slot_at`` (at most ``max_catchup``
+of them, the newest), and ingests one event per audience member with the id
+``campaign:<name>:<slot>:<index>``; it then records the slot (``campaign_slot`` primary key) and
+moves ``last_slot_at`` in the same transaction. Two beats, a retried tick or a late tick never start
+a slot twice: the lock and the slot key stop the second tick, and the ingest idempotency on the event
+id gives the same runs if a tick died half-way.
 """
 
 from __future__ import annotations
