@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,15 +72,21 @@ def test_session_worker_step_lines_carry_run_step_agent(worker: object, step_lin
     env = wait_for_run(handle.run_id)
     assert env.status == "succeeded"
 
-    lines = [json.loads(line) for line in step_lines.getvalue().splitlines()]
-    mine = [line for line in lines if line.get("run_id") == handle.run_id]
     agent_records = {
         r.step_id: r.agent
         for r in env.records
         if r.status == "succeeded" and not (r.agent or "").startswith("engine.")
     }
     assert len(agent_records) >= 3, env.records
+    deadline = time.monotonic() + 15  # the last step's line follows the run's terminal status
+    while True:
+        lines = [json.loads(line) for line in step_lines.getvalue().splitlines()]
+        mine = [line for line in lines if line.get("run_id") == handle.run_id]
+        if len(mine) >= len(agent_records) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert {(line["step_id"], line["agent"]) for line in mine} == set(agent_records.items())
+    assert len(mine) == len(agent_records)
     assert all(line["message"].startswith("step try ended: success") for line in mine)
     assert all(line["task_id"] for line in mine)
 
