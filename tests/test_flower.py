@@ -75,8 +75,22 @@ def test_plan_without_auth_is_on_purpose_only_and_read_only() -> None:
         flower_plan.plan("ops:secret", no_auth=True)
 
 
-def _get(url: str, auth: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url)
+def test_no_auth_opens_read_only_pages_but_keeps_the_api_closed(tmp_path: Path) -> None:
+    """Even with FLOWER_UNAUTHENTICATED_API=true in the environment, --no-auth serves no API."""
+    port, log = free_port(), tmp_path / "flower.log"
+    env = {"CAMPAIGNFLOW_FLOWER_BASIC_AUTH": None, "FLOWER_UNAUTHENTICATED_API": "true"}
+    with background([*CLI, "flower", "--no-auth", "--port", str(port)], log, env) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/healthcheck", proc, log)
+        assert _get(f"{base}/api/workers")[0] == 401
+        status, page = _get(f"{base}/tasks")
+        assert status == 200 and b"<title>Tasks" in page
+        assert _get(f"{base}/api/task/revoke/x", method="POST")[0] == 401
+    assert "NO AUTH, read-only" in tail(log)
+
+
+def _get(url: str, auth: str | None = None, method: str = "GET") -> tuple[int, bytes]:
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     if auth:
         request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
     try:

@@ -27,15 +27,20 @@ def free_port() -> int:
 
 @contextmanager
 def background(
-    argv: list[str], log: Path, env: Mapping[str, str] | None = None, *, err: Path | None = None
+    argv: list[str],
+    log: Path,
+    env: Mapping[str, str | None] | None = None,
+    *,
+    err: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` with stdout (and stderr, unless ``err`` names its own file) in ``log``; SIGTERM
-    its process group on exit (SIGKILL after 20 s)."""
+    its process group on exit (SIGKILL after 20 s). ``env`` adds variables (``None`` removes one)."""
+    full_env = {**os.environ, **(env or {})}
     with log.open("ab") as out, (err or log).open("ab") as errors:
         proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env={**os.environ, **(env or {})},
+            env={k: v for k, v in full_env.items() if v is not None},
             stdout=out,
             stderr=errors if err else subprocess.STDOUT,
             start_new_session=True,
