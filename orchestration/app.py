@@ -12,7 +12,7 @@ import orchestration.monitoring.signals  # noqa: F401  (step log context and ste
 if TYPE_CHECKING:
     from orchestration.engine import OrchestrationEngine
 
-TASK_MODULES = ["tasks.agent_tasks", "tasks.engine_tasks", "tasks.public"]
+TASK_MODULES = ["tasks.agent_tasks", "tasks.engine_tasks", "tasks.public", "tasks.bench_tasks"]
 
 app = Celery("campaignflow", include=TASK_MODULES)
 app.config_from_object("celeryconfig", force=True)

@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     log_json: bool = Field(False, description="Write worker logs as JSON lines.")
     sweep_interval: float = Field(60.0, description="Seconds between sweeper runs (beat).")
     stall_seconds: float = Field(
-        900.0, gt=0, description="A live run with no step progress this long is re-driven (> longest step + backoff)."
+        900.0,
+        gt=0,
+        description="A live run with no step progress this long is re-driven (> longest step + backoff).",
     )
     max_redrives: int = Field(3, ge=0, description="Re-drives of a stalled run before the sweeper fails it.")
     campaign_tick_interval: float = Field(

@@ -23,6 +23,7 @@ from orchestration.registry import AgentSpec, RetryPolicy, registry
 from orchestration.settings import get_settings
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store.db import autocommit
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 _ITEM_ID = re.compile(r"^(?P<map>[^\[]+)\[(?P<index>\d+)\](?:\.(?P<inner>.+))?$")
@@ -150,8 +151,7 @@ def _gate(conn: Connection, state: repo.RunState) -> Outcome | None:
 
 def run_agent_step(run_id: str, step_id: str, *, final: bool = False) -> Outcome:
     """One try of one agent step. Calls the agent only when the record is not already succeeded."""
-    engine = get_engine()
-    with engine.begin() as conn:
+    with autocommit() as conn:  # each statement commits alone: a read, then one upsert
         state = repo.load_state(conn, run_id)
         gate = _gate(conn, state)
         if gate is not None:
@@ -171,7 +171,7 @@ def run_agent_step(run_id: str, step_id: str, *, final: bool = False) -> Outcome
         output = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
     except Exception as exc:
         return _on_agent_error(run_id, step_id, node, policy, start, exc, final)
-    with engine.begin() as conn:
+    with get_engine().begin() if final else autocommit() as conn:
         repo.finish_step(conn, run_id, step_id, status="succeeded", output=output)
         if final:
             repo.finish_run(conn, run_id, "succeeded")

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from orchestration.cli import worker as worker_cmds
+from orchestration.cli.bench import bench
 from orchestration.cli.campaigns import campaigns_app, routes_app
 from orchestration.cli.compose import compose_app
 from orchestration.cli.db import db_app
@@ -34,6 +35,7 @@ cli.add_typer(compose_app, name="compose")
 cli.command("ingest")(ingest)
 cli.command("worker")(worker_cmds.worker)
 cli.command("beat")(worker_cmds.beat)
+cli.command("bench")(bench)
 cli.command("flower")(flower)
 cli.add_typer(metrics_app, name="metrics")
 cli.command("demo")(demo)

@@ -82,10 +82,10 @@ class BaseOrchestrator:
             run_id, duplicate = repo.open_run(conn, new)
             if duplicate:
                 return RunHandle(run_id, repo.run_status(conn, run_id), True)
-        if mode == "inline":
-            self.engine.run_inline(flow, run_id)
-        else:
+        if mode == "async":
             self.engine.start(flow, run_id)
+            return RunHandle(run_id, "queued", False)
+        self.engine.run_inline(flow, run_id)
         with get_engine().connect() as conn:
             return RunHandle(run_id, repo.run_status(conn, run_id), False)
 

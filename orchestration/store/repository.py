@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -109,23 +110,51 @@ class RunState:
         return {"payload": self.payload, "steps": self.outputs, "run": meta}
 
 
+_statements: dict[tuple[str, str], Any] = {}
+
+
+def _prepared(conn: Connection, key: str, build: Callable[[Connection], Any]) -> Any:
+    """Hot-path statements are built once per dialect with bind parameters: building a SQLAlchemy
+    construct costs more CPU than the round trip it makes."""
+    cache_key = (conn.dialect.name, key)
+    stmt = _statements.get(cache_key)
+    if stmt is None:
+        stmt = _statements[cache_key] = build(conn)
+    return stmt
+
+
+def _steps_json(conn: Connection) -> sa.ScalarSelect[Any]:
+    """Every record of the run as one JSON array of ``[step_id, status, output]`` (one round trip)."""
+    if conn.dialect.name == "postgresql":
+        agg = sa.func.json_agg(sa.func.json_build_array(step_t.c.step_id, step_t.c.status, step_t.c.output))
+        kind: Any = postgresql.JSON()
+    else:
+        agg = sa.func.json_group_array(
+            sa.func.json_array(step_t.c.step_id, step_t.c.status, sa.func.json(step_t.c.output))
+        )
+        kind = sa.JSON()
+    return sa.select(sa.type_coerce(agg, kind)).where(step_t.c.run_id == run_t.c.run_id).scalar_subquery()
+
+
+def _load_state_stmt(conn: Connection) -> Any:
+    return sa.select(
+        run_t.c.flow_name,
+        run_t.c.flow_version,
+        run_t.c.flow_def,
+        run_t.c.status,
+        run_t.c.payload,
+        run_t.c.campaign,
+        run_t.c.deadline_at,
+        _steps_json(conn).label("steps"),
+    ).where(run_t.c.run_id == sa.bindparam("run_id"))
+
+
 def load_state(conn: Connection, run_id: str) -> RunState:
-    row = conn.execute(
-        sa.select(
-            run_t.c.flow_name,
-            run_t.c.flow_version,
-            run_t.c.flow_def,
-            run_t.c.status,
-            run_t.c.payload,
-            run_t.c.campaign,
-            run_t.c.deadline_at,
-        ).where(run_t.c.run_id == run_id)
-    ).first()
+    """The run and the status and output of each of its steps, in one query."""
+    row = conn.execute(_prepared(conn, "load_state", _load_state_stmt), {"run_id": run_id}).first()
     if row is None:
         raise RunNotFoundError(run_id)
-    steps = conn.execute(
-        sa.select(step_t.c.step_id, step_t.c.status, step_t.c.output).where(step_t.c.run_id == run_id)
-    ).all()
+    steps = [s for s in (row.steps or []) if s is not None]
     return RunState(
         run_id=run_id,
         flow_name=row.flow_name,
@@ -135,18 +164,21 @@ def load_state(conn: Connection, run_id: str) -> RunState:
         payload=row.payload,
         campaign=row.campaign,
         deadline_at=_aware(row.deadline_at),
-        outputs={s.step_id: s.output for s in steps if s.status == "succeeded"},
-        statuses={s.step_id: s.status for s in steps},
+        outputs={sid: output for sid, status, output in steps if status == "succeeded"},
+        statuses={sid: status for sid, status, _output in steps},
+    )
+
+
+def _mark_running_stmt(_conn: Connection) -> Any:
+    return (
+        run_t.update()
+        .where(run_t.c.run_id == sa.bindparam("rid"), run_t.c.status == "queued")
+        .values(status="running", started_at=sa.bindparam("now"), updated_at=sa.bindparam("now"))
     )
 
 
 def mark_run_running(conn: Connection, run_id: str) -> None:
-    now = utcnow()
-    conn.execute(
-        run_t.update()
-        .where(run_t.c.run_id == run_id, run_t.c.status == "queued")
-        .values(status="running", started_at=now, updated_at=now)
-    )
+    conn.execute(_prepared(conn, "mark_running", _mark_running_stmt), {"rid": run_id, "now": utcnow()})
 
 
 @dataclass(frozen=True)
@@ -161,19 +193,21 @@ class StepStart:
         return self.status in ("succeeded", "skipped")
 
 
-def begin_step(conn: Connection, run_id: str, step_id: str, agent: str | None) -> StepStart:
-    """Mark the record ``running`` and count the attempt, unless it already succeeded or was skipped."""
-    now = utcnow()
+_START_COLUMNS = (step_t.c.status, step_t.c.attempts, step_t.c.output, step_t.c.attempt_errors)
+
+
+def _begin_step_stmt(conn: Connection) -> Any:
+    now = sa.bindparam("now", type_=sa.DateTime(timezone=True))
     stmt = _insert(conn, step_t).values(
-        run_id=run_id,
-        step_id=step_id,
-        agent=agent,
+        run_id=sa.bindparam("rid"),
+        step_id=sa.bindparam("sid"),
+        agent=sa.bindparam("agent"),
         status="running",
         attempts=1,
         started_at=now,
         updated_at=now,
     )
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["run_id", "step_id"],
         set_={
             "status": "running",
@@ -183,15 +217,42 @@ def begin_step(conn: Connection, run_id: str, step_id: str, agent: str | None) -
             "updated_at": now,
         },
         where=step_t.c.status.notin_(("succeeded", "skipped")),
-    ).returning(step_t.c.status, step_t.c.attempts, step_t.c.output, step_t.c.attempt_errors)
-    row = conn.execute(stmt).first()
+    ).returning(*_START_COLUMNS)
+
+
+def begin_step(conn: Connection, run_id: str, step_id: str, agent: str | None) -> StepStart:
+    """Mark the record ``running`` and count the attempt, unless it already succeeded or was skipped."""
+    params = {"rid": run_id, "sid": step_id, "agent": agent, "now": utcnow()}
+    row = conn.execute(_prepared(conn, "begin_step", _begin_step_stmt), params).first()
     if row is None:
         row = conn.execute(
-            sa.select(step_t.c.status, step_t.c.attempts, step_t.c.output, step_t.c.attempt_errors).where(
-                step_t.c.run_id == run_id, step_t.c.step_id == step_id
-            )
+            sa.select(*_START_COLUMNS).where(step_t.c.run_id == run_id, step_t.c.step_id == step_id)
         ).one()
     return StepStart(row.status, row.attempts, row.output, list(row.attempt_errors or []))
+
+
+def _finish_step_stmt(with_errors: bool) -> Callable[[Connection], Any]:
+    def build(_conn: Connection) -> Any:
+        values: dict[str, Any] = {
+            "status": sa.bindparam("status"),
+            "output": sa.bindparam("output", type_=step_t.c.output.type),
+            "error": sa.bindparam("error", type_=step_t.c.error.type),
+            "updated_at": sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+            "finished_at": sa.bindparam("finished", type_=sa.DateTime(timezone=True)),
+        }
+        if with_errors:
+            values["attempt_errors"] = sa.bindparam("attempt_errors", type_=step_t.c.attempt_errors.type)
+        return (
+            step_t.update()
+            .where(
+                step_t.c.run_id == sa.bindparam("rid"),
+                step_t.c.step_id == sa.bindparam("sid"),
+                step_t.c.status != "succeeded",
+            )
+            .values(**values)
+        )
+
+    return build
 
 
 def finish_step(
@@ -206,16 +267,20 @@ def finish_step(
 ) -> None:
     """Write the outcome of one attempt; a succeeded record is never overwritten."""
     now = utcnow()
-    values: dict[str, Any] = {"status": status, "output": output, "error": error, "updated_at": now}
-    if status in ("succeeded", "failed", "skipped"):
-        values["finished_at"] = now
-    if attempt_errors is not None:
-        values["attempt_errors"] = attempt_errors
-    conn.execute(
-        step_t.update()
-        .where(step_t.c.run_id == run_id, step_t.c.step_id == step_id, step_t.c.status != "succeeded")
-        .values(**values)
-    )
+    with_errors = attempt_errors is not None
+    params: dict[str, Any] = {
+        "rid": run_id,
+        "sid": step_id,
+        "status": status,
+        "output": output,
+        "error": error,
+        "now": now,
+        "finished": now if status in ("succeeded", "failed", "skipped") else None,
+    }
+    if with_errors:
+        params["attempt_errors"] = attempt_errors
+    key = "finish_step_errors" if with_errors else "finish_step"
+    conn.execute(_prepared(conn, key, _finish_step_stmt(with_errors)), params)
 
 
 def record_step(

@@ -1,0 +1,166 @@
+"""``campaignflow bench``: campaignflow against plain Celery doing the same shapes of work.
+
+Both sides run on the same broker and the same workers in one invocation. campaignflow records
+every step in the store; plain Celery runs the same canvas of no-op tasks with no store.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from celery import chain, chord, group
+
+from orchestration.app import app, engine
+from orchestration.flows import Flow, parse_flow
+from orchestration.orchestrators.base import FlowRunner
+from orchestration.registry import registry
+from orchestration.store import get_engine
+from orchestration.store import repository as repo
+from orchestration.store.models import TERMINAL_RUN_STATUSES
+
+PLAIN = "campaignflow.bench.plain"
+NOOP_QUEUE = "agents.utility"
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class ShapeResult:
+    shape: str
+    n: int
+    steps_per_flow: int
+    campaignflow_flows_per_s: float
+    plain_flows_per_s: float
+    ratio: float
+    p50_first_step_ms: float
+    p99_first_step_ms: float
+    plain_p50_first_step_ms: float
+
+    @property
+    def campaignflow_steps_per_s(self) -> float:
+        return self.campaignflow_flows_per_s * self.steps_per_flow
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bench_flow(shape: str) -> Flow:
+    if shape == "sequence":
+        steps: list[dict[str, Any]] = [{"id": f"s{i}", "agent": "noop"} for i in range(5)]
+    else:
+        steps = [
+            {
+                "kind": "parallel",
+                "id": "join",
+                "members": [{"id": f"p{i}", "agent": "noop"} for i in range(5)],
+            }
+        ]
+    return parse_flow({"name": f"bench-{shape}", "steps": steps}, registry)
+
+
+def plain_canvas(shape: str) -> Any:
+    task = app.signature(PLAIN, immutable=True, queue=NOOP_QUEUE)
+    if shape == "sequence":
+        return chain(*(task.clone() for _ in range(5)))
+    return chord(group(task.clone() for _ in range(5)), app.signature(PLAIN, immutable=True))
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _count_done(run_ids: list[str]) -> int:
+    with get_engine().connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).where(
+                    repo.run_t.c.run_id.in_(run_ids), repo.run_t.c.status.in_(TERMINAL_RUN_STATUSES)
+                )
+            ).scalar_one()
+        )
+
+
+def run_campaignflow(
+    shape: str, n: int, progress: Progress, *, burst: bool = True
+) -> tuple[float, list[float]]:
+    """N flows, all submitted at once (``burst``) or one after the other; flows/s and first-step ms."""
+    flow = bench_flow(shape)
+    runner = FlowRunner(engine(), flow)
+    submitted: dict[str, float] = {}
+    start = time.perf_counter()
+    for _ in range(n):
+        t0 = time.time()
+        run_id = runner.run({}, mode="async").run_id
+        submitted[run_id] = t0
+        while not burst and not _count_done([run_id]):
+            time.sleep(0.002)
+    done = 0
+    while done < n:
+        time.sleep(0.05)
+        now_done = _count_done(list(submitted))
+        progress(now_done - done)
+        done = now_done
+    elapsed = time.perf_counter() - start
+    first = _first_step_starts(list(submitted), flow)
+    latencies = [(first[r] - t0) * 1000 for r, t0 in submitted.items() if r in first]
+    return n / elapsed, latencies
+
+
+def _first_step_starts(run_ids: list[str], flow: Flow) -> dict[str, float]:
+    first_ids = ["s0"] if flow.name.endswith("sequence") else [f"p{i}" for i in range(5)]
+    with get_engine().connect() as conn:
+        rows = conn.execute(
+            sa.select(repo.step_t.c.run_id, sa.func.min(repo.step_t.c.started_at))
+            .where(repo.step_t.c.run_id.in_(run_ids), repo.step_t.c.step_id.in_(first_ids))
+            .group_by(repo.step_t.c.run_id)
+        ).all()
+    return {r[0]: repo._aware(r[1]).timestamp() for r in rows if r[1] is not None}  # type: ignore[union-attr]
+
+
+def run_plain(shape: str, n: int, progress: Progress, *, burst: bool = True) -> tuple[float, list[float]]:
+    pending: list[tuple[float, Any, Any]] = []
+    start = time.perf_counter()
+    for _ in range(n):
+        canvas = plain_canvas(shape)
+        canvas.freeze()
+        t0 = time.time()
+        first = canvas.tasks[0] if shape == "sequence" else canvas.tasks.tasks[0]
+        pending.append((t0, canvas.apply_async(), first))
+        if not burst:
+            pending[-1][1].get(timeout=120, interval=0.002)
+    latencies = []
+    for _t0, result, _first in pending:
+        result.get(timeout=120, interval=0.005)
+        progress(1)
+    elapsed = time.perf_counter() - start
+    for t0, _result, first in pending:
+        latencies.append((app.AsyncResult(first.id).get(timeout=30) - t0) * 1000)
+    return n / elapsed, latencies
+
+
+def bench_shape(shape: str, n: int, progress: Progress, *, latency_samples: int = 50) -> ShapeResult:
+    """Throughput from a burst of N flows; latency from flows sent one at a time (an idle system)."""
+    run_campaignflow(shape, min(10, n), lambda _: None)  # warm up caches and connections
+    run_plain(shape, min(10, n), lambda _: None)
+    plain_rate, _ = run_plain(shape, n, progress)
+    cf_rate, _ = run_campaignflow(shape, n, progress)
+    _, plain_lat = run_plain(shape, latency_samples, lambda _: None, burst=False)
+    _, cf_lat = run_campaignflow(shape, latency_samples, lambda _: None, burst=False)
+    return ShapeResult(
+        shape=shape,
+        n=n,
+        steps_per_flow=5 if shape == "sequence" else 6,
+        campaignflow_flows_per_s=round(cf_rate, 1),
+        plain_flows_per_s=round(plain_rate, 1),
+        ratio=round(cf_rate / plain_rate, 3),
+        p50_first_step_ms=round(statistics.median(cf_lat), 1),
+        p99_first_step_ms=round(percentile(cf_lat, 0.99), 1),
+        plain_p50_first_step_ms=round(statistics.median(plain_lat), 1),
+    )

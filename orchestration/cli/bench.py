@@ -1,0 +1,104 @@
+"""``campaignflow bench``: flows/s and first-step latency, campaignflow against plain Celery."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import typer
+
+from orchestration.cli.common import JSON_OPTION, print_json, table
+
+SHAPES = ("sequence", "parallel")
+
+
+@contextmanager
+def _worker(concurrency: int) -> Iterator[Any]:
+    from celery.contrib.testing.worker import start_worker
+
+    from orchestration.app import app
+    from orchestration.registry import registry
+
+    app.loader.import_default_modules()
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=concurrency,
+        queues=registry.queue_names(),
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker
+
+
+def bench(
+    n: int = typer.Option(200, "-n", min=1, help="Flows per shape and side."),
+    shape: list[str] = typer.Option(list(SHAPES), "--shape", help="sequence (5 steps), parallel (5 + join)."),
+    concurrency: int = typer.Option(8, "-c", "--concurrency", help="Threads of the in-process worker."),
+    external: bool = typer.Option(
+        False, "--external", help="Use running workers instead of an in-process one."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Run each shape N times through campaignflow (every step stored) and through plain Celery."""
+    from orchestration.bench import bench_shape
+
+    unknown = sorted(set(shape) - set(SHAPES))
+    if unknown:
+        raise typer.BadParameter(f"unknown shape {', '.join(unknown)} (shapes: {', '.join(SHAPES)})")
+    results = []
+    with nullcontext() if external else _worker(concurrency):
+        for name in shape:
+            with typer.progressbar(length=2 * n, label=f"{name:9}", file=None) as bar:
+                results.append(bench_shape(name, n, bar.update))
+    if as_json:
+        for r in results:
+            print_json(
+                {
+                    k: v
+                    for k, v in r.as_dict().items()
+                    if k
+                    in (
+                        "shape",
+                        "n",
+                        "campaignflow_flows_per_s",
+                        "plain_flows_per_s",
+                        "ratio",
+                        "p50_first_step_ms",
+                        "p99_first_step_ms",
+                    )
+                }
+            )
+        return
+    rows = [
+        [
+            r.shape,
+            r.n,
+            r.campaignflow_flows_per_s,
+            r.plain_flows_per_s,
+            r.ratio,
+            round(r.campaignflow_steps_per_s, 1),
+            r.p50_first_step_ms,
+            r.p99_first_step_ms,
+            r.plain_p50_first_step_ms,
+        ]
+        for r in results
+    ]
+    typer.echo(
+        table(
+            [
+                "shape",
+                "n",
+                "cf flows/s",
+                "plain flows/s",
+                "ratio",
+                "cf steps/s",
+                "cf p50 first ms",
+                "cf p99 first ms",
+                "plain p50 first ms",
+            ],
+            rows,
+        )
+    )

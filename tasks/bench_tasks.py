@@ -1,0 +1,14 @@
+"""Plain Celery tasks for ``campaignflow bench``: the same canvas shapes with no store, the baseline."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from orchestration.app import app
+
+
+@app.task(name="campaignflow.bench.plain", acks_late=True)
+def plain(*_: Any) -> float:
+    """Does nothing; returns when it started (seconds since the epoch)."""
+    return time.time()
