@@ -174,3 +174,13 @@ def test_client_wraps_the_public_tasks(routed: None) -> None:
         "status": "succeeded",
         "error": None,
     }
+
+
+def test_hundred_concurrent_public_ingests_of_one_event_give_one_run(routed: None) -> None:
+    event = {"id": "pub-hundred", "type": "public.flaky", "payload": {"fail_attempts": 0}}
+    pending = [app.send_task("campaignflow.ingest_event", kwargs={"event": event}) for _ in range(100)]
+    results = [p.get(timeout=60) for p in pending]
+    assert len({r["run_id"] for r in results}) == 1
+    assert sum(not r["duplicate"] for r in results) == 1
+    assert wait_for_run(results[0]["run_id"]).status == "succeeded"
+    print("FIGURE public ingest: 100 send_task calls of one event id -> 1 run, 99 duplicates")

@@ -146,3 +146,20 @@ def test_cancel_queued_run_then_its_messages_do_nothing(worker: object, task_log
     env = envelope(run_id)
     assert env.status == "cancelled" and env.records == []
     assert env.metadata.started_at is None
+
+
+def test_cli_retry_with_patch_and_cancel(worker: object) -> None:
+    from typer.testing import CliRunner
+
+    from orchestration.cli.main import cli
+
+    handle = FlowRunner(engine(), flow(FLAKY)).run({"fail_attempts": 99}, mode="async")
+    wait_for_run(handle.run_id)
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["runs", "retry", handle.run_id, "--patch", "[1]"])
+    assert bad.exit_code == 1 and "--patch: must be a JSON object" in bad.stderr
+    ok = runner.invoke(cli, ["runs", "retry", handle.run_id, "--patch", '{"fail_attempts": 0}', "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert wait_for_run(handle.run_id).status == "succeeded"
+    done = runner.invoke(cli, ["runs", "cancel", handle.run_id])
+    assert done.stdout.strip() == f"{handle.run_id} succeeded"
