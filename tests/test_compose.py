@@ -23,7 +23,7 @@ import yaml
 from celery import Celery
 
 from celeryconfig import accept_content, result_accept_content, task_serializer
-from orchestration.store import migrate
+from orchestration.store import get_engine, migrate
 from tests.support import services
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,6 +194,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     finally:
         s.stop()
         services.clear_prefix(prefix)
+        get_engine(env["CAMPAIGNFLOW_DATABASE_URL"]).dispose()  # this process's connections to it
         services.drop_schema(schema)
 
 
