@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
+from sqlalchemy.exc import DBAPIError
 
 from orchestration import steps
 from orchestration.app import app, engine
@@ -53,6 +54,11 @@ def bind_agent(spec: AgentSpec) -> Task:
         rate_limit=spec.rate_limit,
         max_retries=WORKER_LOST_RETRIES,
         default_retry_delay=1,
+        # the run store went away (a restart, a failover): the pool drops the broken connection,
+        # the step is tried again; its record makes the retry safe
+        autoretry_for=(DBAPIError,),
+        retry_backoff=1,
+        retry_backoff_max=30,
     )(run)
 
 

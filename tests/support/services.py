@@ -23,7 +23,8 @@ def redis_url(db: int) -> str:
 
 def schema_url(schema: str) -> str:
     sep = "&" if "?" in PG_BASE else "?"
-    return f"{PG_BASE}{sep}options=-csearch_path%3D{schema}"
+    # the application name lets a test find (and cut) exactly this schema's connections
+    return f"{PG_BASE}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
 
 
 def new_schema_name(prefix: str = "cf_test") -> str:

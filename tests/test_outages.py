@@ -1,0 +1,204 @@
+"""Outages: the run store drops its connections mid-step; the broker (a Redis of the test's own)
+crashes and comes back empty. Every run still ends terminal with a complete envelope."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support import services
+from tests.support.flows import flow
+from tests.support.runs import envelope, wait_for_run
+from tests.support.workers import ROOT, WorkerProcess
+
+pytestmark = pytest.mark.crash
+
+
+def _terminate_backends(app_name: str) -> int:
+    engine = sa.create_engine(services.PG_BASE, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        killed = conn.execute(
+            sa.text(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                "where application_name = :name and pid <> pg_backend_pid()"
+            ),
+            {"name": app_name},
+        ).scalar_one()
+    engine.dispose()
+    return int(killed)
+
+
+def test_database_connections_cut_mid_step(worker: object, database: str) -> None:
+    f = flow([{"id": "slow", "agent": "sleep", "input": {"seconds": 1.0}}, {"id": "after", "agent": "noop"}])
+    from orchestration.app import engine
+    from orchestration.orchestrators.base import FlowRunner
+
+    handle = FlowRunner(engine(), f).run({}, mode="async")
+    deadline = time.monotonic() + 10
+    while envelope(handle.run_id).record("slow") is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    app_name = database.rsplit("application_name=", 1)[1]
+    assert _terminate_backends(app_name) >= 1  # the worker's pooled connections die under it
+    env = None
+    while env is None or not env.terminal:  # this process's pool lost its connections too
+        assert time.monotonic() < deadline + 60
+        with contextlib.suppress(sa.exc.OperationalError):
+            env = envelope(handle.run_id)
+        time.sleep(0.05)
+    assert env.status == "succeeded", env.model_dump_json(indent=2)
+    assert [r.step_id for r in env.records] == ["slow", "after"]
+    assert env.record("after").attempts == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrivateRedis:
+    """A redis-server of this test alone, so crashing it disturbs nobody else."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = _free_port()
+        self.tmp = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed; the broker-crash test needs it")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "private redis did not start"
+                time.sleep(0.05)
+
+    def crash(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    r = PrivateRedis(tmp_path)
+    r.start()
+    yield r
+    if r.proc is not None and r.proc.poll() is None:
+        r.crash()
+
+
+def _script(env: dict[str, str], code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
+    database: str, clean_db: str, private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "CAMPAIGNFLOW_BROKER_URL": f"redis://127.0.0.1:{private_redis.port}/0",
+        "CAMPAIGNFLOW_RESULT_BACKEND": f"redis://127.0.0.1:{private_redis.port}/1",
+        "CAMPAIGNFLOW_REDIS_KEY_PREFIX": "",
+    }
+    worker = WorkerProcess("outage", [], concurrency=1, log_dir=tmp_path)
+    from orchestration.registry import registry
+
+    worker.queues = registry.queue_names()
+    worker.start(**{k: v for k, v in env.items() if k.startswith("CAMPAIGNFLOW_")})
+    try:
+        steps = [
+            {
+                "kind": "parallel",
+                "id": "fan",
+                "members": [{"id": f"m{i}", "agent": "sleep", "input": {"seconds": 1.0}} for i in range(3)],
+            },
+            {"id": "done", "agent": "noop"},
+        ]
+        run_id = _script(
+            env,
+            f"""
+            from orchestration.app import engine
+            from orchestration.flows import parse_flow
+            from orchestration.orchestrators.base import FlowRunner
+            from orchestration.registry import registry
+            f = parse_flow({json.dumps({"name": "outage", "steps": steps})}, registry)
+            print(FlowRunner(engine(), f).run({{}}, mode="async").run_id)
+        """,
+        )
+        deadline = time.monotonic() + 30
+        while not any(r.status == "running" for r in envelope(run_id).records):
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.02)
+        private_redis.crash()  # two members still queued and the chord counter are gone
+        private_redis.start()
+        time.sleep(2.0)
+        assert envelope(run_id).status == "running"
+        with sa.create_engine(database).begin() as conn:  # let the stall show: no progress for an hour
+            conn.execute(
+                sa.text("update run set updated_at = now() - interval '1 hour' where run_id = :r"),
+                {"r": run_id},
+            )
+            conn.execute(
+                sa.text("update step_record set updated_at = now() - interval '1 hour' where run_id = :r"),
+                {"r": run_id},
+            )
+        report = _script(
+            env,
+            """
+            from orchestration.app import engine
+            from orchestration.sweeper import sweep
+            print(sweep(engine(), stall_seconds=60, max_redrives=3).redriven)
+        """,
+        )
+        assert run_id in report
+        final = wait_for_run(run_id, timeout=60)
+    finally:
+        worker.stop()
+    assert final.status == "succeeded", final.model_dump_json(indent=2)
+    assert {r.step_id for r in final.records} == {"m0", "m1", "m2", "fan", "done"}
+    assert final.metadata.redrives == 1
