@@ -223,3 +223,32 @@ def test_cli_ingest_rejects_with_one_line_and_replay_with_event_file(worker: obj
     assert json.loads(out.stdout)["status"] == "succeeded"
     again = _cli("rejected", "replay", str(listed[0]["id"]))
     assert again.returncode == 1 and "already replayed" in again.stderr
+
+
+def test_cli_routes_add_list_remove(worker: object) -> None:
+    from typer.testing import CliRunner
+
+    from orchestration.cli.main import cli
+
+    flows().add(NOOP_FLOW)
+    runner = CliRunner()
+    added = runner.invoke(cli, ["routes", "add", "test.noop", "--flow", "ingest-noop", "--campaign", "vip"])
+    assert (
+        added.exit_code == 0
+        and added.stdout.startswith("route ")
+        and "test.noop -> flow ingest-noop" in added.stdout
+    )
+    both = runner.invoke(cli, ["routes", "add", "x.y", "--flow", "a", "--orchestrator", "b"])
+    assert both.exit_code == 1 and "give exactly one of orchestrator or flow" in both.stderr
+    listed = json.loads(runner.invoke(cli, ["routes", "list", "--json"]).stdout)
+    assert listed[0] == {
+        "event_type": "test.noop",
+        "orchestrator": None,
+        "campaign": "vip",
+        "flow": "ingest-noop",
+        "id": listed[0]["id"],
+        "source": "database",
+    }
+    assert {"event_type": "lead.created", "source": "built-in"}.items() <= listed[1].items()
+    assert runner.invoke(cli, ["routes", "remove", str(listed[0]["id"])]).exit_code == 0
+    assert json.loads(runner.invoke(cli, ["routes", "list", "--json"]).stdout)[0]["source"] == "built-in"
