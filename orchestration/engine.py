@@ -17,6 +17,7 @@ from celery.canvas import Signature
 
 from orchestration import steps
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
+from orchestration.monitoring import logs
 from orchestration.registry import Registry
 
 JOIN_TASK = "campaignflow.engine.join"
@@ -154,6 +155,13 @@ class OrchestrationEngine:
         return steps.join(run_id, node.id, final=final).action is steps.Action.CONTINUE
 
     def _inline_step(self, node: StepNode, run_id: str, step_id: str, *, final: bool) -> bool:
+        token = logs.bind(logs.StepFields(run_id, step_id, node.agent, None))
+        try:
+            return self._inline_tries(node, run_id, step_id, final=final)
+        finally:
+            logs.unbind(token)
+
+    def _inline_tries(self, node: StepNode, run_id: str, step_id: str, *, final: bool) -> bool:
         while True:
             outcome = steps.run_agent_step(run_id, step_id, final=final)
             if outcome.action is steps.Action.RETRY:
