@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from orchestration.campaign_tick import tick
-from orchestration.campaigns import Route, add_route
+from orchestration.campaigns import Route, add_route, manager
 from orchestration.cli.main import cli
 from orchestration.orchestrators.catalog import flows
 from orchestration.rejected import list_rejected
@@ -191,3 +191,23 @@ def test_cli_add_from_file_list_pause_resume(ping_route: None, tmp_path: Path) -
         missing.returncode == 1
         and "campaign 'nope' not found (campaigns: flagged, nightly, often)" in missing.stderr
     )
+
+
+def test_a_tick_that_died_after_claiming_is_finished_by_a_later_tick(ping_route: None) -> None:
+    from orchestration.campaign_tick import TickReport, _claim_due_slots, slot_events
+
+    add_campaign(spec("crashy"))
+    with get_engine().connect() as conn:
+        campaign_id = conn.execute(sa.text("select id from campaign where name = 'crashy'")).scalar_one()
+    # a tick claims the slot, ingests the first member's event, then dies
+    row, claimed = _claim_due_slots(campaign_id, TickReport(at=T0 + timedelta(seconds=30)))
+    assert claimed == [T0]
+    manager().ingest_event(slot_events(row, T0)[0])
+    assert tick(T0 + timedelta(seconds=30)).resumed == 0  # still within the lease: left alone
+    with get_engine().begin() as conn:
+        conn.execute(sa.text("update campaign_slot set created_at = created_at - interval '10 minutes'"))
+    report = tick(T0 + timedelta(seconds=30))
+    assert (report.resumed, report.slots_started, report.runs_started, report.duplicates) == (1, 1, 2, 1)
+    assert len(runs_by_event()) == 2
+    with get_engine().connect() as conn:
+        assert conn.execute(sa.text("select runs from campaign_slot")).scalars().all() == [2]
