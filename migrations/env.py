@@ -7,6 +7,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from orchestration.settings import get_settings
+from orchestration.store.db import ensure_sqlite_dir
 from orchestration.store.models import Base
 
 config = context.config
@@ -24,6 +25,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
+    ensure_sqlite_dir(_url())
     connectable = config.attributes.get("connection") or create_engine(_url(), poolclass=pool.NullPool)
     if hasattr(connectable, "connect") and not hasattr(connectable, "dialect_options"):
         with connectable.connect() as connection:

@@ -172,9 +172,12 @@ def run_agent_step(run_id: str, step_id: str, *, final: bool = False) -> Outcome
     except Exception as exc:
         return _on_agent_error(run_id, step_id, node, policy, start, exc, final)
     with get_engine().begin() if final else autocommit() as conn:
-        repo.finish_step(conn, run_id, step_id, status="succeeded", output=output)
-        if final:
-            repo.finish_run(conn, run_id, "succeeded")
+        if repo.finish_step(conn, run_id, step_id, status="succeeded", output=output):
+            if final:
+                repo.finish_run(conn, run_id, "succeeded")
+        elif repo.run_status(conn, run_id) == "cancelled":
+            repo.discard_step(conn, run_id, step_id)
+            return Outcome(Action.STOP)
     return Outcome(Action.CONTINUE)
 
 

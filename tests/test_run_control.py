@@ -124,13 +124,16 @@ def test_cancel_running_run_runs_no_further_step(worker: object, task_log: TaskL
         time.sleep(0.02)
 
     assert control.cancel_run(handle.run_id) == "cancelled"
-    # s1 finishes its sleep; the chain delivers s2, whose task stops at the gate without its agent
-    assert task_log.wait_for("s2") == "IGNORED"
+    # s1 finishes its sleep after the cancel: its result is discarded and the chain ends there
+    assert task_log.wait_for("s1") == "IGNORED"
     env = envelope(handle.run_id)
     assert env.status == "cancelled" and env.metadata.error.type == "Cancelled"
+    s1 = env.record("s1")
+    assert s1 is not None and s1.status == "skipped" and s1.output is None
+    assert s1.error is not None and s1.error.type == "Cancelled"
     assert "s2" not in {r.step_id for r in env.records} and "s3" not in {r.step_id for r in env.records}
     assert calls(handle.run_id, "s2") == 0 and calls(handle.run_id, "s3") == 0
-    assert all(step != "s3" for step, _ in task_log.seen)  # the chain ended at s2
+    assert all(step not in ("s2", "s3") for step, _ in task_log.seen)  # the chain ended at s1
 
 
 def test_cancel_queued_run_then_its_messages_do_nothing(worker: object, task_log: TaskLog) -> None:

@@ -20,12 +20,18 @@ _lock = threading.Lock()
 _engines: dict[tuple[int, str], Engine] = {}
 
 
-def make_engine(url: str) -> Engine:
-    kwargs: dict[str, Any] = {"future": True}
+def ensure_sqlite_dir(url: str) -> None:
+    """SQLite creates the file but not its directory."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str) -> Engine:
+    kwargs: dict[str, Any] = {"future": True}
+    if url.startswith("sqlite"):
+        ensure_sqlite_dir(url)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         engine = sa.create_engine(url, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)

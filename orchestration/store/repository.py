@@ -242,12 +242,14 @@ def _finish_step_stmt(with_errors: bool) -> Callable[[Connection], Any]:
         }
         if with_errors:
             values["attempt_errors"] = sa.bindparam("attempt_errors", type_=step_t.c.attempt_errors.type)
+        cancelled = sa.exists().where(run_t.c.run_id == step_t.c.run_id, run_t.c.status == "cancelled")
         return (
             step_t.update()
             .where(
                 step_t.c.run_id == sa.bindparam("rid"),
                 step_t.c.step_id == sa.bindparam("sid"),
                 step_t.c.status != "succeeded",
+                ~cancelled,
             )
             .values(**values)
         )
@@ -264,8 +266,9 @@ def finish_step(
     output: Any = None,
     error: dict[str, Any] | None = None,
     attempt_errors: list[dict[str, Any]] | None = None,
-) -> None:
-    """Write the outcome of one attempt; a succeeded record is never overwritten."""
+) -> bool:
+    """Write the outcome of one attempt; False when nothing was written: the record had already
+    succeeded, or the run was cancelled meanwhile (see :func:`discard_step`)."""
     now = utcnow()
     with_errors = attempt_errors is not None
     params: dict[str, Any] = {
@@ -280,7 +283,29 @@ def finish_step(
     if with_errors:
         params["attempt_errors"] = attempt_errors
     key = "finish_step_errors" if with_errors else "finish_step"
-    conn.execute(_prepared(conn, key, _finish_step_stmt(with_errors)), params)
+    return bool(conn.execute(_prepared(conn, key, _finish_step_stmt(with_errors)), params).rowcount)
+
+
+def discard_step(conn: Connection, run_id: str, step_id: str) -> None:
+    """A step that finished after its run was cancelled: its result is discarded, not recorded."""
+    conn.execute(
+        step_t.update()
+        .where(
+            step_t.c.run_id == run_id,
+            step_t.c.step_id == step_id,
+            step_t.c.status.in_(("running", "pending")),
+        )
+        .values(
+            status="skipped",
+            output=None,
+            error={
+                "type": "Cancelled",
+                "message": "the run was cancelled while this step ran; result discarded",
+            },
+            finished_at=utcnow(),
+            updated_at=utcnow(),
+        )
+    )
 
 
 def record_step(
