@@ -163,7 +163,7 @@ class OrchestrationEngine:
 
     def _inline_tries(self, node: StepNode, run_id: str, step_id: str, *, final: bool) -> bool:
         while True:
-            outcome = steps.run_agent_step(run_id, step_id, final=final)
+            outcome = steps.run_agent_step(run_id, step_id, agent=node.agent, final=final)
             if outcome.action is steps.Action.RETRY:
                 steps.sleep_for_retry(outcome.countdown)
                 continue

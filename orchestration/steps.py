@@ -149,17 +149,20 @@ def _gate(conn: Connection, state: repo.RunState) -> Outcome | None:
     return None
 
 
-def run_agent_step(run_id: str, step_id: str, *, final: bool = False) -> Outcome:
-    """One try of one agent step. Calls the agent only when the record is not already succeeded."""
-    with autocommit() as conn:  # each statement commits alone: a read, then one upsert
-        state = repo.load_state(conn, run_id)
-        gate = _gate(conn, state)
-        if gate is not None:
-            return gate
+def run_agent_step(run_id: str, step_id: str, *, agent: str, final: bool = False) -> Outcome:
+    """One try of one agent step. Calls the agent only when the record is not already succeeded.
+
+    ``agent`` is the agent the caller runs (the Celery task's agent); it must be the step's.
+    """
+    with autocommit() as conn:  # one statement reads the run and begins the step (Postgres)
+        state, start = repo.start_step(conn, run_id, step_id, agent)
+        if start is None:  # the run is not live, or past its deadline
+            return _gate(conn, state) or Outcome(Action.STOP)
         _flow, index = flow_of(state)
         node, scope = _resolve_step(state, index, step_id)
         spec = registry.agent(node.agent)
-        start = repo.begin_step(conn, run_id, step_id, spec.name)
+        if spec.name != agent:
+            raise ValueError(f"step {step_id!r} runs agent {spec.name!r}, not {agent!r}")
     if start.already_done:
         return _after_success(run_id, final)
 

@@ -40,7 +40,7 @@ def bind_agent(spec: AgentSpec) -> Task:
         return app.tasks[spec.task_name]
 
     def run(self: Task, run_id: str, step_id: str, final: bool = False) -> Any:
-        outcome = steps.run_agent_step(run_id, step_id, final=final)
+        outcome = steps.run_agent_step(run_id, step_id, agent=spec.name, final=final)
         return follow(self, outcome, run_id, step_id, final=final)
 
     run.__name__ = f"agent_{spec.name}"

@@ -26,7 +26,7 @@ def open_unpublished(f: Flow, *, deadline: datetime | None = None) -> str:
         run_id=run_id,
         flow_name=f.name,
         flow_version=f.version,
-        flow_def=f.model_dump(mode="json", by_alias=True, exclude_none=True),
+        flow_def=f.snapshot,
         payload={},
         deadline_at=deadline,
     )

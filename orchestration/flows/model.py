@@ -8,6 +8,7 @@ concurrency cap, then a join). Nodes nest. A node dict without ``kind`` that has
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
@@ -144,6 +145,11 @@ class Flow(_Node):
     @property
     def root(self) -> SequenceNode:
         return SequenceNode(steps=self.steps)
+
+    @cached_property
+    def snapshot(self) -> dict[str, Any]:
+        """The definition as JSON, stored with every run (computed once; do not mutate)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
     def walk(self) -> Iterator[Node]:
         """Every node, depth first, in definition order (fallback steps included)."""

@@ -12,6 +12,7 @@ from orchestration.errors import FieldError
 from orchestration.flows import Flow
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store.db import autocommit
 
 Mode = Literal["async", "inline"]
 
@@ -69,7 +70,7 @@ class BaseOrchestrator:
             run_id=str(uuid.uuid4()),
             flow_name=flow.name,
             flow_version=flow.version,
-            flow_def=flow.model_dump(mode="json", by_alias=True, exclude_none=True),
+            flow_def=flow.snapshot,
             payload=payload,
             mode=mode,
             event_id=event_id,
@@ -78,7 +79,8 @@ class BaseOrchestrator:
             deadline_at=now + timedelta(seconds=flow.deadline_seconds) if flow.deadline_seconds else None,
             extra=extra or {},
         )
-        with get_engine().begin() as conn:
+        # with an event id, the key and the run are written in one transaction; without, one INSERT
+        with get_engine().begin() if event_id is not None else autocommit() as conn:
             run_id, duplicate = repo.open_run(conn, new)
             if duplicate:
                 return RunHandle(run_id, repo.run_status(conn, run_id), True)

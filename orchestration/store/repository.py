@@ -231,6 +231,90 @@ def begin_step(conn: Connection, run_id: str, step_id: str, agent: str | None) -
     return StepStart(row.status, row.attempts, row.output, list(row.attempt_errors or []))
 
 
+_START_STEP_PG = sa.text(
+    """
+    WITH r AS (
+        SELECT flow_name, flow_version, flow_def, status, payload, campaign, deadline_at
+        FROM run WHERE run_id = :rid
+    ),
+    live AS (
+        SELECT 1 FROM r
+        WHERE r.status IN ('queued', 'running') AND (r.deadline_at IS NULL OR r.deadline_at > :now)
+    ),
+    started AS (
+        UPDATE run SET status = 'running', started_at = :now, updated_at = :now
+        WHERE run_id = :rid AND status = 'queued' AND EXISTS (SELECT 1 FROM live)
+    ),
+    up AS (
+        INSERT INTO step_record AS s (run_id, step_id, agent, status, attempts, started_at, updated_at)
+        SELECT :rid, :sid, :agent, 'running', 1, :now, :now FROM live
+        ON CONFLICT (run_id, step_id) DO UPDATE SET
+            status = 'running', attempts = s.attempts + 1,
+            started_at = COALESCE(s.started_at, EXCLUDED.started_at),
+            finished_at = NULL, updated_at = EXCLUDED.updated_at
+        WHERE s.status NOT IN ('succeeded', 'skipped')
+        RETURNING s.status, s.attempts, s.output, s.attempt_errors
+    )
+    SELECT r.*,
+        (SELECT json_agg(json_build_array(step_id, status, output)) FROM step_record
+         WHERE run_id = :rid) AS steps,
+        (SELECT json_build_array(status, attempts, output, attempt_errors) FROM up) AS mine
+    FROM r
+    """
+).columns(
+    sa.column("flow_name"),
+    sa.column("flow_version"),
+    sa.column("flow_def", postgresql.JSONB()),
+    sa.column("status"),
+    sa.column("payload", postgresql.JSONB()),
+    sa.column("campaign"),
+    sa.column("deadline_at", sa.DateTime(timezone=True)),
+    sa.column("steps", postgresql.JSON()),
+    sa.column("mine", postgresql.JSON()),
+)
+
+
+def start_step(conn: Connection, run_id: str, step_id: str, agent: str) -> tuple[RunState, StepStart | None]:
+    """Read the run and begin the step in one statement (Postgres).
+
+    The step is marked ``running`` (its attempt counted) and a queued run marked ``running`` only
+    when the run is live and not past its deadline; then the returned ``StepStart`` is None and the
+    caller's gate decides. A step that already succeeded or was skipped comes back as it is.
+    Elsewhere (SQLite) this is :func:`load_state` followed by :func:`begin_step`.
+    """
+    if conn.dialect.name != "postgresql":
+        state = load_state(conn, run_id)
+        if state.status not in LIVE or (state.deadline_at is not None and utcnow() > state.deadline_at):
+            return state, None
+        mark_run_running(conn, run_id)
+        return state, begin_step(conn, run_id, step_id, agent)
+    row = conn.execute(
+        _START_STEP_PG, {"rid": run_id, "sid": step_id, "agent": agent, "now": utcnow()}
+    ).first()
+    if row is None:
+        raise RunNotFoundError(run_id)
+    steps = [s for s in (row.steps or []) if s is not None]
+    state = RunState(
+        run_id=run_id,
+        flow_name=row.flow_name,
+        flow_version=row.flow_version,
+        flow_def=row.flow_def,
+        status=row.status,
+        payload=row.payload,
+        campaign=row.campaign,
+        deadline_at=_aware(row.deadline_at),
+        outputs={sid: output for sid, status, output in steps if status == "succeeded"},
+        statuses={sid: status for sid, status, _output in steps},
+    )
+    if row.mine is not None:
+        status, attempts, output, errors = row.mine
+        return state, StepStart(status, attempts, output, list(errors or []))
+    mine = state.statuses.get(step_id)
+    if mine in ("succeeded", "skipped"):
+        return state, StepStart(mine, 0, state.outputs.get(step_id), [])
+    return state, None
+
+
 def _finish_step_stmt(with_errors: bool) -> Callable[[Connection], Any]:
     def build(_conn: Connection) -> Any:
         values: dict[str, Any] = {
