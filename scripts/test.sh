@@ -6,11 +6,15 @@ cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
 
-# the Flower test drives a headless Chromium (Debian's package)
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "chromium is missing; installing it" >&2
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
-    || { echo "error: could not install chromium (apt-get install -y chromium)" >&2; exit 1; }
+# Debian packages the tests use: Chromium (the Flower page test) and openssl (the STARTTLS test's
+# certificate)
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]}" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null \
+    || { echo "error: could not install ${missing[*]} (apt-get install -y ${missing[*]})" >&2; exit 1; }
 fi
 
 PY=${PYTHON:-python3}
