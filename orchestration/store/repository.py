@@ -154,6 +154,11 @@ def load_state(conn: Connection, run_id: str) -> RunState:
     row = conn.execute(_prepared(conn, "load_state", _load_state_stmt), {"run_id": run_id}).first()
     if row is None:
         raise RunNotFoundError(run_id)
+    return _state(run_id, row)
+
+
+def _state(run_id: str, row: Any) -> RunState:
+    """A RunState from a row of the run's columns plus ``steps``: ``[[step_id, status, output], ...]``."""
     steps = [s for s in (row.steps or []) if s is not None]
     return RunState(
         run_id=run_id,
@@ -293,19 +298,7 @@ def start_step(conn: Connection, run_id: str, step_id: str, agent: str) -> tuple
     ).first()
     if row is None:
         raise RunNotFoundError(run_id)
-    steps = [s for s in (row.steps or []) if s is not None]
-    state = RunState(
-        run_id=run_id,
-        flow_name=row.flow_name,
-        flow_version=row.flow_version,
-        flow_def=row.flow_def,
-        status=row.status,
-        payload=row.payload,
-        campaign=row.campaign,
-        deadline_at=_aware(row.deadline_at),
-        outputs={sid: output for sid, status, output in steps if status == "succeeded"},
-        statuses={sid: status for sid, status, _output in steps},
-    )
+    state = _state(run_id, row)
     if row.mine is not None:
         status, attempts, output, errors = row.mine
         return state, StepStart(status, attempts, output, list(errors or []))
