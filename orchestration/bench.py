@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from celery import chain, chord, group
+from celery.exceptions import TimeoutError
 
 from orchestration.app import app, engine
 from orchestration.flows import Flow, parse_flow
@@ -124,6 +125,21 @@ def _first_step_starts(run_ids: list[str], flow: Flow) -> dict[str, float]:
     return {r[0]: repo._aware(r[1]).timestamp() for r in rows if r[1] is not None}  # type: ignore[union-attr]
 
 
+def _wait(result: Any, *, interval: float, timeout: float = 120.0) -> None:
+    """Wait for a plain flow's last result: pub/sub first, then the stored state, which also finds
+    a result whose notification this process missed."""
+    try:
+        result.get(timeout=min(timeout, 15.0), interval=interval)
+        return
+    except TimeoutError:
+        pass
+    deadline = time.monotonic() + timeout
+    while app.backend.get_task_meta(result.id)["status"] != "SUCCESS":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"plain flow {result.id} did not finish in {timeout}s")
+        time.sleep(0.05)
+
+
 def run_plain(shape: str, n: int, progress: Progress, *, burst: bool = True) -> tuple[float, list[float]]:
     pending: list[tuple[float, Any, Any]] = []
     start = time.perf_counter()
@@ -134,10 +150,10 @@ def run_plain(shape: str, n: int, progress: Progress, *, burst: bool = True) -> 
         first = canvas.tasks[0] if shape == "sequence" else canvas.tasks.tasks[0]
         pending.append((t0, canvas.apply_async(), first))
         if not burst:
-            pending[-1][1].get(timeout=120, interval=0.002)
+            _wait(pending[-1][1], interval=0.002)
     latencies = []
     for _t0, result, _first in pending:
-        result.get(timeout=120, interval=0.005)
+        _wait(result, interval=0.005)
         progress(1)
     elapsed = time.perf_counter() - start
     for t0, _result, first in pending:

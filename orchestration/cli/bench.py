@@ -40,6 +40,7 @@ def bench(
     external: bool = typer.Option(
         False, "--external", help="Use running workers instead of an in-process one."
     ),
+    latency_samples: int = typer.Option(50, "--latency-samples", min=1, help="Flows sent one at a time."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run each shape N times through campaignflow (every step stored) and through plain Celery."""
@@ -52,7 +53,7 @@ def bench(
     with nullcontext() if external else _worker(concurrency):
         for name in shape:
             with typer.progressbar(length=2 * n, label=f"{name:9}", file=None) as bar:
-                results.append(bench_shape(name, n, bar.update))
+                results.append(bench_shape(name, n, bar.update, latency_samples=latency_samples))
     if as_json:
         for r in results:
             print_json(

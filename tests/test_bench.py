@@ -1,0 +1,43 @@
+"""`campaignflow bench` runs both sides on the real worker and reports the documented keys."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from orchestration.cli.main import cli
+
+KEYS = {
+    "shape",
+    "n",
+    "campaignflow_flows_per_s",
+    "plain_flows_per_s",
+    "ratio",
+    "p50_first_step_ms",
+    "p99_first_step_ms",
+}
+
+
+def test_bench_json_reports_both_shapes(worker: object) -> None:
+    result = CliRunner().invoke(cli, ["bench", "-n", "5", "--latency-samples", "3", "--external", "--json"])
+    assert result.exit_code == 0, result.output
+    decoder, text, objects = json.JSONDecoder(), result.output[result.output.index("{") :], []
+    while text.strip():
+        obj, end = decoder.raw_decode(text)
+        objects.append(obj)
+        text = text[end:].lstrip()
+    assert [o["shape"] for o in objects] == ["sequence", "parallel"]
+    for o in objects:
+        assert set(o) == KEYS and o["n"] == 5
+        assert o["campaignflow_flows_per_s"] > 0 and o["plain_flows_per_s"] > 0
+        assert (
+            o["ratio"] == round(o["campaignflow_flows_per_s"] / o["plain_flows_per_s"], 3)
+            or abs(o["ratio"] - o["campaignflow_flows_per_s"] / o["plain_flows_per_s"]) < 0.01
+        )
+        assert 0 < o["p50_first_step_ms"] <= o["p99_first_step_ms"]
+
+
+def test_bench_rejects_unknown_shapes() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--shape", "zigzag"])
+    assert result.exit_code != 0 and "unknown shape zigzag" in result.output
