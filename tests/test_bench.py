@@ -31,10 +31,8 @@ def test_bench_json_reports_both_shapes(worker: object) -> None:
     for o in objects:
         assert set(o) == KEYS and o["n"] == 5
         assert o["campaignflow_flows_per_s"] > 0 and o["plain_flows_per_s"] > 0
-        assert (
-            o["ratio"] == round(o["campaignflow_flows_per_s"] / o["plain_flows_per_s"], 3)
-            or abs(o["ratio"] - o["campaignflow_flows_per_s"] / o["plain_flows_per_s"]) < 0.01
-        )
+        # the ratio is of the unrounded rates; the printed rates are rounded to 0.1
+        assert abs(o["ratio"] - o["campaignflow_flows_per_s"] / o["plain_flows_per_s"]) < 0.02
         assert 0 < o["p50_first_step_ms"] <= o["p99_first_step_ms"]
 
 
