@@ -27,6 +27,9 @@ task_reject_on_worker_lost = False
 worker_cancel_long_running_tasks_on_connection_loss = True
 worker_deduplicate_successful_tasks = True
 result_extended = True
+# steps ignore their Celery results outside chord headers (the envelope has them); failures are
+# still stored, for the run-failure errback to read
+task_store_errors_even_if_ignored = True
 broker_connection_retry_on_startup = True
 task_allow_error_cb_on_chord_header = True
 worker_send_task_events = True

@@ -37,6 +37,12 @@ def is_flat(node: Node) -> bool:
     return False
 
 
+def _result_options(in_header: bool) -> dict[str, Any]:
+    """Celery results are stored only where a chord needs them; elsewhere storing and subscribing
+    to them is work nobody reads (the envelope holds every step's outcome)."""
+    return {} if in_header else {"ignore_result": True}
+
+
 def _chain_of(parts: list[Signature]) -> Signature:
     return parts[0] if len(parts) == 1 else chain(*parts)
 
@@ -53,22 +59,28 @@ class OrchestrationEngine:
         canvas.link_error(self.app.signature(FAIL_TASK, kwargs={"run_id": run_id}))
         return canvas
 
-    def compile_node(self, node: Node, run_id: str, *, final: bool) -> list[Signature]:
-        """The chain segment of one node; ``final`` marks the segment that ends the run."""
+    def compile_node(
+        self, node: Node, run_id: str, *, final: bool, in_header: bool = False
+    ) -> list[Signature]:
+        """The chain segment of one node; ``final`` marks the segment that ends the run.
+
+        Data flows through the envelope, so no step needs Celery to store its result, except the
+        members of a chord header (``in_header``), whose results the chord joins.
+        """
         if isinstance(node, StepNode):
-            return [self.step_signature(node, run_id, node.id, final=final)]
+            return [self.step_signature(node, run_id, node.id, final=final, in_header=in_header)]
         if isinstance(node, SequenceNode):
             last = len(node.steps) - 1
             return [
                 sig
                 for i, child in enumerate(node.steps)
-                for sig in self.compile_node(child, run_id, final=final and i == last)
+                for sig in self.compile_node(child, run_id, final=final and i == last, in_header=in_header)
             ]
         if isinstance(node, ParallelNode):
             return self._parallel(node, run_id, final=final)
         if isinstance(node, BranchNode):
-            return [self._engine_sig(BRANCH_TASK, run_id, node.id, final)]
-        return [self._engine_sig(MAP_TASK, run_id, node.id, final)]
+            return [self._engine_sig(BRANCH_TASK, run_id, node.id, final, in_header)]
+        return [self._engine_sig(MAP_TASK, run_id, node.id, final, in_header)]
 
     def _parallel(self, node: ParallelNode, run_id: str, *, final: bool) -> list[Signature]:
         flat = [m for m in node.members if is_flat(m)]
@@ -78,7 +90,7 @@ class OrchestrationEngine:
         join = self._engine_sig(JOIN_TASK, run_id, node.id, final)
         if not flat:
             return [*stages, join]
-        members = [_chain_of(self.compile_node(m, run_id, final=False)) for m in flat]
+        members = [_chain_of(self.compile_node(m, run_id, final=False, in_header=True)) for m in flat]
         return [*stages, chord(group(members), join)]
 
     def map_canvas(self, node: MapNode, run_id: str, count: int, *, final: bool) -> Signature:
@@ -94,26 +106,31 @@ class OrchestrationEngine:
         )
         for i in range(count):
             for step, sid in zip(inner, steps.map_item_ids(node, i), strict=True):
-                lanes[i % len(lanes)].append(self.step_signature(step, run_id, sid, final=False))
+                lane = lanes[i % len(lanes)]
+                lane.append(self.step_signature(step, run_id, sid, final=False, in_header=True))
         return chord(group([_chain_of(lane) for lane in lanes]), join)
 
-    def step_signature(self, node: StepNode, run_id: str, step_id: str, *, final: bool) -> Signature:
+    def step_signature(
+        self, node: StepNode, run_id: str, step_id: str, *, final: bool, in_header: bool = False
+    ) -> Signature:
         spec = self.registry.agent(node.agent)
         kwargs: dict[str, Any] = {"run_id": run_id, "step_id": step_id}
         if final:
             kwargs["final"] = True
-        options: dict[str, Any] = {}
+        options = _result_options(in_header)
         if node.soft_time_limit is not None:
             options["soft_time_limit"] = node.soft_time_limit
         if node.time_limit is not None:
             options["time_limit"] = node.time_limit
         return self.app.signature(spec.task_name, kwargs=kwargs, immutable=True, **options)
 
-    def _engine_sig(self, name: str, run_id: str, node_id: str, final: bool) -> Signature:
+    def _engine_sig(
+        self, name: str, run_id: str, node_id: str, final: bool, in_header: bool = False
+    ) -> Signature:
         kwargs: dict[str, Any] = {"run_id": run_id, "node_id": node_id}
         if final:
             kwargs["final"] = True
-        return self.app.signature(name, kwargs=kwargs, immutable=True)
+        return self.app.signature(name, kwargs=kwargs, immutable=True, **_result_options(in_header))
 
     # running
     def start(self, flow: Flow, run_id: str) -> None:

@@ -28,7 +28,9 @@ def follow(task: Task, outcome: steps.Outcome, run_id: str, step_id: str, *, fin
         raise task.retry(countdown=outcome.countdown, max_retries=limit)
     if outcome.action is steps.Action.FALLBACK:
         assert outcome.fallback is not None
-        fallback = engine().step_signature(outcome.fallback, run_id, outcome.fallback.id, final=final)
+        fallback = engine().step_signature(
+            outcome.fallback, run_id, outcome.fallback.id, final=final, in_header=bool(task.request.chord)
+        )
         return task.replace(fallback)
     message = (outcome.error or {}).get("message", "step failed")
     raise StepFailedError(f"{step_id}: {message}")

@@ -31,7 +31,8 @@ def branch(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
         if final:
             steps.finalize(run_id)
         return None
-    return self.replace(_chain_of(engine().compile_node(taken, run_id, final=final)))
+    in_header = bool(self.request.chord)  # standing in for a chord member: keep the results
+    return self.replace(_chain_of(engine().compile_node(taken, run_id, final=final, in_header=in_header)))
 
 
 @app.task(name="campaignflow.engine.map", bind=True, acks_late=True)

@@ -77,6 +77,10 @@ def test_only_safe_shapes_are_emitted() -> None:
             assert not (in_header and kind == "group"), "group nested in a chord header"
             for task in kwargs["tasks"]:
                 check(task, in_header)
+        else:  # a task: chord members keep their Celery result for the join; no other task needs it
+            options = sig.get("options", {})
+            assert isinstance(options, dict)
+            assert options.get("ignore_result", False) is not in_header
 
     for name in ("sequence", "parallel", "branch", "map", "nested"):
         for canvas in _canvas_dict(name).values():

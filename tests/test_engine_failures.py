@@ -36,7 +36,10 @@ def test_failing_parallel_member_fails_the_run_once_without_hanging(worker: obje
         env = envelope(env.run_id)
     assert env.status == "failed"
     st = statuses(env)
-    assert st["bad"] == "failed" and st["ok1"] == "succeeded" and st["ok2"] == "succeeded"
+    assert st["bad"] == "failed"
+    # a member that started before the failure records its outcome; one still queued stops at the
+    # gate without running
+    assert st.get("ok1", "succeeded") == "succeeded" and st.get("ok2", "succeeded") == "succeeded"
     assert "fan" not in st and "never" not in st
     assert env.record("bad").attempts == 1  # permanent: no retry
 
