@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from psycopg.rows import namedtuple_row
+from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -236,23 +238,24 @@ def begin_step(conn: Connection, run_id: str, step_id: str, agent: str | None) -
     return StepStart(row.status, row.attempts, row.output, list(row.attempt_errors or []))
 
 
-_START_STEP_PG = sa.text(
-    """
+#: Hot-path SQL on Postgres runs on the driver connection (psycopg prepares it after a few uses):
+#: SQLAlchemy's statement machinery costs more CPU than these round trips.
+_START_STEP_PG = """
     WITH r AS (
         SELECT flow_name, flow_version, flow_def, status, payload, campaign, deadline_at
-        FROM run WHERE run_id = :rid
+        FROM run WHERE run_id = %(rid)s
     ),
     live AS (
         SELECT 1 FROM r
-        WHERE r.status IN ('queued', 'running') AND (r.deadline_at IS NULL OR r.deadline_at > :now)
+        WHERE r.status IN ('queued', 'running') AND (r.deadline_at IS NULL OR r.deadline_at > %(now)s)
     ),
     started AS (
-        UPDATE run SET status = 'running', started_at = :now, updated_at = :now
-        WHERE run_id = :rid AND status = 'queued' AND EXISTS (SELECT 1 FROM live)
+        UPDATE run SET status = 'running', started_at = %(now)s, updated_at = %(now)s
+        WHERE run_id = %(rid)s AND status = 'queued' AND EXISTS (SELECT 1 FROM live)
     ),
     up AS (
         INSERT INTO step_record AS s (run_id, step_id, agent, status, attempts, started_at, updated_at)
-        SELECT :rid, :sid, :agent, 'running', 1, :now, :now FROM live
+        SELECT %(rid)s, %(sid)s, %(agent)s, 'running', 1, %(now)s, %(now)s FROM live
         ON CONFLICT (run_id, step_id) DO UPDATE SET
             status = 'running', attempts = s.attempts + 1,
             started_at = COALESCE(s.started_at, EXCLUDED.started_at),
@@ -262,21 +265,24 @@ _START_STEP_PG = sa.text(
     )
     SELECT r.*,
         (SELECT json_agg(json_build_array(step_id, status, output)) FROM step_record
-         WHERE run_id = :rid) AS steps,
+         WHERE run_id = %(rid)s) AS steps,
         (SELECT json_build_array(status, attempts, output, attempt_errors) FROM up) AS mine
     FROM r
-    """
-).columns(
-    sa.column("flow_name"),
-    sa.column("flow_version"),
-    sa.column("flow_def", postgresql.JSONB()),
-    sa.column("status"),
-    sa.column("payload", postgresql.JSONB()),
-    sa.column("campaign"),
-    sa.column("deadline_at", sa.DateTime(timezone=True)),
-    sa.column("steps", postgresql.JSON()),
-    sa.column("mine", postgresql.JSON()),
-)
+"""
+
+_FINISH_STEP_PG = """
+    UPDATE step_record SET status = %(status)s, output = %(output)s, error = %(error)s,
+        updated_at = %(now)s, finished_at = %(finished)s{errors}
+    WHERE run_id = %(rid)s AND step_id = %(sid)s AND status <> 'succeeded'
+      AND NOT EXISTS (SELECT 1 FROM run WHERE run.run_id = %(rid)s AND run.status = 'cancelled')
+"""
+_FINISH_STEP_PG_PLAIN = _FINISH_STEP_PG.format(errors="")
+_FINISH_STEP_PG_ERRORS = _FINISH_STEP_PG.format(errors=", attempt_errors = %(attempt_errors)s")
+
+
+def _driver(conn: Connection) -> Any:
+    """The psycopg connection under ``conn`` (in ``conn``'s transaction, or autocommit)."""
+    return conn.connection.driver_connection
 
 
 def start_step(conn: Connection, run_id: str, step_id: str, agent: str) -> tuple[RunState, StepStart | None]:
@@ -293,9 +299,9 @@ def start_step(conn: Connection, run_id: str, step_id: str, agent: str) -> tuple
             return state, None
         mark_run_running(conn, run_id)
         return state, begin_step(conn, run_id, step_id, agent)
-    row = conn.execute(
-        _START_STEP_PG, {"rid": run_id, "sid": step_id, "agent": agent, "now": utcnow()}
-    ).first()
+    params = {"rid": run_id, "sid": step_id, "agent": agent, "now": utcnow()}
+    with _driver(conn).cursor(row_factory=namedtuple_row) as cur:
+        row = cur.execute(_START_STEP_PG, params).fetchone()
     if row is None:
         raise RunNotFoundError(run_id)
     state = _state(run_id, row)
@@ -359,6 +365,13 @@ def finish_step(
     }
     if with_errors:
         params["attempt_errors"] = attempt_errors
+    if conn.dialect.name == "postgresql":
+        for name in ("output", "error", "attempt_errors"):
+            if params.get(name) is not None:
+                params[name] = Jsonb(params[name])
+        sql = _FINISH_STEP_PG_ERRORS if with_errors else _FINISH_STEP_PG_PLAIN
+        with _driver(conn).cursor() as cur:
+            return bool(cur.execute(sql, params).rowcount)
     key = "finish_step_errors" if with_errors else "finish_step"
     return bool(conn.execute(_prepared(conn, key, _finish_step_stmt(with_errors)), params).rowcount)
 
