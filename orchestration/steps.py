@@ -220,7 +220,7 @@ def _on_agent_error(
 
 def join(run_id: str, node_id: str, *, final: bool = False) -> Outcome:
     """The explicit join after a parallel block or a map: one record, and the map's list of results."""
-    with get_engine().begin() as conn:
+    with get_engine().begin() if final else autocommit() as conn:
         state = repo.load_state(conn, run_id)
         gate = _gate(conn, state)
         if gate is not None:

@@ -151,9 +151,21 @@ def _load_state_stmt(conn: Connection) -> Any:
     ).where(run_t.c.run_id == sa.bindparam("run_id"))
 
 
+_LOAD_STATE_PG = """
+    SELECT flow_name, flow_version, flow_def, status, payload, campaign, deadline_at,
+        (SELECT json_agg(json_build_array(step_id, status, output)) FROM step_record
+         WHERE run_id = %(rid)s) AS steps
+    FROM run WHERE run_id = %(rid)s
+"""
+
+
 def load_state(conn: Connection, run_id: str) -> RunState:
     """The run and the status and output of each of its steps, in one query."""
-    row = conn.execute(_prepared(conn, "load_state", _load_state_stmt), {"run_id": run_id}).first()
+    if conn.dialect.name == "postgresql":
+        with _driver(conn).cursor(row_factory=namedtuple_row) as cur:
+            row = cur.execute(_LOAD_STATE_PG, {"rid": run_id}).fetchone()
+    else:
+        row = conn.execute(_prepared(conn, "load_state", _load_state_stmt), {"run_id": run_id}).first()
     if row is None:
         raise RunNotFoundError(run_id)
     return _state(run_id, row)
@@ -411,24 +423,44 @@ def record_step(
     """Insert-or-update a whole record in one statement (joins, branches, skips)."""
     now = utcnow()
     finished = now if status in ("succeeded", "failed", "skipped") else None
-    stmt = _insert(conn, step_t).values(
-        run_id=run_id,
-        step_id=step_id,
-        agent=agent,
-        status=status,
-        attempts=1 if status != "skipped" else 0,
-        output=output,
-        error=error,
-        started_at=now if status != "skipped" else None,
-        finished_at=finished,
-        updated_at=now,
-    )
+    values = {
+        "run_id": run_id,
+        "step_id": step_id,
+        "agent": agent,
+        "status": status,
+        "attempts": 1 if status != "skipped" else 0,
+        "output": output,
+        "error": error,
+        "started_at": now if status != "skipped" else None,
+        "finished_at": finished,
+        "updated_at": now,
+    }
+    if conn.dialect.name == "postgresql":
+        for name in ("output", "error"):
+            if values[name] is not None:
+                values[name] = Jsonb(values[name])
+        with _driver(conn).cursor() as cur:
+            cur.execute(_RECORD_STEP_PG, values)
+        return
+    stmt = _insert(conn, step_t).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["run_id", "step_id"],
         set_={"status": status, "output": output, "error": error, "finished_at": finished, "updated_at": now},
         where=step_t.c.status.notin_(("succeeded", "skipped")),
     )
     conn.execute(stmt)
+
+
+_RECORD_STEP_PG = """
+    INSERT INTO step_record AS s
+        (run_id, step_id, agent, status, attempts, output, error, started_at, finished_at, updated_at)
+    VALUES (%(run_id)s, %(step_id)s, %(agent)s, %(status)s, %(attempts)s, %(output)s, %(error)s,
+            %(started_at)s, %(finished_at)s, %(updated_at)s)
+    ON CONFLICT (run_id, step_id) DO UPDATE SET
+        status = EXCLUDED.status, output = EXCLUDED.output, error = EXCLUDED.error,
+        finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at
+    WHERE s.status NOT IN ('succeeded', 'skipped')
+"""
 
 
 def skip_steps(conn: Connection, run_id: str, steps: list[tuple[str, str | None]]) -> None:
