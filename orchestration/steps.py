@@ -10,6 +10,7 @@ import enum
 import re
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -174,14 +175,19 @@ def run_agent_step(run_id: str, step_id: str, *, agent: str, final: bool = False
         output = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
     except Exception as exc:
         return _on_agent_error(run_id, step_id, node, policy, start, exc, final)
-    with get_engine().begin() if final else autocommit() as conn:
-        if repo.finish_step(conn, run_id, step_id, status="succeeded", output=output):
-            if final:
-                repo.finish_run(conn, run_id, "succeeded")
-        elif repo.run_status(conn, run_id) == "cancelled":
+    with _writer(final) as conn:
+        written = repo.finish_step(conn, run_id, step_id, status="succeeded", output=output, ends_run=final)
+        if not written and repo.run_status(conn, run_id) == "cancelled":
             repo.discard_step(conn, run_id, step_id)
             return Outcome(Action.STOP)
     return Outcome(Action.CONTINUE)
+
+
+def _writer(ends_run: bool) -> AbstractContextManager[Connection]:
+    """Where a record write goes: autocommit, unless it also ends the run on a database that needs a
+    transaction to make the two writes one (Postgres makes them one statement)."""
+    engine = get_engine()
+    return engine.begin() if ends_run and engine.dialect.name != "postgresql" else autocommit()
 
 
 def _after_success(run_id: str, final: bool) -> Outcome:
@@ -220,7 +226,7 @@ def _on_agent_error(
 
 def join(run_id: str, node_id: str, *, final: bool = False) -> Outcome:
     """The explicit join after a parallel block or a map: one record, and the map's list of results."""
-    with get_engine().begin() if final else autocommit() as conn:
+    with _writer(final) as conn:
         state = repo.load_state(conn, run_id)
         gate = _gate(conn, state)
         if gate is not None:
@@ -233,9 +239,9 @@ def join(run_id: str, node_id: str, *, final: bool = False) -> Outcome:
             last = node.do.id if isinstance(node.do, StepNode) else node.do.steps[-1].id
             ids = [item_step_id(node, i, last) for i in range(count)]
             output = [state.outputs.get(sid) for sid in ids]
-        repo.record_step(conn, run_id, node_id, agent="engine.join", status="succeeded", output=output)
-        if final:
-            repo.finish_run(conn, run_id, "succeeded")
+        repo.record_step(
+            conn, run_id, node_id, agent="engine.join", status="succeeded", output=output, ends_run=final
+        )
     return Outcome(Action.CONTINUE)
 
 

@@ -361,9 +361,14 @@ def finish_step(
     output: Any = None,
     error: dict[str, Any] | None = None,
     attempt_errors: list[dict[str, Any]] | None = None,
+    ends_run: bool = False,
 ) -> bool:
     """Write the outcome of one attempt; False when nothing was written: the record had already
-    succeeded, or the run was cancelled meanwhile (see :func:`discard_step`)."""
+    succeeded, or the run was cancelled meanwhile (see :func:`discard_step`).
+
+    ``ends_run``: when the record is written, the run ends ``succeeded`` too, atomically (one
+    statement on Postgres; elsewhere the caller's transaction holds both).
+    """
     now = utcnow()
     with_errors = attempt_errors is not None
     params: dict[str, Any] = {
@@ -382,10 +387,31 @@ def finish_step(
             if params.get(name) is not None:
                 params[name] = Jsonb(params[name])
         sql = _FINISH_STEP_PG_ERRORS if with_errors else _FINISH_STEP_PG_PLAIN
-        with _driver(conn).cursor() as cur:
-            return bool(cur.execute(sql, params).rowcount)
+        return _write_pg(conn, sql, params, ends_run)
     key = "finish_step_errors" if with_errors else "finish_step"
-    return bool(conn.execute(_prepared(conn, key, _finish_step_stmt(with_errors)), params).rowcount)
+    written = bool(conn.execute(_prepared(conn, key, _finish_step_stmt(with_errors)), params).rowcount)
+    if written and ends_run:
+        finish_run(conn, run_id, "succeeded")
+    return written
+
+
+_ENDS_RUN_PG = """
+    WITH w AS ({write} RETURNING 1),
+    fin AS (
+        UPDATE run SET status = 'succeeded', finished_at = %(now)s, updated_at = %(now)s
+        WHERE run_id = %(rid)s AND status IN ('queued', 'running') AND EXISTS (SELECT 1 FROM w)
+    )
+    SELECT count(*) FROM w
+"""
+
+
+def _write_pg(conn: Connection, sql: str, params: dict[str, Any], ends_run: bool) -> bool:
+    """Run one record write on Postgres; with ``ends_run`` the run's success goes in the same statement."""
+    with _driver(conn).cursor() as cur:
+        if not ends_run:
+            return bool(cur.execute(sql, params).rowcount)
+        row = cur.execute(_ENDS_RUN_PG.format(write=sql), params).fetchone()
+        return bool(row and row[0])
 
 
 def discard_step(conn: Connection, run_id: str, step_id: str) -> None:
@@ -419,8 +445,10 @@ def record_step(
     status: str,
     output: Any = None,
     error: dict[str, Any] | None = None,
+    ends_run: bool = False,
 ) -> None:
-    """Insert-or-update a whole record in one statement (joins, branches, skips)."""
+    """Insert-or-update a whole record in one statement (joins, branches, skips); ``ends_run`` as in
+    :func:`finish_step`."""
     now = utcnow()
     finished = now if status in ("succeeded", "failed", "skipped") else None
     values = {
@@ -439,8 +467,7 @@ def record_step(
         for name in ("output", "error"):
             if values[name] is not None:
                 values[name] = Jsonb(values[name])
-        with _driver(conn).cursor() as cur:
-            cur.execute(_RECORD_STEP_PG, values)
+        _write_pg(conn, _RECORD_STEP_PG, {**values, "rid": run_id, "now": now}, ends_run)
         return
     stmt = _insert(conn, step_t).values(**values)
     stmt = stmt.on_conflict_do_update(
@@ -448,7 +475,8 @@ def record_step(
         set_={"status": status, "output": output, "error": error, "finished_at": finished, "updated_at": now},
         where=step_t.c.status.notin_(("succeeded", "skipped")),
     )
-    conn.execute(stmt)
+    if conn.execute(stmt).rowcount and ends_run:
+        finish_run(conn, run_id, "succeeded")
 
 
 _RECORD_STEP_PG = """
