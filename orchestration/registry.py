@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -118,12 +117,6 @@ class Registry:
     def queues(self) -> tuple[Queue, ...]:
         return tuple(Queue(name, routing_key=name) for name in self.queue_names())  # type: ignore[no-untyped-call]
 
-    def task_routes(self) -> dict[str, dict[str, str]]:
-        routes = {spec.task_name: {"queue": spec.queue} for spec in self.agents()}
-        routes["campaignflow.*"] = {"queue": ENGINE_QUEUE}
-        routes["celery.*"] = {"queue": ENGINE_QUEUE}
-        return routes
-
     # orchestrators
     def add_orchestrator(self, cls: type[BaseOrchestrator]) -> type[BaseOrchestrator]:
         self._orchestrators[cls.name] = cls
@@ -140,12 +133,6 @@ class Registry:
 
 
 registry = Registry()
-
-_NAME_RE = re.compile(NAME_PATTERN)
-
-
-def is_valid_name(name: str) -> bool:
-    return bool(_NAME_RE.match(name))
 
 
 def route_task(

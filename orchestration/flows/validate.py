@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from orchestration.errors import FlowValidationError
-from orchestration.flows.conditions import Condition
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
 from orchestration.flows.refs import RefSyntaxError, parse_path, refs_in
 from orchestration.registry import Registry
@@ -189,7 +188,3 @@ class _Checker:
                 self.problems.append(f"{where}.fallback: not allowed inside a map; use on_error: continue")
         self.node(node.do, f"{path}.do", set(available), in_map=True)
         return available | {node.id}
-
-
-def condition_fields(cond: Condition) -> list[str]:
-    return cond.fields()
