@@ -165,7 +165,9 @@ def run_agent_step(run_id: str, step_id: str, *, agent: str, final: bool = False
         if spec.name != agent:
             raise ValueError(f"step {step_id!r} runs agent {spec.name!r}, not {agent!r}")
     if start.already_done:
-        return _after_success(run_id, final)
+        if final:  # a redelivered last step whose record is in: the run may still need ending
+            finalize(run_id)
+        return Outcome(Action.CONTINUE)
 
     policy = _policy(node, spec)
     ctx = StepContext(run_id, step_id, start.attempts, agent_config())
@@ -188,13 +190,6 @@ def _writer(ends_run: bool) -> AbstractContextManager[Connection]:
     transaction to make the two writes one (Postgres makes them one statement)."""
     engine = get_engine()
     return engine.begin() if ends_run and engine.dialect.name != "postgresql" else autocommit()
-
-
-def _after_success(run_id: str, final: bool) -> Outcome:
-    if final:
-        with get_engine().begin() as conn:
-            repo.finish_run(conn, run_id, "succeeded")
-    return Outcome(Action.CONTINUE)
 
 
 def _on_agent_error(
@@ -321,7 +316,8 @@ def _choice(conn: Connection, state: repo.RunState, node: BranchNode) -> int | N
 
 
 def finalize(run_id: str) -> None:
-    with get_engine().begin() as conn:
+    """End the run ``succeeded`` unless it already ended."""
+    with autocommit() as conn:
         repo.finish_run(conn, run_id, "succeeded")
 
 
