@@ -25,6 +25,16 @@ from orchestration.store import repository as repo
 from orchestration.store.models import TERMINAL_RUN_STATUSES
 
 PLAIN = "campaignflow.bench.plain"
+#: The keys of ``campaignflow bench --json``, one object per shape.
+JSON_KEYS = (
+    "shape",
+    "n",
+    "campaignflow_flows_per_s",
+    "plain_flows_per_s",
+    "ratio",
+    "p50_first_step_ms",
+    "p99_first_step_ms",
+)
 NOOP_QUEUE = "agents.utility"
 Progress = Callable[[int], None]
 
@@ -47,6 +57,10 @@ class ShapeResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def summary(self) -> dict[str, Any]:
+        """The documented ``bench --json`` object of one shape."""
+        return {k: v for k, v in self.as_dict().items() if k in JSON_KEYS}
 
 
 def bench_flow(shape: str) -> Flow:

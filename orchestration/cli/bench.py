@@ -56,22 +56,7 @@ def bench(
                 results.append(bench_shape(name, n, bar.update, latency_samples=latency_samples))
     if as_json:
         for r in results:
-            print_json(
-                {
-                    k: v
-                    for k, v in r.as_dict().items()
-                    if k
-                    in (
-                        "shape",
-                        "n",
-                        "campaignflow_flows_per_s",
-                        "plain_flows_per_s",
-                        "ratio",
-                        "p50_first_step_ms",
-                        "p99_first_step_ms",
-                    )
-                }
-            )
+            print_json(r.summary())
         return
     rows = [
         [
