@@ -11,13 +11,12 @@ import sqlalchemy as sa
 
 from orchestration.app import app, engine
 from orchestration.campaigns import manager
-from orchestration.envelope import Envelope, StepRecord
 from orchestration.errors import FieldError
 from orchestration.orchestrators import DeliveryOrchestrator
 from orchestration.registry import registry
 from orchestration.store import get_engine
 from tests.support.config import settings_env
-from tests.support.runs import wait_for_run
+from tests.support.runs import record, wait_for_run
 from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:aiosmtpd.*")
@@ -33,12 +32,6 @@ def ledger_rows() -> list[tuple[Any, ...]]:
             "select idempotency_key, run_id, channel, status, recipient, subject from delivery order by id"
         )
         return [tuple(r) for r in conn.execute(sa.text(query))]
-
-
-def record(env: Envelope, step_id: str) -> StepRecord:
-    found = env.record(step_id)
-    assert found is not None, f"no record {step_id!r}: {env.model_dump_json(indent=2)}"
-    return found
 
 
 @pytest.fixture

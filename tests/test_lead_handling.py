@@ -12,11 +12,10 @@ import sqlalchemy as sa
 
 from orchestration.app import app
 from orchestration.campaigns import manager
-from orchestration.envelope import Envelope, StepRecord
 from orchestration.store import get_engine
 from tests.support.config import settings_env
 from tests.support.llm_server import FakeLLM
-from tests.support.runs import envelope, wait_for_run
+from tests.support.runs import envelope, record, wait_for_run
 from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:aiosmtpd.*")
@@ -33,12 +32,6 @@ def ledger_rows() -> list[tuple[Any, ...]]:
     with get_engine().connect() as conn:
         query = "select idempotency_key, channel, status, recipient from delivery order by id"
         return [tuple(r) for r in conn.execute(sa.text(query))]
-
-
-def record(env: Envelope, step_id: str) -> StepRecord:
-    found = env.record(step_id)
-    assert found is not None, f"no record {step_id!r}: {env.model_dump_json(indent=2)}"
-    return found
 
 
 @pytest.fixture

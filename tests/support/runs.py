@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from orchestration.envelope import Envelope
+from orchestration.envelope import Envelope, StepRecord
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 
@@ -24,3 +24,10 @@ def wait_for_run(run_id: str, timeout: float = 30.0) -> Envelope:
         if time.monotonic() > deadline:
             raise AssertionError(f"run {run_id} still {env.status} after {timeout}s: {env.model_dump_json()}")
         time.sleep(0.05)
+
+
+def record(env: Envelope, step_id: str) -> StepRecord:
+    """The record of ``step_id``; fails with the whole envelope when there is none."""
+    found = env.record(step_id)
+    assert found is not None, f"no record {step_id!r}: {env.model_dump_json(indent=2)}"
+    return found
