@@ -4,7 +4,9 @@ retries (written by the workers through Celery signals) and queue depth (the bro
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
@@ -143,3 +145,54 @@ def test_queue_depth_counts_every_priority_under_the_key_prefix(database: str) -
         assert sum(value(samples, "campaignflow_queue_depth", queue=q) for q in queues) == 4
     finally:
         services.clear_prefix(prefix)
+
+
+def test_step_metrics_are_summed_in_memory_and_sent_whole(worker: object) -> None:
+    """Tries counted by many threads, and by a forked child, arrive exactly once each."""
+    from orchestration.monitoring import steps as step_metrics
+
+    conn = step_metrics.client()
+    assert conn is not None
+    agent = f"batch-{uuid.uuid4().hex[:8]}"
+    step_metrics.flush()
+
+    def count(n: int) -> None:
+        for i in range(n):
+            step_metrics.record_try(agent, "SUCCESS" if i % 2 else "RETRY", 0.02)
+
+    threads = [threading.Thread(target=count, args=(250,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    step_metrics.record_retry(agent)
+    pid = os.fork()
+    if pid == 0:  # the child counts its own tries and sends them when it exits
+        try:
+            signal.alarm(20)  # a child stuck on a lock taken before the fork dies instead of hanging
+            count(10)
+            step_metrics.flush()
+        finally:
+            os._exit(0)
+    for t in threads:
+        t.join()
+    assert os.waitpid(pid, 0)[1] == 0
+    step_metrics.flush()
+
+    got = step_metrics.read(conn)[agent]
+    assert got.tries == {"success": 505, "retry": 505}
+    assert got.retries == 1
+    assert sum(got.buckets) == 1010 and got.buckets[step_metrics._bucket(0.02)] == 1010
+    assert got.seconds == pytest.approx(1010 * 0.02)
+
+
+def test_step_metrics_reach_redis_without_an_explicit_flush(worker: object) -> None:
+    """The background sender: a try shows up within a few flush intervals."""
+    from orchestration.monitoring import steps as step_metrics
+
+    conn = step_metrics.client()
+    assert conn is not None
+    agent = f"bg-{uuid.uuid4().hex[:8]}"
+    step_metrics.record_try(agent, "SUCCESS", 0.5)
+    deadline = time.monotonic() + 10 * step_metrics.FLUSH_SECONDS
+    while agent not in step_metrics.read(conn) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert step_metrics.read(conn)[agent].tries == {"success": 1}

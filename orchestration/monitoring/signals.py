@@ -19,6 +19,8 @@ from celery.signals import (
     task_postrun,
     task_prerun,
     task_retry,
+    worker_process_shutdown,
+    worker_shutdown,
 )
 
 from orchestration.monitoring import logs, steps
@@ -79,6 +81,11 @@ def _step_retried(sender: Any = None, **_: Any) -> None:
         steps.record_retry(agent)
 
 
+def _flush_metrics(**_: Any) -> None:
+    """A worker (or a prefork child) going away sends the step metrics it has not sent yet."""
+    steps.flush()
+
+
 def _root_logger(logger: logging.Logger | None = None, format: str | None = None, **_: Any) -> None:
     if logger is None:
         return
@@ -102,6 +109,8 @@ def _task_logger(logger: logging.Logger | None = None, **_: Any) -> None:
 task_prerun.connect(_step_started, weak=False)
 task_postrun.connect(_step_ended, weak=False)
 task_retry.connect(_step_retried, weak=False)
+worker_process_shutdown.connect(_flush_metrics, weak=False)
+worker_shutdown.connect(_flush_metrics, weak=False)
 after_setup_logger.connect(_root_logger, weak=False)
 after_setup_task_logger.connect(_task_logger, weak=False)
 celeryd_init.connect(_worker_init, weak=False)

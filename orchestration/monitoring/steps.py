@@ -4,16 +4,22 @@ duration histogram, kept as Redis hashes on the broker (under the deployment's k
 Every worker process (prefork children included) adds to the same hashes, so the scrape endpoint
 (``campaignflow metrics serve``) sees the whole fleet without each worker serving HTTP. The counts
 survive worker restarts, as Prometheus counters should; they reset only when the keys are deleted.
+A process adds its counts up in memory and sends them once a second (and when its worker shuts
+down), so a step pays no Redis round trip for its metrics.
 """
 
 from __future__ import annotations
 
+import atexit
 import bisect
 import logging
 import math
+import os
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import redis
 
@@ -60,43 +66,106 @@ def prefix() -> str:
     return (get_settings().redis_key_prefix or "") + KEY
 
 
-#: One step try in one command (a pipeline costs more to build in redis-py than the round trip).
-_RECORD_TRY = """
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('HINCRBYFLOAT', KEYS[2], ARGV[2], ARGV[3])
-redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
-"""
+#: How often a process sends its step metrics to Redis. Counting in memory and sending the sums
+#: once a second costs a step no round trip; a process that dies loses at most that second.
+FLUSH_SECONDS = 1.0
 
 
-@lru_cache(maxsize=1)
-def _record_try_script() -> Any:
+@dataclass
+class _Pending:
+    """Counts a process has not sent yet: ``(hash key, field) -> amount``."""
+
+    ints: dict[tuple[str, str], int] = field(default_factory=dict)
+    floats: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def add(self, key: str, name: str, amount: int = 1) -> None:
+        self.ints[(key, name)] = self.ints.get((key, name), 0) + amount
+
+    def add_float(self, key: str, name: str, amount: float) -> None:
+        self.floats[(key, name)] = self.floats.get((key, name), 0.0) + amount
+
+    def __bool__(self) -> bool:
+        return bool(self.ints or self.floats)
+
+
+class _Batcher:
+    """Per process: adds up step metrics and sends them from a daemon thread every
+    :data:`FLUSH_SECONDS`, and at worker shutdown (:func:`flush`). Fork-safe: a child starts empty
+    with its own lock and thread."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.pending = _Pending()
+        self.thread: threading.Thread | None = None
+
+    def take(self) -> _Pending:
+        with self.lock:
+            pending, self.pending = self.pending, _Pending()
+        return pending
+
+    def add(self, update: Callable[[_Pending], None]) -> None:
+        if self.pid != os.getpid():
+            self._reset()
+        with self.lock:
+            update(self.pending)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="campaignflow-metrics", daemon=True)
+                self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            if self.pid != os.getpid():
+                return
+            flush()
+
+
+_batcher = _Batcher()
+
+
+def flush() -> None:
+    """Send what this process counted since the last flush (one pipeline)."""
+    pending = _batcher.take()
     conn = client()
-    return None if conn is None else conn.register_script(_RECORD_TRY)
+    if conn is None or not pending:
+        return
+    pipe = conn.pipeline(transaction=False)
+    for (key, name), amount in pending.ints.items():
+        pipe.hincrby(key, name, amount)
+    for (key, name), value in pending.floats.items():
+        pipe.hincrbyfloat(key, name, value)
+    try:
+        pipe.execute()
+    except redis.RedisError as exc:  # metrics never fail a step; these counts are lost
+        log.warning("step metrics not written: %s", exc)
+
+
+atexit.register(flush)
 
 
 def record_try(agent: str, state: str, seconds: float) -> None:
     """One finished try of one step: its Celery state (SUCCESS, RETRY, FAILURE, ...) and duration."""
-    script = _record_try_script()
-    if script is None:
+    if client() is None:
         return
     p = prefix()
-    try:
-        script(
-            keys=[f"{p}step_buckets:{agent}", f"{p}step_seconds", f"{p}step_tries"],
-            args=[str(_bucket(seconds)), agent, repr(seconds), f"{agent}|{state.lower()}"],
-        )
-    except redis.RedisError as exc:  # metrics never fail a step
-        log.warning("step metrics not written for %s: %s", agent, exc)
+
+    def update(pending: _Pending) -> None:
+        pending.add(f"{p}step_buckets:{agent}", str(_bucket(seconds)))
+        pending.add_float(f"{p}step_seconds", agent, seconds)
+        pending.add(f"{p}step_tries", f"{agent}|{state.lower()}")
+
+    _batcher.add(update)
 
 
 def record_retry(agent: str) -> None:
-    conn = client()
-    if conn is None:
+    if client() is None:
         return
-    try:
-        conn.hincrby(f"{prefix()}step_retries", agent, 1)
-    except redis.RedisError as exc:
-        log.warning("retry metric not written for %s: %s", agent, exc)
+    key = f"{prefix()}step_retries"
+    _batcher.add(lambda pending: pending.add(key, agent))
 
 
 def _text(value: bytes | str) -> str:
