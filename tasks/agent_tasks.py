@@ -6,12 +6,12 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
-from sqlalchemy.exc import DBAPIError
 
 from orchestration import steps
 from orchestration.app import app, engine
 from orchestration.errors import StepFailedError
 from orchestration.registry import AgentSpec, registry
+from orchestration.store.db import STORE_ERRORS
 
 #: Bound on retries after a lost worker (a killed pool child), besides the step's own retry policy.
 WORKER_LOST_RETRIES = 3
@@ -58,7 +58,7 @@ def bind_agent(spec: AgentSpec) -> Task:
         default_retry_delay=1,
         # the run store went away (a restart, a failover): the pool drops the broken connection,
         # the step is tried again; its record makes the retry safe
-        autoretry_for=(DBAPIError,),
+        autoretry_for=STORE_ERRORS,
         retry_backoff=1,
         retry_backoff_max=30,
     )(run)

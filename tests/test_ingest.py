@@ -81,7 +81,9 @@ def _ingest_in_process(barrier: Any, event_id: str, threads: int, out: Any) -> N
 
     # a small pool per process, so 100 callers fit in the server's connection limit (they queue)
     url = db.get_settings().effective_database_url()
-    db._engines[(os.getpid(), url)] = sa.create_engine(url, pool_size=3, max_overflow=0, pool_timeout=120)
+    small = {"pool_size": 3, "max_overflow": 0, "pool_timeout": 120}
+    db._engines[(os.getpid(), url, False)] = sa.create_engine(url, **small)
+    db._engines[(os.getpid(), url, True)] = sa.create_engine(url, isolation_level="AUTOCOMMIT", **small)
 
     local = threading.Barrier(threads)
     handles: list[tuple[str, bool] | str] = []

@@ -64,6 +64,27 @@ def test_database_connections_cut_mid_step(worker: object, database: str) -> Non
     assert env.record("after").attempts == 1
 
 
+def test_a_cut_connection_takes_the_idle_ones_with_it(worker: object, database: str) -> None:
+    """The hot path's pool holds several idle connections when the database drops them all: one
+    failed statement clears the pool, so the next step's statement (its retry) gets a fresh one."""
+    import psycopg
+
+    from orchestration.store.db import autocommit, get_engine
+
+    def select_one(conn: sa.Connection) -> int:
+        return int(conn.connection.driver_connection.execute("select 1").fetchone()[0])
+
+    with contextlib.ExitStack() as stack:  # five connections at once: five idle ones afterwards
+        held = [stack.enter_context(autocommit()) for _ in range(5)]
+        assert [select_one(c) for c in held] == [1] * 5
+    assert _terminate_backends(database.rsplit("application_name=", 1)[1]) >= 5
+    with pytest.raises(psycopg.OperationalError), autocommit() as conn:
+        select_one(conn)
+    with autocommit() as conn:
+        assert select_one(conn) == 1
+    get_engine().dispose()  # the transaction pool's idle connections were cut too
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from orchestration.settings import get_settings
 
 _lock = threading.Lock()
-_engines: dict[tuple[int, str], Engine] = {}
+_engines: dict[tuple[int, str, bool], Engine] = {}
 
 
 def ensure_sqlite_dir(url: str) -> None:
@@ -25,8 +28,12 @@ def ensure_sqlite_dir(url: str) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, autocommit: bool = False) -> Engine:
+    """An engine for ``url``; with ``autocommit`` its connections are autocommit from the start, so
+    a checkout neither switches the isolation level nor rolls back on return."""
     kwargs: dict[str, Any] = {"future": True}
+    if autocommit:
+        kwargs.update(isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
     if url.startswith("sqlite"):
         ensure_sqlite_dir(url)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -47,29 +54,49 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def get_engine(url: str | None = None) -> Engine:
+def get_engine(url: str | None = None, *, autocommit: bool = False) -> Engine:
     """The engine of this process for ``url`` (default: the configured run store)."""
     url = url or get_settings().effective_database_url()
-    key = (os.getpid(), url)
+    key = (os.getpid(), url, autocommit)
     engine = _engines.get(key)
     if engine is None:
         with _lock:
             engine = _engines.get(key)
             if engine is None:
-                engine = _engines[key] = make_engine(url)
+                engine = _engines[key] = make_engine(url, autocommit=autocommit)
     return engine
 
 
-def autocommit(url: str | None = None) -> Connection:
+@contextmanager
+def autocommit(url: str | None = None) -> Iterator[Connection]:
     """A connection whose every statement commits on its own: for single-statement writes and reads
-    on the hot path, which then cost one round trip each instead of BEGIN, statement, COMMIT."""
-    return get_engine(url).connect().execution_options(isolation_level="AUTOCOMMIT")
+    on the hot path, which then cost one round trip each instead of BEGIN, statement, COMMIT. It
+    comes from a pool of its own whose connections stay in autocommit.
+
+    The hot path talks to the psycopg connection directly, where SQLAlchemy does not see a broken
+    connection. Here, as SQLAlchemy does on a disconnect, a broken connection is thrown away with
+    the pool's idle ones (they most likely broke with it: a restart, a failover).
+    """
+    engine = get_engine(url, autocommit=True)
+    with engine.connect() as conn:
+        try:
+            yield conn
+        except psycopg.OperationalError:
+            if getattr(conn.connection.driver_connection, "closed", True):
+                conn.invalidate()
+                engine.pool.dispose()
+            raise
+
+
+#: What a step task retries on: the store went away (a restart, a failover), through SQLAlchemy or
+#: on the driver connection of the hot path.
+STORE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, psycopg.OperationalError)
 
 
 def reset_engines() -> None:
     """Forget this process's engines (after a fork, or when tests change the database URL)."""
     with _lock:
-        for (pid, _url), engine in list(_engines.items()):
+        for (pid, _url, _autocommit), engine in list(_engines.items()):
             if pid == os.getpid():
                 engine.dispose()
             else:
