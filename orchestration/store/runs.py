@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
+from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
@@ -48,25 +49,39 @@ def open_run(conn: Connection, new: NewRun) -> tuple[str, bool]:
             ).scalar_one()
             return existing, True
     now = utcnow()
-    conn.execute(
-        run_t.insert().values(
-            run_id=new.run_id,
-            flow_name=new.flow_name,
-            flow_version=new.flow_version,
-            flow_def=new.flow_def,
-            status="queued",
-            mode=new.mode,
-            payload=new.payload,
-            event_id=new.event_id,
-            campaign=new.campaign,
-            orchestrator=new.orchestrator,
-            extra=new.extra,
-            created_at=now,
-            updated_at=now,
-            deadline_at=new.deadline_at,
-        )
-    )
+    values: dict[str, Any] = {
+        "run_id": new.run_id,
+        "flow_name": new.flow_name,
+        "flow_version": new.flow_version,
+        "flow_def": new.flow_def,
+        "status": "queued",
+        "mode": new.mode,
+        "payload": new.payload,
+        "event_id": new.event_id,
+        "campaign": new.campaign,
+        "orchestrator": new.orchestrator,
+        "extra": new.extra,
+        "created_at": now,
+        "updated_at": now,
+        "deadline_at": new.deadline_at,
+    }
+    if conn.dialect.name == "postgresql":  # on the driver: building the SQLAlchemy insert costs more
+        for name in ("flow_def", "payload", "extra"):
+            values[name] = Jsonb(values[name])
+        with _driver(conn).cursor() as cur:
+            cur.execute(_INSERT_RUN_PG, values)
+    else:
+        conn.execute(run_t.insert().values(**values))
     return new.run_id, False
+
+
+_INSERT_RUN_PG = """
+    INSERT INTO run (run_id, flow_name, flow_version, flow_def, status, mode, payload, event_id,
+        campaign, orchestrator, extra, created_at, updated_at, deadline_at)
+    VALUES (%(run_id)s, %(flow_name)s, %(flow_version)s, %(flow_def)s, %(status)s, %(mode)s,
+        %(payload)s, %(event_id)s, %(campaign)s, %(orchestrator)s, %(extra)s, %(created_at)s,
+        %(updated_at)s, %(deadline_at)s)
+"""
 
 
 @dataclass
