@@ -50,6 +50,9 @@ class ShapeResult:
     p50_first_step_ms: float
     p99_first_step_ms: float
     plain_p50_first_step_ms: float
+    campaignflow_cpu_ms_per_flow: float
+    plain_cpu_ms_per_flow: float
+    rounds: int
 
     @property
     def campaignflow_steps_per_s(self) -> float:
@@ -175,14 +178,31 @@ def run_plain(shape: str, n: int, progress: Progress, *, burst: bool = True) -> 
     return n / elapsed, latencies
 
 
-def bench_shape(shape: str, n: int, progress: Progress, *, latency_samples: int = 50) -> ShapeResult:
-    """Throughput from a burst of N flows; latency from flows sent one at a time (an idle system)."""
+def _timed(side: Callable[..., tuple[float, list[float]]], *args: Any) -> tuple[float, float]:
+    """One burst: its flows/s and this process's CPU seconds (all threads: the in-process worker's
+    too; with ``--external`` workers, only the submitting)."""
+    cpu = time.process_time()
+    rate, _ = side(*args)
+    return rate, time.process_time() - cpu
+
+
+def bench_shape(
+    shape: str, n: int, progress: Progress, *, latency_samples: int = 50, rounds: int = 3
+) -> ShapeResult:
+    """Throughput from bursts of N flows, in ``rounds`` rounds that alternate which side goes first
+    (the median round of each side counts); latency from flows sent one at a time (an idle system)."""
     run_campaignflow(shape, min(10, n), lambda _: None)  # warm up caches and connections
     run_plain(shape, min(10, n), lambda _: None)
-    plain_rate, _ = run_plain(shape, n, progress)
-    cf_rate, _ = run_campaignflow(shape, n, progress)
+    cf: list[tuple[float, float]] = []
+    plain: list[tuple[float, float]] = []
+    for r in range(rounds):
+        order = [(plain, run_plain), (cf, run_campaignflow)]
+        for results, side in order if r % 2 == 0 else reversed(order):
+            results.append(_timed(side, shape, n, progress))
     _, plain_lat = run_plain(shape, latency_samples, lambda _: None, burst=False)
     _, cf_lat = run_campaignflow(shape, latency_samples, lambda _: None, burst=False)
+    cf_rate, cf_cpu = statistics.median_low(cf)
+    plain_rate, plain_cpu = statistics.median_low(plain)
     return ShapeResult(
         shape=shape,
         n=n,
@@ -193,4 +213,7 @@ def bench_shape(shape: str, n: int, progress: Progress, *, latency_samples: int 
         p50_first_step_ms=round(statistics.median(cf_lat), 1),
         p99_first_step_ms=round(percentile(cf_lat, 0.99), 1),
         plain_p50_first_step_ms=round(statistics.median(plain_lat), 1),
+        campaignflow_cpu_ms_per_flow=round(1000 * cf_cpu / n, 2),
+        plain_cpu_ms_per_flow=round(1000 * plain_cpu / n, 2),
+        rounds=rounds,
     )

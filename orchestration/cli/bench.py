@@ -41,6 +41,9 @@ def bench(
         False, "--external", help="Use running workers instead of an in-process one."
     ),
     latency_samples: int = typer.Option(50, "--latency-samples", min=1, help="Flows sent one at a time."),
+    rounds: int = typer.Option(
+        3, "--rounds", min=1, help="Bursts per side, alternating which side goes first; the median counts."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run each shape N times through campaignflow (every step stored) and through plain Celery."""
@@ -52,8 +55,10 @@ def bench(
     results = []
     with nullcontext() if external else _worker(concurrency):
         for name in shape:
-            with typer.progressbar(length=2 * n, label=f"{name:9}", file=None) as bar:
-                results.append(bench_shape(name, n, bar.update, latency_samples=latency_samples))
+            with typer.progressbar(length=2 * n * rounds, label=f"{name:9}", file=None) as bar:
+                results.append(
+                    bench_shape(name, n, bar.update, latency_samples=latency_samples, rounds=rounds)
+                )
     if as_json:
         for r in results:
             print_json(r.summary())
@@ -69,6 +74,8 @@ def bench(
             r.p50_first_step_ms,
             r.p99_first_step_ms,
             r.plain_p50_first_step_ms,
+            r.campaignflow_cpu_ms_per_flow,
+            r.plain_cpu_ms_per_flow,
         ]
         for r in results
     ]
@@ -84,6 +91,8 @@ def bench(
                 "cf p50 first ms",
                 "cf p99 first ms",
                 "plain p50 first ms",
+                "cf cpu ms/flow",
+                "plain cpu ms/flow",
             ],
             rows,
         )
