@@ -60,16 +60,20 @@ class StepContext:
         return f"{self.run_id}:{self.step_id}"
 
 
-_flows: dict[tuple[str, str], tuple[dict[str, Any], Flow, dict[str, Node]]] = {}
+_flows: dict[tuple[str, str], tuple[dict[str, Any] | str, Flow, dict[str, Node]]] = {}
 
 
 def flow_of(state: repo.RunState) -> tuple[Flow, dict[str, Node]]:
-    """The run's flow (its stored snapshot), parsed once per process per name and version."""
+    """The run's flow (its stored snapshot), parsed once per process per name, version and text."""
     key = (state.flow_name, state.flow_version)
     cached = _flows.get(key)
     if cached is None or cached[0] != state.flow_def:
-        flow = Flow.model_validate(state.flow_def)
-        cached = _flows[key] = (state.flow_def, flow, flow.step_index())
+        snapshot = state.flow_def
+        if isinstance(snapshot, str):
+            flow = Flow.model_validate_json(snapshot)
+        else:
+            flow = Flow.model_validate(snapshot)
+        cached = _flows[key] = (snapshot, flow, flow.step_index())
     return cached[1], cached[2]
 
 

@@ -91,7 +91,9 @@ class RunState:
     run_id: str
     flow_name: str
     flow_version: str
-    flow_def: dict[str, Any]
+    #: The run's flow snapshot; on Postgres its JSON text, which a step parses only when its
+    #: process has not seen that exact text before (:func:`orchestration.steps.flow_of`).
+    flow_def: dict[str, Any] | str
     status: str
     payload: dict[str, Any]
     campaign: str | None
@@ -131,7 +133,7 @@ def _load_state_stmt(conn: Connection) -> Any:
 
 
 _LOAD_STATE_PG = """
-    SELECT flow_name, flow_version, flow_def, status, payload, campaign, deadline_at,
+    SELECT flow_name, flow_version, flow_def::text AS flow_def, status, payload, campaign, deadline_at,
         (SELECT json_agg(json_build_array(step_id, status, output)) FROM step_record
          WHERE run_id = %(rid)s) AS steps
     FROM run WHERE run_id = %(rid)s

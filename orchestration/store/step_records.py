@@ -69,7 +69,7 @@ def begin_step(conn: Connection, run_id: str, step_id: str, agent: str | None) -
 #: SQLAlchemy's statement machinery costs more CPU than these round trips.
 _START_STEP_PG = """
     WITH r AS (
-        SELECT flow_name, flow_version, flow_def, status, payload, campaign, deadline_at
+        SELECT flow_name, flow_version, flow_def::text AS flow_def, status, payload, campaign, deadline_at
         FROM run WHERE run_id = %(rid)s
     ),
     live AS (
@@ -93,8 +93,9 @@ _START_STEP_PG = """
     SELECT r.*,
         (SELECT json_agg(json_build_array(step_id, status, output)) FROM step_record
          WHERE run_id = %(rid)s) AS steps,
-        (SELECT json_build_array(status, attempts, output, attempt_errors) FROM up) AS mine
-    FROM r
+        up.status AS my_status, up.attempts AS my_attempts, up.output AS my_output,
+        up.attempt_errors AS my_errors
+    FROM r LEFT JOIN up ON true
 """
 
 _FINISH_STEP_PG = """
@@ -127,9 +128,8 @@ def start_step(conn: Connection, run_id: str, step_id: str, agent: str) -> tuple
     if row is None:
         raise RunNotFoundError(run_id)
     state = _state(run_id, row)
-    if row.mine is not None:
-        status, attempts, output, errors = row.mine
-        return state, StepStart(status, attempts, output, list(errors or []))
+    if row.my_status is not None:
+        return state, StepStart(row.my_status, row.my_attempts, row.my_output, list(row.my_errors or []))
     mine = state.statuses.get(step_id)
     if mine in ("succeeded", "skipped"):
         return state, StepStart(mine, 0, state.outputs.get(step_id), [])
