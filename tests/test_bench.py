@@ -39,3 +39,24 @@ def test_bench_json_reports_both_shapes(worker: object) -> None:
 def test_bench_rejects_unknown_shapes() -> None:
     result = CliRunner().invoke(cli, ["bench", "--shape", "zigzag"])
     assert result.exit_code != 0 and "unknown shape zigzag" in result.output
+
+
+def test_bench_table_shows_rates_ratio_and_cpu_per_flow(worker: object) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["bench", "-n", "3", "--rounds", "2", "--latency-samples", "2", "--external", "--shape", "sequence"],
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header = next(line for line in lines if line.startswith("shape"))
+    for column in (
+        "cf flows/s",
+        "plain flows/s",
+        "ratio",
+        "cf p50 first ms",
+        "cf cpu ms/flow",
+        "plain cpu ms/flow",
+    ):
+        assert column in header
+    cells = next(c for c in map(str.split, lines) if c[:1] == ["sequence"] and len(c) > 2)  # not the bar
+    assert cells[1] == "3" and all(float(c) > 0 for c in cells[2:])
