@@ -196,3 +196,23 @@ def test_step_metrics_reach_redis_without_an_explicit_flush(worker: object) -> N
     while agent not in step_metrics.read(conn) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert step_metrics.read(conn)[agent].tries == {"success": 1}
+
+
+def test_step_metrics_wait_while_redis_is_away(worker: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flush that cannot reach Redis keeps the counts; the next one sends them."""
+    from orchestration.monitoring import steps as step_metrics
+
+    conn = step_metrics.client()
+    assert conn is not None
+    agent = f"away-{uuid.uuid4().hex[:8]}"
+    step_metrics.flush()
+    unreachable = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+    monkeypatch.setattr(step_metrics, "client", lambda: unreachable)
+    step_metrics.record_try(agent, "SUCCESS", 0.3)
+    step_metrics.flush()  # connection refused: nothing sent, nothing lost
+    assert agent not in step_metrics.read(conn)
+    monkeypatch.setattr(step_metrics, "client", lambda: conn)
+    step_metrics.record_try(agent, "FAILURE", 0.3)
+    step_metrics.flush()
+    got = step_metrics.read(conn)[agent]
+    assert got.tries == {"success": 1, "failure": 1} and sum(got.buckets) == 2

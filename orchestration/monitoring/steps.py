@@ -84,6 +84,12 @@ class _Pending:
     def add_float(self, key: str, name: str, amount: float) -> None:
         self.floats[(key, name)] = self.floats.get((key, name), 0.0) + amount
 
+    def merge(self, other: _Pending) -> None:
+        for (key, name), amount in other.ints.items():
+            self.add(key, name, amount)
+        for (key, name), value in other.floats.items():
+            self.add_float(key, name, value)
+
     def __bool__(self) -> bool:
         return bool(self.ints or self.floats)
 
@@ -107,6 +113,10 @@ class _Batcher:
             pending, self.pending = self.pending, _Pending()
         return pending
 
+    def give_back(self, pending: _Pending) -> None:
+        with self.lock:
+            self.pending.merge(pending)
+
     def add(self, update: Callable[[_Pending], None]) -> None:
         if self.pid != os.getpid():
             self._reset()
@@ -128,20 +138,24 @@ _batcher = _Batcher()
 
 
 def flush() -> None:
-    """Send what this process counted since the last flush (one pipeline)."""
+    """Send what this process counted since the last flush, in one MULTI/EXEC (a scrape sees a
+    try's count, duration and bucket together). When Redis is away the counts wait for the next
+    flush."""
     pending = _batcher.take()
     conn = client()
     if conn is None or not pending:
         return
-    pipe = conn.pipeline(transaction=False)
+    pipe = conn.pipeline(transaction=True)
     for (key, name), amount in pending.ints.items():
         pipe.hincrby(key, name, amount)
     for (key, name), value in pending.floats.items():
         pipe.hincrbyfloat(key, name, value)
     try:
         pipe.execute()
-    except redis.RedisError as exc:  # metrics never fail a step; these counts are lost
-        log.warning("step metrics not written: %s", exc)
+    except redis.RedisError as exc:  # metrics never fail a step
+        # kept for the next flush; a connection lost after Redis applied them counts them twice
+        log.warning("step metrics not written yet: %s", exc)
+        _batcher.give_back(pending)
 
 
 atexit.register(flush)
