@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -35,6 +36,12 @@ def _prepared(conn: Connection, key: str, build: Callable[[Connection], Any]) ->
     if stmt is None:
         stmt = _statements[cache_key] = build(conn)
     return stmt
+
+
+def _jsonb(params: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``params`` for a statement on the driver, with the named JSON values wrapped for psycopg
+    (``None`` stays SQL NULL)."""
+    return {**params, **{name: Jsonb(params[name]) for name in names if params.get(name) is not None}}
 
 
 def _driver(conn: Connection) -> Any:

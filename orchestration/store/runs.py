@@ -6,12 +6,22 @@ from typing import Any
 
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
-from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from orchestration.errors import RunNotFoundError
-from orchestration.store.base import LIVE, _aware, _driver, _insert, _prepared, key_t, run_t, step_t, utcnow
+from orchestration.store.base import (
+    LIVE,
+    _aware,
+    _driver,
+    _insert,
+    _jsonb,
+    _prepared,
+    key_t,
+    run_t,
+    step_t,
+    utcnow,
+)
 from orchestration.store.models import TERMINAL_RUN_STATUSES
 
 
@@ -66,10 +76,8 @@ def open_run(conn: Connection, new: NewRun) -> tuple[str, bool]:
         "deadline_at": new.deadline_at,
     }
     if conn.dialect.name == "postgresql":  # on the driver: building the SQLAlchemy insert costs more
-        for name in ("flow_def", "payload", "extra"):
-            values[name] = Jsonb(values[name])
         with _driver(conn).cursor() as cur:
-            cur.execute(_INSERT_RUN_PG, values)
+            cur.execute(_INSERT_RUN_PG, _jsonb(values, "flow_def", "payload", "extra"))
     else:
         conn.execute(run_t.insert().values(**values))
     return new.run_id, False

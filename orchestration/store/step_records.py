@@ -7,12 +7,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
-from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
 
 from orchestration.errors import RunNotFoundError
-from orchestration.store.base import LIVE, _driver, _insert, _prepared, run_t, step_t, utcnow
+from orchestration.store.base import LIVE, _driver, _insert, _jsonb, _prepared, run_t, step_t, utcnow
 from orchestration.store.runs import RunState, _state, finish_run, load_state, mark_run_running
+
+#: Step statuses that end an attempt: the record gets its ``finished_at``.
+FINISHED = ("succeeded", "failed", "skipped")
 
 
 @dataclass(frozen=True)
@@ -188,16 +190,13 @@ def finish_step(
         "output": output,
         "error": error,
         "now": now,
-        "finished": now if status in ("succeeded", "failed", "skipped") else None,
+        "finished": now if status in FINISHED else None,
     }
     if with_errors:
         params["attempt_errors"] = attempt_errors
     if conn.dialect.name == "postgresql":
-        for name in ("output", "error", "attempt_errors"):
-            if params.get(name) is not None:
-                params[name] = Jsonb(params[name])
         sql = _FINISH_STEP_PG_ERRORS if with_errors else _FINISH_STEP_PG_PLAIN
-        return _write_pg(conn, sql, params, ends_run)
+        return _write_pg(conn, sql, _jsonb(params, "output", "error", "attempt_errors"), ends_run)
     key = "finish_step_errors" if with_errors else "finish_step"
     written = bool(conn.execute(_prepared(conn, key, _finish_step_stmt(with_errors)), params).rowcount)
     if written and ends_run:
@@ -260,7 +259,7 @@ def record_step(
     """Insert-or-update a whole record in one statement (joins, branches, skips); ``ends_run`` as in
     :func:`finish_step`."""
     now = utcnow()
-    finished = now if status in ("succeeded", "failed", "skipped") else None
+    finished = now if status in FINISHED else None
     values = {
         "run_id": run_id,
         "step_id": step_id,
@@ -274,10 +273,8 @@ def record_step(
         "updated_at": now,
     }
     if conn.dialect.name == "postgresql":
-        for name in ("output", "error"):
-            if values[name] is not None:
-                values[name] = Jsonb(values[name])
-        _write_pg(conn, _RECORD_STEP_PG, {**values, "rid": run_id, "now": now}, ends_run)
+        params = _jsonb({**values, "rid": run_id, "now": now}, "output", "error")
+        _write_pg(conn, _RECORD_STEP_PG, params, ends_run)
         return
     stmt = _insert(conn, step_t).values(**values)
     stmt = stmt.on_conflict_do_update(
