@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-import orchestration.monitoring.signals  # noqa: F401  (step log context and step metrics)
+import orchestration.engine.signals  # noqa: F401  (step log context and step metrics)
 
 if TYPE_CHECKING:
-    from orchestration.engine import OrchestrationEngine
+    from orchestration.engine.compiler import OrchestrationEngine
 
 TASK_MODULES = ["tasks.agent_tasks", "tasks.engine_tasks", "tasks.public", "tasks.bench_tasks"]
 
@@ -28,7 +28,7 @@ def _fresh_engines(**_: Any) -> None:
 
 def engine() -> OrchestrationEngine:
     """The OrchestrationEngine bound to this app and the global registry."""
-    from orchestration.engine import OrchestrationEngine
+    from orchestration.engine.compiler import OrchestrationEngine
     from orchestration.registry import registry
 
     return OrchestrationEngine(app, registry)

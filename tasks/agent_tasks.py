@@ -7,8 +7,8 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore
 
-from orchestration import steps
 from orchestration.app import app, engine
+from orchestration.engine import steps
 from orchestration.errors import StepFailedError
 from orchestration.registry import AgentSpec, registry
 from orchestration.store.db import STORE_ERRORS

@@ -7,9 +7,9 @@ from typing import Any
 
 from celery import Task
 
-from orchestration import steps
 from orchestration.app import app, engine
-from orchestration.engine import _chain_of
+from orchestration.engine import steps
+from orchestration.engine.compiler import _chain_of
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from tasks.agent_tasks import follow
@@ -78,8 +78,8 @@ def _reason(task_id: str | None) -> dict[str, Any]:
 @app.task(name="campaignflow.engine.sweep", acks_late=True)
 def sweep() -> dict[str, list[str]]:
     """Periodic (beat): fail runs past their deadline, re-drive or fail runs with no progress."""
+    from orchestration.control.sweeper import sweep as run_sweep
     from orchestration.settings import get_settings
-    from orchestration.sweeper import sweep as run_sweep
 
     settings = get_settings()
     report = run_sweep(engine(), stall_seconds=settings.stall_seconds, max_redrives=settings.max_redrives)

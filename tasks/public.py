@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from orchestration import control, rejected
 from orchestration.app import app
-from orchestration.campaigns import manager
+from orchestration.control import rejected, run_control
+from orchestration.control.manager import manager
 from orchestration.errors import CampaignflowError, EventValidationError
 
 PUBLIC_TASKS = (
@@ -63,7 +63,7 @@ def _rejected(exc: rejected.EventRejectedError) -> dict[str, Any]:
 def cancel_run(run_id: str) -> dict[str, Any]:
     """Cancel a queued or running run; a terminal run keeps its status."""
     try:
-        return {"run_id": run_id, "status": control.cancel_run(run_id), "error": None}
+        return {"run_id": run_id, "status": run_control.cancel_run(run_id), "error": None}
     except CampaignflowError as exc:
         return {"run_id": run_id, "status": "not_found", "error": str(exc)}
 
@@ -75,7 +75,7 @@ def retry_run(run_id: str, payload_patch: dict[str, Any] | None = None) -> dict[
     ``payload_patch`` (JSON merge patch) corrects the stored payload first.
     """
     try:
-        return {"run_id": run_id, "status": control.retry_run(run_id, payload_patch), "error": None}
+        return {"run_id": run_id, "status": run_control.retry_run(run_id, payload_patch), "error": None}
     except CampaignflowError as exc:
         return {"run_id": run_id, "status": _status(run_id), "error": str(exc)}
 
@@ -94,6 +94,6 @@ def _status(run_id: str) -> str:
 @app.task(name="campaignflow.campaign_tick", acks_late=True, **_RETRY_DB)
 def campaign_tick() -> dict[str, Any]:
     """Start the due slots of every enabled campaign, once per (campaign, slot, audience member)."""
-    from orchestration.campaign_tick import tick
+    from orchestration.control.ticks import tick
 
     return tick().as_dict()

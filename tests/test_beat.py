@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from orchestration.campaigns import Route, add_route
+from orchestration.control.campaigns import CampaignSpec, add_campaign, set_enabled
+from orchestration.control.manager import Route, add_route
 from orchestration.orchestrators.catalog import flows
-from orchestration.schedules import CampaignSpec, add_campaign, set_enabled
 from orchestration.store import get_engine
 from orchestration.store.repository import utcnow
 from tests.support.runs import wait_for_run

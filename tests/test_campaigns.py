@@ -16,12 +16,18 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from orchestration.campaign_tick import tick
-from orchestration.campaigns import Route, add_route, manager
 from orchestration.cli.main import cli
+from orchestration.control.campaigns import (
+    CampaignSpec,
+    add_campaign,
+    cron_slots,
+    interval_slots,
+    set_enabled,
+)
+from orchestration.control.manager import Route, add_route, manager
+from orchestration.control.rejected import list_rejected
+from orchestration.control.ticks import tick
 from orchestration.orchestrators.catalog import flows
-from orchestration.rejected import list_rejected
-from orchestration.schedules import CampaignSpec, add_campaign, cron_slots, interval_slots, set_enabled
 from orchestration.store import get_engine
 from orchestration.store.repository import utcnow
 from tests.support.runs import wait_for_run
@@ -194,7 +200,7 @@ def test_cli_add_from_file_list_pause_resume(ping_route: None, tmp_path: Path) -
 
 
 def test_a_tick_that_died_after_claiming_is_finished_by_a_later_tick(ping_route: None) -> None:
-    from orchestration.campaign_tick import TickReport, _claim_due_slots, slot_events
+    from orchestration.control.ticks import TickReport, _claim_due_slots, slot_events
 
     add_campaign(spec("crashy"))
     with get_engine().connect() as conn:

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from orchestration.app import app, engine
-from orchestration.campaigns import manager
+from orchestration.control.manager import manager
 from orchestration.errors import FieldError
 from orchestration.orchestrators import DeliveryOrchestrator
 from orchestration.registry import registry

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from orchestration.embedded import default_events_dir, load_events
+from orchestration.ops.embedded import default_events_dir, load_events
 
 #: Anything that could point a client at a server is aimed at closed ports.
 UNREACHABLE = {

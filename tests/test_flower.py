@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from orchestration.campaigns import manager
+from orchestration.control.manager import manager
 from orchestration.errors import ConfigurationError
-from orchestration.monitoring import flower as flower_plan
+from orchestration.ops import flower as flower_plan
 from tests.support.background import CLI, ROOT, background, free_port, tail, wait_http
 from tests.support.runs import wait_for_run
 

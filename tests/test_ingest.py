@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from orchestration.campaigns import Route, add_route, file_routes, manager
+from orchestration.control.manager import Route, add_route, file_routes, manager
+from orchestration.control.rejected import EventRejectedError, list_rejected, replay
 from orchestration.errors import ConfigurationError, UnknownFlowError
 from orchestration.orchestrators.catalog import flows
-from orchestration.rejected import EventRejectedError, list_rejected, replay
 from orchestration.store import get_engine
 from tests.support.runs import wait_for_run
 
@@ -76,7 +76,7 @@ def test_hundred_concurrent_ingests_from_threads_give_one_run(noop_route: Route)
 
 def _ingest_in_process(barrier: Any, event_id: str, threads: int, out: Any) -> None:
     """Runs in a spawned process: ``threads`` threads ingest the same event at once."""
-    from orchestration.campaigns import manager as process_manager
+    from orchestration.control.manager import manager as process_manager
     from orchestration.store import db
 
     # a small pool per process, so 100 callers fit in the server's connection limit (they queue)

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from orchestration.app import app
-from orchestration.campaigns import manager
+from orchestration.control.manager import manager
 from orchestration.store import get_engine
 from tests.support.config import settings_env
 from tests.support.llm_server import FakeLLM

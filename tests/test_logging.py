@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from orchestration.campaigns import manager
-from orchestration.monitoring import logs
+from orchestration.control.manager import manager
+from orchestration.engine import logs
 from tests.support import services
 from tests.support.background import CLI, ROOT, background, tail
 from tests.support.runs import wait_for_run

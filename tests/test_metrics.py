@@ -19,8 +19,8 @@ from kombu import Connection, Exchange, Producer, Queue
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestration.app import app
-from orchestration.campaigns import manager
-from orchestration.monitoring.metrics import queue_keys
+from orchestration.control.manager import manager
+from orchestration.ops.metrics import queue_keys
 from tests.support import services
 from tests.support.background import CLI, ROOT, background, free_port, wait_http
 from tests.support.flows import flow, run
@@ -149,7 +149,7 @@ def test_queue_depth_counts_every_priority_under_the_key_prefix(database: str) -
 
 def test_step_metrics_are_summed_in_memory_and_sent_whole(worker: object) -> None:
     """Tries counted by many threads, and by a forked child, arrive exactly once each."""
-    from orchestration.monitoring import steps as step_metrics
+    from orchestration.engine import step_metrics
 
     conn = step_metrics.client()
     assert conn is not None
@@ -186,7 +186,7 @@ def test_step_metrics_are_summed_in_memory_and_sent_whole(worker: object) -> Non
 
 def test_step_metrics_reach_redis_without_an_explicit_flush(worker: object) -> None:
     """The background sender: a try shows up within a few flush intervals."""
-    from orchestration.monitoring import steps as step_metrics
+    from orchestration.engine import step_metrics
 
     conn = step_metrics.client()
     assert conn is not None
@@ -200,7 +200,7 @@ def test_step_metrics_reach_redis_without_an_explicit_flush(worker: object) -> N
 
 def test_step_metrics_wait_while_redis_is_away(worker: object, monkeypatch: pytest.MonkeyPatch) -> None:
     """A flush that cannot reach Redis keeps the counts; the next one sends them."""
-    from orchestration.monitoring import steps as step_metrics
+    from orchestration.engine import step_metrics
 
     conn = step_metrics.client()
     assert conn is not None

@@ -212,7 +212,7 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
             env,
             """
             from orchestration.app import engine
-            from orchestration.sweeper import sweep
+            from orchestration.control.sweeper import sweep
             print(sweep(engine(), stall_seconds=60, max_redrives=3).redriven)
         """,
         )

@@ -17,8 +17,8 @@ import pytest
 from celery.result import AsyncResult
 
 from orchestration.app import app
-from orchestration.campaigns import Route, add_route
 from orchestration.client import CampaignflowClient
+from orchestration.control.manager import Route, add_route
 from orchestration.orchestrators.catalog import flows
 from orchestration.registry import ENGINE_QUEUE, route_task
 from tasks.public import PUBLIC_TASKS

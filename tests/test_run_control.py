@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from celery.signals import task_postrun
 
-from orchestration import control
 from orchestration.app import engine
+from orchestration.control import run_control as control
 from orchestration.errors import FieldError, RunNotFoundError
 from orchestration.flows import Flow, parse_flow
 from orchestration.orchestrators.base import FlowRunner

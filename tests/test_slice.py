@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from orchestration.campaigns import manager
+from orchestration.control.manager import manager
 from orchestration.store import get_engine
 from tests.support.runs import wait_for_run
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from orchestration.app import app, engine
+from orchestration.control.sweeper import sweep
 from orchestration.flows import Flow
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
-from orchestration.sweeper import sweep
 from tests.support.agents import ledger
 from tests.support.flows import flow
 from tests.support.runs import envelope, wait_for_run

@@ -47,7 +47,7 @@ def bench(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run each shape N times through campaignflow (every step stored) and through plain Celery."""
-    from orchestration.bench import bench_shape
+    from orchestration.ops.bench import bench_shape
 
     unknown = sorted(set(shape) - set(SHAPES))
     if unknown:

@@ -57,9 +57,9 @@ def add(
     """Add a campaign from flags or from a YAML/JSON file; the next tick schedules it."""
     from pydantic import ValidationError
 
+    from orchestration.control.campaigns import CampaignSpec, add_campaign
     from orchestration.errors import FieldError
     from orchestration.flows.validate import format_loc
-    from orchestration.schedules import CampaignSpec, add_campaign
 
     if file is not None:
         raw_specs = _specs_from_file(file)
@@ -87,7 +87,7 @@ def add(
 @campaigns_app.command("list")
 def list_cmd(as_json: bool = JSON_OPTION) -> None:
     """Every campaign, its schedule and its last started slot."""
-    from orchestration.schedules import list_campaigns
+    from orchestration.control.campaigns import list_campaigns
 
     rows = list_campaigns()
     if as_json:
@@ -112,7 +112,7 @@ def list_cmd(as_json: bool = JSON_OPTION) -> None:
 @campaigns_app.command("pause")
 def pause(name: str) -> None:
     """Stop starting new slots (running runs go on)."""
-    from orchestration.schedules import set_enabled
+    from orchestration.control.campaigns import set_enabled
 
     set_enabled(name, False)
     typer.echo(f"campaign {name} paused")
@@ -121,7 +121,7 @@ def pause(name: str) -> None:
 @campaigns_app.command("resume")
 def resume(name: str) -> None:
     """Start slots again from now on (slots that fell while paused are not caught up)."""
-    from orchestration.schedules import set_enabled
+    from orchestration.control.campaigns import set_enabled
 
     set_enabled(name, True)
     typer.echo(f"campaign {name} resumed")
@@ -130,7 +130,7 @@ def resume(name: str) -> None:
 @campaigns_app.command("tick")
 def tick_cmd(as_json: bool = JSON_OPTION) -> None:
     """Run one campaign tick now, in this process (what beat's campaignflow.campaign_tick does)."""
-    from orchestration.campaign_tick import tick
+    from orchestration.control.ticks import tick
 
     report = tick().as_dict()
     if as_json:
@@ -142,7 +142,7 @@ def tick_cmd(as_json: bool = JSON_OPTION) -> None:
 @routes_app.command("list")
 def routes_list(as_json: bool = JSON_OPTION) -> None:
     """Every routing rule in precedence order (database, file, built-in)."""
-    from orchestration.campaigns import DEFAULT_ROUTES, db_routes, file_routes
+    from orchestration.control.manager import DEFAULT_ROUTES, db_routes, file_routes
 
     rows = [(r, "database") for r in db_routes()]
     rows += [(r, "file") for r in file_routes()] + [(r, "built-in") for r in DEFAULT_ROUTES]
@@ -163,7 +163,7 @@ def routes_add(
     """Route an event type to an orchestrator or a flow (takes effect at the next ingest)."""
     from pydantic import ValidationError
 
-    from orchestration.campaigns import Route, add_route
+    from orchestration.control.manager import Route, add_route
 
     try:
         route = Route(event_type=event_type, orchestrator=orchestrator, flow=flow, campaign=campaign)
@@ -179,7 +179,7 @@ def routes_add(
 @routes_app.command("remove")
 def routes_remove(route_id: int) -> None:
     """Remove a database routing rule by its id."""
-    from orchestration.campaigns import remove_route
+    from orchestration.control.manager import remove_route
 
     remove_route(route_id)
     typer.echo(f"route {route_id} removed")

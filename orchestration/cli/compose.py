@@ -19,7 +19,7 @@ def render(
 ) -> None:
     """Render compose.yaml: one worker service per agent pool, orchestration, beat, Flower, migrate."""
     import orchestration.app  # noqa: F401  (registers the agents, plugins included)
-    from orchestration.compose import render as render_compose
+    from orchestration.ops.compose import render as render_compose
     from orchestration.registry import registry
 
     text = render_compose(registry)

@@ -33,7 +33,7 @@ def demo(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the lead-handling campaign on sample events through real Celery machinery, in-process."""
-    from orchestration import embedded
+    from orchestration.ops import embedded
     from orchestration.settings import get_settings
 
     started = time.perf_counter()
@@ -52,7 +52,7 @@ def demo(
 
 
 def _run(embedded: Any, events_path: Path, timeout: float, concurrency: int) -> dict[str, Any]:
-    from orchestration.campaigns import manager
+    from orchestration.control.manager import manager
     from orchestration.flows.graph import to_mermaid
     from orchestration.orchestrators.catalog import flows
     from orchestration.settings import get_settings

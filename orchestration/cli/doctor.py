@@ -15,7 +15,7 @@ def doctor(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check that this deployment can run flows. Exit 1 when any check FAILs."""
-    from orchestration.doctor import run_checks
+    from orchestration.ops.doctor import run_checks
 
     checks = run_checks(timeout=timeout, require_beat=require_beat)
     failed = [c.name for c in checks if c.status == "FAIL"]

@@ -7,7 +7,7 @@ import os
 import typer
 
 from orchestration.cli.common import fail
-from orchestration.monitoring import flower as flower_plan
+from orchestration.ops import flower as flower_plan
 
 
 def flower(

@@ -16,7 +16,7 @@ DEFAULT_PORT = 9808
 
 def _registry() -> CollectorRegistry:
     from orchestration.app import app
-    from orchestration.monitoring.metrics import registry
+    from orchestration.ops.metrics import registry
 
     return registry([q.name for q in app.conf.task_queues])
 

@@ -19,7 +19,7 @@ def list_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The newest rejected events first, with the reason."""
-    from orchestration.rejected import list_rejected
+    from orchestration.control.rejected import list_rejected
 
     rows = list_rejected(None if status == "all" else status, limit)
     if as_json:
@@ -39,7 +39,7 @@ def list_cmd(
 @rejected_app.command("show")
 def show(rejected_id: int, as_json: bool = JSON_OPTION) -> None:
     """One rejected event: every problem and the raw body as received."""
-    from orchestration.rejected import get_rejected
+    from orchestration.control.rejected import get_rejected
 
     row = get_rejected(rejected_id)
     if as_json:
@@ -59,7 +59,7 @@ def replay(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Ingest a rejected event again (after adding a route, or with a corrected body via --event)."""
-    from orchestration.rejected import replay as do_replay
+    from orchestration.control.rejected import replay as do_replay
 
     body = None
     if event is not None:

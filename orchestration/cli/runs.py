@@ -92,7 +92,7 @@ def list_runs(
 @runs_app.command("cancel")
 def cancel(run_id: str, as_json: bool = JSON_OPTION) -> None:
     """Cancel a queued or running run."""
-    from orchestration.control import cancel_run
+    from orchestration.control.run_control import cancel_run
 
     status = cancel_run(run_id)
     print_json({"run_id": run_id, "status": status}) if as_json else typer.echo(f"{run_id} {status}")
@@ -107,7 +107,7 @@ def retry(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Re-drive a failed run from its failed step (succeeded steps are not run again)."""
-    from orchestration.control import retry_run
+    from orchestration.control.run_control import retry_run
 
     status = retry_run(run_id, _patch(patch))
     print_json({"run_id": run_id, "status": status}) if as_json else typer.echo(f"{run_id} {status}")
@@ -134,8 +134,8 @@ def ingest(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Ingest events: validate, route, open a run per event and start it."""
-    from orchestration.campaigns import manager
-    from orchestration.rejected import EventRejectedError
+    from orchestration.control.manager import manager
+    from orchestration.control.rejected import EventRejectedError
 
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     try:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-from orchestration.engine import OrchestrationEngine
+from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.errors import FieldError
 from orchestration.flows import Flow
 from orchestration.store import get_engine

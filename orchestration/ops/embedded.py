@@ -100,7 +100,7 @@ def load_events(path: Path) -> list[dict[str, Any]]:
 
 def default_events_dir() -> Path:
     """``examples/events`` of the source tree, else of the working directory (the image's /app)."""
-    beside = Path(__file__).resolve().parents[1] / "examples" / "events"
+    beside = Path(__file__).resolve().parents[2] / "examples" / "events"
     return beside if beside.is_dir() else Path.cwd() / "examples" / "events"
 
 

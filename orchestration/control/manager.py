@@ -1,6 +1,6 @@
 """CampaignManager: an event comes in, a route picks the orchestrator (or a named flow), a run opens
 (idempotently on the event id) and runs inline or on the workers. An event that cannot become a run is
-stored as a rejected event (see ``orchestration.rejected``), never dropped.
+stored as a rejected event (see ``orchestration.control.rejected``), never dropped.
 
 Routing rules come from three places, read at every ingest so a new rule needs no restart: the
 database (``campaignflow routes add``), the file named by ``CAMPAIGNFLOW_ROUTES_FILE``, and the
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orchestration import rejected
-from orchestration.engine import OrchestrationEngine
+from orchestration.control import rejected
+from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.errors import ConfigurationError, EventValidationError, RouteNotFoundError
 from orchestration.flows.validate import format_loc
 from orchestration.orchestrators import BaseOrchestrator, RunHandle
@@ -187,7 +187,7 @@ class CampaignManager:
         """Validate, route, open the run with the event id as idempotency key, and start it.
 
         An event that cannot become a run is stored as a rejected event and
-        :class:`orchestration.rejected.EventRejectedError` (naming the stored row) is raised.
+        :class:`orchestration.control.rejected.EventRejectedError` (naming the stored row) is raised.
         """
         try:
             return self.open_run(raw, mode=mode)

@@ -1,6 +1,6 @@
 """The Prometheus collector behind ``campaignflow metrics serve``: everything is read at scrape time,
 from the run store (run counts), the broker (queue depth) and the workers' step metrics
-(:mod:`orchestration.monitoring.steps`), so one endpoint covers every process of a deployment.
+(:mod:`orchestration.engine.step_metrics`), so one endpoint covers every process of a deployment.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from orchestration.monitoring import steps
+from orchestration.engine import step_metrics as steps
 from orchestration.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from orchestration.store.control_models import RejectedEvent
 from orchestration.store.repository import utcnow
 
 if TYPE_CHECKING:
-    from orchestration.campaigns import CampaignManager
+    from orchestration.control.manager import CampaignManager
     from orchestration.orchestrators import RunHandle
     from orchestration.orchestrators.base import Mode
 
@@ -174,7 +174,7 @@ def replay(
     Accepted: the row becomes ``replayed`` with the run id. Rejected again: the row is updated with
     the new reason (and the corrected body) and :class:`EventRejectedError` is raised.
     """
-    from orchestration.campaigns import manager as default_manager
+    from orchestration.control.manager import manager as default_manager
 
     row = get_rejected(rejected_id)
     if row.status == "replayed":

@@ -1,5 +1,5 @@
 """Beat-scheduled campaigns: the campaign store and due-slot computation (interval and cron, with a
-bounded catch-up). The tick that starts the due slots is in ``orchestration.campaign_tick``.
+bounded catch-up). The tick that starts the due slots is in ``orchestration.control.ticks``.
 """
 
 from __future__ import annotations

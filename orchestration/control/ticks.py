@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from orchestration.campaigns import CampaignManager, manager
-from orchestration.rejected import EventRejectedError
-from orchestration.schedules import campaign_t, due_slots
+from orchestration.control.campaigns import campaign_t, due_slots
+from orchestration.control.manager import CampaignManager, manager
+from orchestration.control.rejected import EventRejectedError
 from orchestration.store import get_engine
 from orchestration.store.control_models import CampaignSlot, Heartbeat
 from orchestration.store.repository import utcnow

@@ -15,9 +15,8 @@ from typing import Any
 from celery import Celery, chain, chord, group
 from celery.canvas import Signature
 
-from orchestration import steps
+from orchestration.engine import logs, steps
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
-from orchestration.monitoring import logs
 from orchestration.registry import Registry
 
 JOIN_TASK = "campaignflow.engine.join"

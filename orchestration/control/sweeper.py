@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestration.engine import OrchestrationEngine
+from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.flows import Flow
 from orchestration.store import get_engine
 from orchestration.store import repository as repo

@@ -1,7 +1,7 @@
 """Structured logs: every line written while a step runs carries ``run_id``, ``step_id`` and ``agent``.
 
 The step context lives in a :class:`~contextvars.ContextVar` set around each task (see
-``orchestration.monitoring.signals``); :class:`StepContextFilter` copies it onto each record, and the
+``orchestration.engine.signals``); :class:`StepContextFilter` copies it onto each record, and the
 formatters print it, as JSON lines (``CAMPAIGNFLOW_LOG_JSON=true``) or readable text (the default).
 """
 

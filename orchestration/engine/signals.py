@@ -23,7 +23,8 @@ from celery.signals import (
     worker_shutdown,
 )
 
-from orchestration.monitoring import logs, steps
+from orchestration.engine import logs
+from orchestration.engine import step_metrics as steps
 from orchestration.registry import AGENT_TASK_PREFIX
 from orchestration.settings import get_settings
 
