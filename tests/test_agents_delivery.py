@@ -14,7 +14,7 @@ from agents import ledger
 from agents.delivery import DeliverInput, deliver_email, parse_smtp_url
 from agents.errors import PermanentAgentError, TransientAgentError
 from agents.nurture import NurtureInput, nurture_add
-from orchestration.engine.steps import StepContext
+from orchestration.engine.context import StepContext
 from orchestration.store.control_models import Delivery
 from tests.support.smtp import SmtpSink, free_port, self_signed_cert, server_tls_context
 

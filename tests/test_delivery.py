@@ -9,15 +9,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from orchestration.app import app, engine
 from orchestration.control.manager import manager
 from orchestration.errors import FieldError
 from orchestration.orchestrators import DeliveryOrchestrator
-from orchestration.registry import registry
 from orchestration.store import get_engine
 from tests.support.config import settings_env
 from tests.support.runs import record, wait_for_run
 from tests.support.smtp import SmtpSink
+from tests.support.wiring import app, engine, registry
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:aiosmtpd.*")
 

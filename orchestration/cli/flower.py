@@ -8,6 +8,7 @@ import typer
 
 from orchestration.cli.common import fail
 from orchestration.ops import flower as flower_plan
+from orchestration.runtime import current
 
 
 def flower(
@@ -56,6 +57,6 @@ def flower(
     access = "read-only" if chosen.read_only else "control allowed"
     typer.echo(f"flower: http://{address}:{port} ({mode}, {access})", err=True)
 
-    from orchestration.app import app
+    app = current().app
 
     app.start(chosen.argv)

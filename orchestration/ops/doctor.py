@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from orchestration.runtime import current
 from orchestration.settings import Settings, get_settings
 
 Status = Literal["ok", "warn", "FAIL"]
@@ -152,9 +153,7 @@ def _aware(value: datetime | str) -> datetime:
 
 def run_checks(*, timeout: float = 2.0, require_beat: bool = False) -> list[Check]:
     """Every check, in order; a check that needs a failed one is reported FAIL without waiting."""
-    from orchestration.app import app
-    from orchestration.registry import registry
-
+    app, registry = current().app, current().registry
     settings = get_settings()
     url = settings.effective_database_url()
     broker = check_broker(app, timeout)

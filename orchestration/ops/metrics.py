@@ -19,6 +19,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from orchestration.engine import step_metrics as steps
+from orchestration.runtime import current
 from orchestration.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -142,9 +143,7 @@ class CampaignflowCollector(Collector):
 def registry(queues: Sequence[str] | None = None) -> CollectorRegistry:
     """A registry holding only the campaignflow collector (the queues default to the registry's)."""
     if queues is None:
-        from orchestration.registry import registry as agents
-
-        queues = agents.queue_names()
+        queues = current().registry.queue_names()
     reg = CollectorRegistry(auto_describe=False)
     reg.register(CampaignflowCollector(queues))
     return reg
