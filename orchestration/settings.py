@@ -6,6 +6,8 @@ a SQLite file for the run store, so ``campaignflow demo`` runs on a bare machine
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -126,3 +128,11 @@ def get_settings() -> Settings:
 @lru_cache(maxsize=1)
 def _from_environment() -> Settings:
     return Settings()
+
+
+def export_environment(values: Mapping[str, str], unset: Iterable[str] = ()) -> None:
+    """Write this process's environment, for a third-party program started in it that reads its
+    configuration only from there (Flower's basic auth). The one place campaignflow writes it."""
+    for name in unset:
+        os.environ.pop(name, None)
+    os.environ.update(values)
