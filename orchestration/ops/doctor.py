@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from orchestration.runtime import current
 from orchestration.settings import Settings, get_settings
+from orchestration.store import get_engine, migrate
 
 Status = Literal["ok", "warn", "FAIL"]
 #: Heartbeats written by beat-scheduled tasks, and the setting that gives each one's interval.
@@ -69,8 +70,6 @@ def check_broker(app: Any, timeout: float) -> Check:
 
 
 def check_database(url: str) -> Check:
-    from orchestration.store import get_engine
-
     started = time.perf_counter()
     shown = sa.engine.make_url(url).render_as_string(hide_password=True)
     try:
@@ -82,8 +81,6 @@ def check_database(url: str) -> Check:
 
 
 def check_migrations(url: str) -> Check:
-    from orchestration.store import migrate
-
     try:
         current, heads = migrate.current(url), migrate.heads(url)
     except sa.exc.DBAPIError as exc:
@@ -124,8 +121,6 @@ def check_consumers(app: Any, queues: list[str], timeout: float) -> Check:
 
 
 def check_beat(url: str, settings: Settings, *, require: bool) -> Check:
-    from orchestration.store import get_engine
-
     bad: Status = "FAIL" if require else "warn"
     try:
         with get_engine(url).connect() as conn:

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from orchestration.engine import step_metrics as steps
 from orchestration.runtime import current
 from orchestration.settings import get_settings
+from orchestration.store import get_engine
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,6 @@ class CampaignflowCollector(Collector):
         yield from self._steps(agents)
 
     def _runs(self) -> Iterator[Metric]:
-        from orchestration.store import get_engine
-
         up = GaugeMetricFamily("campaignflow_store_up", "1 when the run store answered.")
         try:
             with get_engine().connect() as conn:
