@@ -2,6 +2,154 @@
 
 The import package ``orchestration`` holds the engine, the flow language, the run store and the
 control plane. Agents live in ``agents`` (plain Python) and their Celery binding in ``tasks``.
+
+The names below are the Python API (``from orchestration import Flow, CampaignManager``); the list
+is pinned by ``tests/test_public_surface.py``. They load lazily (PEP 562): importing
+``orchestration``, or any of its modules, imports nothing else, so it stays cheap and cannot build
+an import cycle. A name's module is imported the first time the name is read.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+__all__ = [  # noqa: RUF022  (grouped by topic as the docs list them; sorted within a group)
+    # Wiring
+    "Runtime",
+    # Engine
+    "OrchestrationEngine",
+    # Control plane
+    "CampaignManager",
+    "CampaignSpec",
+    "Event",
+    "Route",
+    # Orchestrators
+    "BaseOrchestrator",
+    "FlowRunner",
+    "RunHandle",
+    # Flows
+    "Flow",
+    "FlowCatalog",
+    "RetryPolicy",
+    "load_flow",
+    "parse_flow",
+    # Registry
+    "AgentSpec",
+    "Registry",
+    # Envelope
+    "Envelope",
+    "RunMetadata",
+    "StepRecord",
+    # Settings
+    "Settings",
+    "get_settings",
+    # Errors
+    "AlreadyReplayedError",
+    "CampaignNotFoundError",
+    "CampaignflowError",
+    "ConfigurationError",
+    "EventRejectedError",
+    "EventValidationError",
+    "FieldError",
+    "FlowValidationError",
+    "RouteNotFoundError",
+    "RunNotFoundError",
+    "RunStateError",
+    "StepFailedError",
+    "UnknownAgentError",
+    "UnknownFlowError",
+    "UnknownNameError",
+    "UnknownOrchestratorError",
+    # Client
+    "CampaignflowClient",
+]
+
+#: Each public name and the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "Runtime": "orchestration.runtime",
+    "OrchestrationEngine": "orchestration.engine.compiler",
+    "CampaignManager": "orchestration.control.manager",
+    "CampaignSpec": "orchestration.control.campaigns",
+    "Event": "orchestration.control.manager",
+    "Route": "orchestration.control.manager",
+    "BaseOrchestrator": "orchestration.orchestrators.base",
+    "FlowRunner": "orchestration.orchestrators.base",
+    "RunHandle": "orchestration.orchestrators.base",
+    "Flow": "orchestration.flows.model",
+    "FlowCatalog": "orchestration.flows.loader",
+    "RetryPolicy": "orchestration.flows.retry",
+    "load_flow": "orchestration.flows.loader",
+    "parse_flow": "orchestration.flows.validate",
+    "AgentSpec": "orchestration.registry",
+    "Registry": "orchestration.registry",
+    "Envelope": "orchestration.envelope",
+    "RunMetadata": "orchestration.envelope",
+    "StepRecord": "orchestration.envelope",
+    "Settings": "orchestration.settings",
+    "get_settings": "orchestration.settings",
+    "AlreadyReplayedError": "orchestration.control.rejected",
+    "CampaignNotFoundError": "orchestration.control.campaigns",
+    "CampaignflowError": "orchestration.errors",
+    "ConfigurationError": "orchestration.errors",
+    "EventRejectedError": "orchestration.control.rejected",
+    "EventValidationError": "orchestration.errors",
+    "FieldError": "orchestration.errors",
+    "FlowValidationError": "orchestration.errors",
+    "RouteNotFoundError": "orchestration.errors",
+    "RunNotFoundError": "orchestration.errors",
+    "RunStateError": "orchestration.control.run_control",
+    "StepFailedError": "orchestration.errors",
+    "UnknownAgentError": "orchestration.errors",
+    "UnknownFlowError": "orchestration.errors",
+    "UnknownNameError": "orchestration.errors",
+    "UnknownOrchestratorError": "orchestration.errors",
+    "CampaignflowClient": "orchestration.client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later reads skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:
+    from orchestration.client import CampaignflowClient
+    from orchestration.control.campaigns import CampaignNotFoundError, CampaignSpec
+    from orchestration.control.manager import CampaignManager, Event, Route
+    from orchestration.control.rejected import AlreadyReplayedError, EventRejectedError
+    from orchestration.control.run_control import RunStateError
+    from orchestration.engine.compiler import OrchestrationEngine
+    from orchestration.envelope import Envelope, RunMetadata, StepRecord
+    from orchestration.errors import (
+        CampaignflowError,
+        ConfigurationError,
+        EventValidationError,
+        FieldError,
+        FlowValidationError,
+        RouteNotFoundError,
+        RunNotFoundError,
+        StepFailedError,
+        UnknownAgentError,
+        UnknownFlowError,
+        UnknownNameError,
+        UnknownOrchestratorError,
+    )
+    from orchestration.flows.loader import FlowCatalog, load_flow
+    from orchestration.flows.model import Flow
+    from orchestration.flows.retry import RetryPolicy
+    from orchestration.flows.validate import parse_flow
+    from orchestration.orchestrators.base import BaseOrchestrator, FlowRunner, RunHandle
+    from orchestration.registry import AgentSpec, Registry
+    from orchestration.runtime import Runtime
+    from orchestration.settings import Settings, get_settings

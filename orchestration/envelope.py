@@ -1,22 +1,32 @@
 """The canonical envelope of a run: metadata plus one record per step. What ``runs show --json``
-prints and what the store holds."""
+prints and what the store holds.
+
+Every time in it is an aware UTC datetime (naive values, as SQLite returns them, are read as UTC) and
+is written in JSON as ``2026-12-01T09:30:00.123456Z`` (:func:`orchestration.timefmt.iso_utc`).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+
+from orchestration.timefmt import as_utc, iso_utc
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped"]
+#: A datetime held in UTC and written in JSON in the one timestamp format.
+UtcDatetime = Annotated[
+    datetime, AfterValidator(as_utc), PlainSerializer(iso_utc, return_type=str, when_used="json")
+]
 
 
 class StepError(BaseModel):
     type: str
     message: str
     attempt: int | None = None
-    at: datetime | None = None
+    at: UtcDatetime | None = None
     step_id: str | None = Field(None, description="On the run's error: the step that failed it.")
 
 
@@ -27,8 +37,8 @@ class StepRecord(BaseModel):
     agent: str | None
     status: StepStatus
     attempts: int
-    started_at: datetime | None
-    finished_at: datetime | None
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     output: Any = None
     error: StepError | None = None
     attempt_errors: list[StepError] = Field(default_factory=list)
@@ -40,10 +50,10 @@ class RunMetadata(BaseModel):
     orchestrator: str | None = None
     flow_version: str
     mode: str
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    deadline_at: datetime | None = None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    deadline_at: UtcDatetime | None = None
     redrives: int = 0
     error: StepError | None = None
     payload: dict[str, Any] = Field(default_factory=dict)

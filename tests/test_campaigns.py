@@ -113,7 +113,7 @@ def test_tick_starts_each_slot_once_per_member_and_bounds_catchup(ping_route: No
     env = wait_for_run(runs["campaign:weekly:2026-01-05T12:01:00Z:1"])
     assert env.status == "succeeded" and env.metadata.campaign == "weekly"
     assert env.metadata.payload == {"offer": "spring", "member": "b@x.co"}
-    assert env.metadata.extra["occurred_at"] == "2026-01-05T12:01:00+00:00"
+    assert env.metadata.extra["occurred_at"] == "2026-01-05T12:01:00.000000Z"  # iso_utc
     assert wait_for_run(runs["campaign:weekly:2026-01-05T12:00:00Z:0"]).metadata.payload["email"] == "a@x.co"
 
     assert tick(T0 + timedelta(seconds=150)).slots_started == 0  # a retried tick

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from orchestration.cli.common import JSON_OPTION, print_json, table
+from orchestration.cli.common import JSON_OPTION, number_column, print_json, print_table
 from orchestration.runtime import current
 
 SHAPES = ("sequence", "parallel")
@@ -80,21 +80,16 @@ def bench(
         ]
         for r in results
     ]
-    typer.echo(
-        table(
-            [
-                "shape",
-                "n",
-                "cf flows/s",
-                "plain flows/s",
-                "ratio",
-                "cf steps/s",
-                "cf p50 first ms",
-                "cf p99 first ms",
-                "plain p50 first ms",
-                "cf cpu ms/flow",
-                "plain cpu ms/flow",
-            ],
-            rows,
-        )
-    )
+    numbers = [
+        "n",
+        "cf flows/s",
+        "plain flows/s",
+        "ratio",
+        "cf steps/s",
+        "cf p50 first ms",
+        "cf p99 first ms",
+        "plain p50 first ms",
+        "cf cpu ms/flow",
+        "plain cpu ms/flow",
+    ]
+    print_table(["shape", *map(number_column, numbers)], rows)

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 import yaml
 
-from orchestration.cli.common import JSON_OPTION, fail, print_json, table
+from orchestration.cli.common import JSON_OPTION, fail, id_column, print_json, print_table, status_text
 
 campaigns_app = typer.Typer(help="Beat-scheduled campaigns (kept in the database).", no_args_is_help=True)
 routes_app = typer.Typer(help="Routing rules: event type (and campaign) -> orchestrator or flow.")
@@ -100,13 +100,13 @@ def list_cmd(as_json: bool = JSON_OPTION) -> None:
             f"every {r['every_seconds']:g}s"
             if r["schedule_kind"] == "interval"
             else f"cron {r['cron']} {r['timezone']}",
-            "enabled" if r["enabled"] else "paused",
+            status_text("enabled" if r["enabled"] else "paused"),
             len(r["audience"]) if r["audience"] is not None else "-",
-            r["last_slot_at"].isoformat(timespec="seconds") if r["last_slot_at"] else "-",
+            r["last_slot_at"] or "-",
         ]
         for r in rows
     ]
-    typer.echo(table(["name", "event", "schedule", "state", "audience", "last slot"], body))
+    print_table([id_column("name"), "event", "schedule", "state", "audience", "last slot"], body)
 
 
 @campaigns_app.command("pause")
@@ -150,7 +150,7 @@ def routes_list(as_json: bool = JSON_OPTION) -> None:
         print_json([{**r.model_dump(), "source": src} for r, src in rows])
         return
     body = [[r.id or "-", r.event_type, r.campaign or "*", r.target, src] for r, src in rows]
-    typer.echo(table(["id", "event type", "campaign", "goes to", "source"], body))
+    print_table(["id", "event type", "campaign", "goes to", "source"], body)
 
 
 @routes_app.command("add")

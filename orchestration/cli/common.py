@@ -1,28 +1,156 @@
-"""Output helpers shared by the commands: JSON when asked, plain tables otherwise."""
+"""Output helpers shared by the commands: JSON when asked, Rich tables otherwise, one-line errors.
+
+On a terminal, tables and statuses are coloured and fit the window. Anywhere else (a pipe, a file,
+the tests' captured output) the same tables come out as plain text, no colour codes, no trailing
+blanks, and as wide as their content: nothing is wrapped or cut, so ids and timestamps stay whole
+for ``grep`` and ``awk``. ``NO_COLOR`` and ``FORCE_COLOR`` work as Rich documents them.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
-from typing import Any
+from datetime import date, datetime
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from orchestration.timefmt import iso_utc
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.table import Column
+    from rich.text import Text
+
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+#: Width of the output when it is not a terminal: wide enough that no row is ever wrapped.
+PLAIN_WIDTH = 100_000
+
+#: Colours of the words that carry a state, wherever a table or a summary shows one.
+STATUS_STYLES = {
+    "succeeded": "green",
+    "ok": "green",
+    "enabled": "green",
+    "replayed": "green",
+    "running": "cyan",
+    "queued": "yellow",
+    "waiting": "yellow",
+    "pending": "yellow",
+    "paused": "yellow",
+    "warn": "yellow",
+    "failed": "bold red",
+    "fail": "bold red",
+    "rejected": "red",
+    "cancelled": "magenta",
+    "skipped": "dim",
+}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
 
 
 def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+    """``data`` as indented JSON; datetimes in the one timestamp format (``...T09:30:00.123456Z``)."""
+    typer.echo(json.dumps(data, indent=2, default=_json_default))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def console(file: IO[str] | None = None) -> Console:
+    """A Console on ``file`` (stdout by default): colours and the window's width on a terminal; plain
+    text and :data:`PLAIN_WIDTH` anywhere else."""
+    from rich.console import Console
+
+    file = file or sys.stdout
+    terminal = file.isatty()
+    return Console(
+        file=file,
+        width=None if terminal else PLAIN_WIDTH,
+        markup=False,
+        emoji=False,
+        highlight=False,
+    )
 
 
-def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
+def render(*renderables: RenderableType, file: IO[str] | None = None) -> str:
+    """Renderables as text for ``file`` (styled on a terminal), each line without trailing blanks."""
+    out = console(file)
+    with out.capture() as captured:
+        for renderable in renderables:
+            out.print(renderable)
+    return "\n".join(line.rstrip() for line in captured.get().rstrip("\n").splitlines())
+
+
+def echo(*renderables: RenderableType) -> None:
+    """Print Rich renderables (tables, styled text) on stdout."""
+    typer.echo(render(*renderables))
+
+
+def cell(value: Any) -> Text:
+    """A table cell: None is empty; text is taken literally (no Rich markup in data)."""
+    from rich.text import Text
+
+    if isinstance(value, Text):
+        return value
+    if isinstance(value, datetime):
+        return Text(iso_utc(value))
+    return Text("" if value is None else str(value))
+
+
+def status_text(value: str | None) -> Text:
+    """A state word, coloured on a terminal (``succeeded`` green, ``failed`` red, ...)."""
+    from rich.text import Text
+
+    text = "" if value is None else str(value)
+    return Text(text, style=STATUS_STYLES.get(text.lower(), ""))
+
+
+def id_column(header: str) -> Column:
+    """The column that names a row (a run id): kept whole on a narrow terminal, where the other
+    columns fold first."""
+    from rich.table import Column
+
+    return Column(header, no_wrap=True, overflow="fold")
+
+
+def number_column(header: str) -> Column:
+    from rich.table import Column
+
+    return Column(header, justify="right", overflow="fold")
+
+
+def table(headers: Sequence[str | Column], rows: Sequence[Sequence[Any]]) -> RenderableType:
+    """A table: a bold header over a rule, columns apart by three blanks, no borders."""
+    from rich import box
+    from rich.table import Column, Table
+
+    columns = [h if isinstance(h, Column) else Column(h, overflow="fold") for h in headers]
+    grid = Table(
+        *columns, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", expand=False
+    )
+    for row in rows:
+        grid.add_row(*(cell(c) for c in row))
+    return grid
+
+
+def print_table(headers: Sequence[str | Column], rows: Sequence[Sequence[Any]]) -> None:
+    echo(table(headers, rows))
+
+
+def error(message: str) -> None:
+    """``error: message`` on stderr, never wrapped (``error:`` in red on a terminal)."""
+    from rich.text import Text
+
+    line = Text.assemble(("error:", "bold red"), " ", message)
+    out = console(sys.stderr)
+    out.print(line, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    error(message)
     raise typer.Exit(code)

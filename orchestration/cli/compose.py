@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from orchestration.cli.common import fail
 from orchestration.runtime import current
 
 compose_app = typer.Typer(help="The docker compose file of a deployment.", no_args_is_help=True)
@@ -30,12 +31,7 @@ def render(
                 on_disk.splitlines(keepends=True), text.splitlines(keepends=True), str(check), "rendered"
             )
             typer.echo("".join(diff), err=True)
-            typer.echo(
-                f"error: {check} is not what the registry renders; run "
-                f"`campaignflow compose render -o {check}`",
-                err=True,
-            )
-            raise typer.Exit(1)
+            fail(f"{check} is not what the registry renders; run `campaignflow compose render -o {check}`")
         typer.echo(f"{check}: up to date")
     elif output is not None:
         output.write_text(text, encoding="utf-8")

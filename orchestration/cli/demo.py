@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from orchestration.cli.common import JSON_OPTION, print_json
+from orchestration.cli.common import JSON_OPTION, echo, print_json
 
 
 def demo(
@@ -89,7 +89,8 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
         typer.echo(f"note: the demo runs embedded; ignoring {', '.join(report['ignored_settings'])}")
     typer.echo(f"embedded: in-process broker, worker threads, run store {report['database_url']}\n")
     for data in report["runs"]:
-        typer.echo(render_envelope(Envelope.model_validate(data)) + "\n")
+        echo(render_envelope(Envelope.model_validate(data)))
+        typer.echo("")
     for name, graph in report["graphs"].items():
         typer.echo(f"flow {name} (Mermaid):\n{graph}")
     statuses = [r["status"] for r in report["runs"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from orchestration.cli.common import JSON_OPTION, print_json, table
+from orchestration.cli.common import JSON_OPTION, echo, print_json, print_table, status_text
 
 
 def doctor(
@@ -22,7 +22,15 @@ def doctor(
     if as_json:
         print_json({"ok": not failed, "checks": [c.as_dict() for c in checks]})
     else:
-        typer.echo(table(["check", "status", "detail"], [[c.name, c.status, c.detail] for c in checks]))
-        typer.echo(f"\n{'FAILED: ' + ', '.join(failed) if failed else 'all checks passed'}")
+        from rich.text import Text
+
+        rows = [[c.name, status_text(c.status), c.detail] for c in checks]
+        print_table(["check", "status", "detail"], rows)
+        typer.echo("")
+        echo(
+            Text(f"FAILED: {', '.join(failed)}", style="bold red")
+            if failed
+            else Text("all checks passed", style="green")
+        )
     if failed:
         raise typer.Exit(1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from orchestration.cli.common import JSON_OPTION, print_json, table
+from orchestration.cli.common import JSON_OPTION, number_column, print_json, print_table
 from orchestration.runtime import current
 
 flows_app = typer.Typer(help="List, check and draw flows.", no_args_is_help=True)
@@ -28,7 +28,9 @@ def list_flows(as_json: bool = JSON_OPTION) -> None:
     if as_json:
         print_json(items)
     else:
-        typer.echo(table(["name", "version", "steps", "description"], [list(i.values()) for i in items]))
+        print_table(
+            ["name", "version", number_column("steps"), "description"], [list(i.values()) for i in items]
+        )
 
 
 @flows_app.command("validate")

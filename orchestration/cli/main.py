@@ -9,6 +9,7 @@ import typer
 from orchestration.cli import worker as worker_cmds
 from orchestration.cli.bench import bench
 from orchestration.cli.campaigns import campaigns_app, routes_app
+from orchestration.cli.common import error
 from orchestration.cli.compose import compose_app
 from orchestration.cli.db import db_app
 from orchestration.cli.demo import demo
@@ -63,13 +64,12 @@ def main() -> None:
     try:
         cli()
     except CampaignflowError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        error(str(exc))
         sys.exit(1)
     except (OperationalError, ProgrammingError) as exc:
-        typer.echo(
-            f"error: run store not usable ({exc.orig}); check CAMPAIGNFLOW_DATABASE_URL and run "
-            "`campaignflow db upgrade`",
-            err=True,
+        error(
+            f"run store not usable ({exc.orig}); check CAMPAIGNFLOW_DATABASE_URL and run "
+            "`campaignflow db upgrade`"
         )
         sys.exit(1)
 

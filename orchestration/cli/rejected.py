@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from orchestration.cli.common import JSON_OPTION, fail, print_json, table
+from orchestration.cli.common import (
+    JSON_OPTION,
+    fail,
+    id_column,
+    number_column,
+    print_json,
+    print_table,
+    status_text,
+)
+from orchestration.timefmt import iso_utc
 
 rejected_app = typer.Typer(help="Rejected events: list them, replay one after a fix.", no_args_is_help=True)
 
@@ -25,14 +34,9 @@ def list_cmd(
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
-    typer.echo(
-        table(
-            ["id", "event", "status", "created", "reason"],
-            [
-                [r.id, r.event_id or "-", r.status, r.created_at.isoformat(timespec="seconds"), r.reason]
-                for r in rows
-            ],
-        )
+    print_table(
+        [number_column("id"), id_column("event"), "status", "created", "reason"],
+        [[r.id, r.event_id or "-", status_text(r.status), r.created_at, r.reason] for r in rows],
     )
 
 
@@ -45,7 +49,11 @@ def show(rejected_id: int, as_json: bool = JSON_OPTION) -> None:
     if as_json:
         print_json(row.as_dict())
         return
-    typer.echo(f"rejected event {row.id}  event {row.event_id or '-'}  status {row.status}")
+    typer.echo(
+        f"rejected event {row.id}  event {row.event_id or '-'}  status {row.status}"
+        f"  created {iso_utc(row.created_at)}"
+        + (f"  replayed {iso_utc(row.replayed_at)} as run {row.replay_run_id}" if row.replayed_at else "")
+    )
     for problem in row.problems:
         typer.echo(f"  - {problem}")
     typer.echo(json.dumps(row.raw, indent=2))

@@ -7,16 +7,42 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from orchestration.cli.common import JSON_OPTION, fail, print_json, table
+from orchestration.cli.common import (
+    JSON_OPTION,
+    echo,
+    error,
+    fail,
+    id_column,
+    number_column,
+    print_json,
+    print_table,
+    status_text,
+    table,
+)
 from orchestration.envelope import Envelope
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.timefmt import as_utc, iso_utc
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 runs_app = typer.Typer(help="Inspect and control runs.", no_args_is_help=True)
+
+#: What ``--since`` accepts: a date, or a datetime with or without fraction and offset (``Z`` too),
+#: so a timestamp campaignflow printed can be pasted back.
+SINCE = [
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z",
+    "%Y-%m-%d %H:%M:%S",
+]
 
 
 def _short(value: Any, width: int = 60) -> str:
@@ -24,7 +50,11 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render_envelope(env: Envelope) -> str:
+def render_envelope(env: Envelope) -> RenderableType:
+    """The envelope for people: a head (run, flow, status, times, error) over one row per step."""
+    from rich.console import Group
+    from rich.text import Text
+
     meta = env.metadata
     duration = (
         f"{(meta.finished_at - meta.started_at).total_seconds() * 1000:.0f} ms"
@@ -32,12 +62,22 @@ def render_envelope(env: Envelope) -> str:
         else "-"
     )
     head = [
-        f"run {env.run_id}  flow {env.flow} v{meta.flow_version}  status {env.status.upper()}  {duration}",
-        f"event {meta.event_id or '-'}  campaign {meta.campaign or '-'}"
-        f"  orchestrator {meta.orchestrator or '-'}  mode {meta.mode}",
+        Text.assemble(
+            f"run {env.run_id}  flow {env.flow} v{meta.flow_version}  status ",
+            status_text(env.status.upper()),
+            f"  {duration}",
+        ),
+        Text(
+            f"event {meta.event_id or '-'}  campaign {meta.campaign or '-'}"
+            f"  orchestrator {meta.orchestrator or '-'}  mode {meta.mode}"
+        ),
+        Text(
+            f"created {iso_utc(meta.created_at)}  started {iso_utc(meta.started_at) or '-'}"
+            f"  finished {iso_utc(meta.finished_at) or '-'}"
+        ),
     ]
     if meta.error:
-        head.append(f"error: {meta.error.type}: {meta.error.message}")
+        head.append(Text(f"error: {meta.error.type}: {meta.error.message}", style="red"))
     rows = []
     for r in env.records:
         took = (
@@ -46,10 +86,11 @@ def render_envelope(env: Envelope) -> str:
             else ""
         )
         detail = f"{r.error.type}: {r.error.message}" if r.error else _short(r.output)
-        rows.append([r.step_id, r.agent or "", r.status, r.attempts, took, detail])
-    return (
-        "\n".join(head) + "\n\n" + table(["step", "agent", "status", "tries", "ms", "output / error"], rows)
+        rows.append([r.step_id, r.agent or "", status_text(r.status), r.attempts, took, detail])
+    steps = table(
+        ["step", "agent", "status", number_column("tries"), number_column("ms"), "output / error"], rows
     )
+    return Group(*head, Text(""), steps)
 
 
 def load_envelope(run_id: str) -> Envelope:
@@ -64,7 +105,7 @@ def show(run_id: str, as_json: bool = JSON_OPTION) -> None:
     if as_json:
         print_json(env.model_dump(mode="json"))
     else:
-        typer.echo(render_envelope(env))
+        echo(render_envelope(env))
 
 
 @runs_app.command("list")
@@ -72,21 +113,27 @@ def list_runs(
     status: str | None = typer.Option(None, help="queued, running, succeeded, failed or cancelled."),
     flow: str | None = typer.Option(None),
     campaign: str | None = typer.Option(None),
-    since: datetime | None = typer.Option(None, help="ISO date or datetime."),
+    since: datetime | None = typer.Option(
+        None, help="ISO date or datetime, UTC unless it has an offset (2026-12-01T09:30:00Z).", formats=SINCE
+    ),
     limit: int = typer.Option(50, min=1, max=10_000),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The newest runs first."""
     with get_engine().connect() as conn:
-        runs = repo.list_runs(conn, status=status, flow=flow, campaign=campaign, since=since, limit=limit)
+        runs = repo.list_runs(
+            conn,
+            status=status,
+            flow=flow,
+            campaign=campaign,
+            since=as_utc(since) if since else None,
+            limit=limit,
+        )
     if as_json:
         print_json([r.__dict__ for r in runs])
         return
-    rows = [
-        [r.run_id, r.flow, r.status, r.campaign, r.event_id, r.created_at.isoformat(timespec="seconds")]
-        for r in runs
-    ]
-    typer.echo(table(["run_id", "flow", "status", "campaign", "event", "created"], rows))
+    rows = [[r.run_id, r.flow, status_text(r.status), r.campaign, r.event_id, r.created_at] for r in runs]
+    print_table([id_column("run_id"), "flow", "status", "campaign", "event", "created"], rows)
 
 
 @runs_app.command("cancel")
@@ -149,7 +196,7 @@ def ingest(
             handles.append(manager().ingest_event(e, mode="inline" if sync else "async"))
         except EventRejectedError as exc:
             rejected += 1
-            typer.echo(f"error: {exc}", err=True)
+            error(str(exc))
     results = []
     for handle in handles:
         status = handle.status

@@ -32,6 +32,7 @@ from orchestration.runtime import Runtime, current
 from orchestration.settings import get_settings
 from orchestration.store import get_engine
 from orchestration.store.control_models import RoutingRule
+from orchestration.timefmt import iso_utc
 
 route_t = cast(sa.Table, RoutingRule.__table__)
 
@@ -202,7 +203,7 @@ class CampaignManager:
         orchestrator = self.orchestrator_for(self.route(event))
         extra = {"event_type": event.type}
         if event.occurred_at is not None:
-            extra["occurred_at"] = event.occurred_at.isoformat()
+            extra["occurred_at"] = iso_utc(event.occurred_at)
         return orchestrator.run(
             event.payload, mode=mode, event_id=event.id, campaign=event.campaign, extra=extra
         )

@@ -23,6 +23,7 @@ from orchestration.errors import (
 from orchestration.store import get_engine
 from orchestration.store.control_models import RejectedEvent
 from orchestration.store.repository import utcnow
+from orchestration.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from orchestration.control.manager import CampaignManager
@@ -65,13 +66,9 @@ class Rejected:
     def as_dict(self) -> dict[str, Any]:
         return {
             **self.__dict__,
-            "created_at": self.created_at.isoformat(),
-            "replayed_at": _iso(self.replayed_at),
+            "created_at": iso_utc(self.created_at),
+            "replayed_at": iso_utc(self.replayed_at),
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def kind_of(exc: BaseException) -> str:

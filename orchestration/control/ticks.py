@@ -27,6 +27,7 @@ from orchestration.control.rejected import EventRejectedError
 from orchestration.store import get_engine
 from orchestration.store.control_models import CampaignSlot, Heartbeat
 from orchestration.store.repository import utcnow
+from orchestration.timefmt import iso_utc
 
 slot_t = cast(sa.Table, CampaignSlot.__table__)
 heartbeat_t = cast(sa.Table, Heartbeat.__table__)
@@ -59,7 +60,7 @@ def slot_events(row: Any, slot: datetime) -> list[dict[str, Any]]:
                 "type": row.event_type,
                 "campaign": row.name,
                 "payload": payload,
-                "occurred_at": slot.isoformat(),
+                "occurred_at": iso_utc(slot),
             }
         )
     return events
@@ -79,7 +80,7 @@ class TickReport:
     slots: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "at": self.at.isoformat()}
+        return {**asdict(self), "at": iso_utc(self.at)}
 
 
 def tick(now: datetime | None = None, campaigns: CampaignManager | None = None) -> TickReport:

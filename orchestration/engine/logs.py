@@ -17,6 +17,8 @@ from typing import Any
 
 from celery.utils.log import ColorFormatter
 
+from orchestration.timefmt import iso_utc
+
 #: Record attributes the filter sets (``None`` outside a step).
 FIELDS = ("run_id", "step_id", "agent", "task_id")
 READABLE_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
@@ -63,7 +65,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": iso_utc(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

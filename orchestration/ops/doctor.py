@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from orchestration.runtime import current
 from orchestration.settings import Settings, get_settings
 from orchestration.store import get_engine, migrate
+from orchestration.timefmt import as_utc, iso_utc
 
 Status = Literal["ok", "warn", "FAIL"]
 #: Heartbeats written by beat-scheduled tasks, and the setting that gives each one's interval.
@@ -128,8 +129,9 @@ def check_beat(url: str, settings: Settings, *, require: bool) -> Check:
     except sa.exc.DBAPIError as exc:
         return Check("beat", bad, f"cannot read the heartbeat table ({_first_line(exc.orig)})")
     now = datetime.now(UTC)
-    ages = {str(r.name): (now - _aware(r.beat_at)).total_seconds() for r in rows}
-    seen = "; ".join(f"{n} {a:.0f} s ago" for n, a in sorted(ages.items()))
+    beats = {str(r.name): as_utc(r.beat_at) for r in rows}  # SQLite gives naive text: read as UTC
+    ages = {name: (now - at).total_seconds() for name, at in beats.items()}
+    seen = "; ".join(f"{n} at {iso_utc(beats[n])} ({a:.0f} s ago)" for n, a in sorted(ages.items()))
     ticks = [n for n in TICKS if n in ages]
     if not ticks:
         return Check("beat", bad, "no tick recorded yet; start exactly one `campaignflow beat`")
@@ -138,12 +140,6 @@ def check_beat(url: str, settings: Settings, *, require: bool) -> Check:
     if ages[name] > limit:
         return Check("beat", bad, f"last tick {seen} (stale after {limit:.0f} s); is beat running?")
     return Check("beat", "ok", f"last tick {seen}")
-
-
-def _aware(value: datetime | str) -> datetime:
-    if isinstance(value, str):  # SQLite returns text for a raw SELECT
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def run_checks(*, timeout: float = 2.0, require_beat: bool = False) -> list[Check]:
