@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import tasks.catalog  # noqa: F401  (registers the agents before queues are derived)
-from orchestration.registry import ENGINE_QUEUE, registry, route_task
+from orchestration.names import (
+    CAMPAIGN_TICK_SCHEDULE_ENTRY,
+    CAMPAIGN_TICK_TASK,
+    ENGINE_QUEUE,
+    SWEEP_SCHEDULE_ENTRY,
+    SWEEP_TASK,
+)
+from orchestration.registry import registry, route_task
 from orchestration.settings import get_settings
 
 _settings = get_settings()
@@ -62,9 +69,6 @@ result_backend_transport_options = {
 }
 
 beat_schedule = {
-    "campaignflow-sweep": {"task": "campaignflow.engine.sweep", "schedule": _settings.sweep_interval},
-    "campaignflow-campaign-tick": {
-        "task": "campaignflow.campaign_tick",
-        "schedule": _settings.campaign_tick_interval,
-    },
+    SWEEP_SCHEDULE_ENTRY: {"task": SWEEP_TASK, "schedule": _settings.sweep_interval},
+    CAMPAIGN_TICK_SCHEDULE_ENTRY: {"task": CAMPAIGN_TICK_TASK, "schedule": _settings.campaign_tick_interval},
 }

@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 from orchestration.app import app
+from orchestration.names import BENCH_PLAIN_TASK
 
 
-@app.task(name="campaignflow.bench.plain", acks_late=True)
+@app.task(name=BENCH_PLAIN_TASK, acks_late=True)
 def plain(*_: Any) -> float:
     """Does nothing; returns when it started (seconds since the epoch)."""
     return time.time()

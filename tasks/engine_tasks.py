@@ -10,18 +10,19 @@ from celery import Task
 from orchestration.app import app, engine
 from orchestration.engine import steps
 from orchestration.engine.compiler import _chain_of
+from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, MAP_TASK, SWEEP_TASK
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from tasks.agent_tasks import follow
 
 
-@app.task(name="campaignflow.engine.join", bind=True, acks_late=True)
+@app.task(name=JOIN_TASK, bind=True, acks_late=True)
 def join(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
     """The explicit join after a parallel block or a map."""
     return follow(self, steps.join(run_id, node_id, final=final), run_id, node_id, final=final)
 
 
-@app.task(name="campaignflow.engine.branch", bind=True, acks_late=True)
+@app.task(name=BRANCH_TASK, bind=True, acks_late=True)
 def branch(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
     """Evaluate the branch and replace this task with the chosen arm (the chain goes on after it)."""
     outcome, taken = steps.choose_branch(run_id, node_id)
@@ -35,7 +36,7 @@ def branch(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
     return self.replace(_chain_of(engine().compile_node(taken, run_id, final=final, in_header=in_header)))
 
 
-@app.task(name="campaignflow.engine.map", bind=True, acks_late=True)
+@app.task(name=MAP_TASK, bind=True, acks_late=True)
 def map_items(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
     """Expand the map over its list and replace this task with the lanes and their join."""
     outcome, node, count = steps.expand_map(run_id, node_id)
@@ -44,7 +45,7 @@ def map_items(self: Task, run_id: str, node_id: str, final: bool = False) -> Any
     return self.replace(engine().map_canvas(node, run_id, count, final=final))
 
 
-@app.task(name="campaignflow.engine.fail_run", acks_late=True)
+@app.task(name=FAIL_RUN_TASK, acks_late=True)
 def fail_run(failed_task_id: str | None = None, *, run_id: str) -> None:
     """Errback linked to every task of a run: ends the run ``failed`` unless it is already terminal.
 
@@ -75,7 +76,7 @@ def _reason(task_id: str | None) -> dict[str, Any]:
     return {"type": "TaskFailed", "message": f"task {task_id} ended {result.state}", "task_id": task_id}
 
 
-@app.task(name="campaignflow.engine.sweep", acks_late=True)
+@app.task(name=SWEEP_TASK, acks_late=True)
 def sweep() -> dict[str, list[str]]:
     """Periodic (beat): fail runs past their deadline, re-drive or fail runs with no progress."""
     from orchestration.control.sweeper import sweep as run_sweep

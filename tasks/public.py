@@ -21,17 +21,12 @@ from orchestration.app import app
 from orchestration.control import rejected, run_control
 from orchestration.control.manager import manager
 from orchestration.errors import CampaignflowError, EventValidationError
+from orchestration.names import CAMPAIGN_TICK_TASK, CANCEL_RUN_TASK, INGEST_EVENT_TASK, RETRY_RUN_TASK
 
-PUBLIC_TASKS = (
-    "campaignflow.ingest_event",
-    "campaignflow.cancel_run",
-    "campaignflow.retry_run",
-    "campaignflow.campaign_tick",
-)
 _RETRY_DB = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5}
 
 
-@app.task(name="campaignflow.ingest_event", acks_late=True, **_RETRY_DB)
+@app.task(name=INGEST_EVENT_TASK, acks_late=True, **_RETRY_DB)
 def ingest_event(event: Any = None, **unexpected: Any) -> dict[str, Any]:
     """``event``: ``{"id", "type", "payload", "campaign"?, "occurred_at"?}``.
 
@@ -59,7 +54,7 @@ def _rejected(exc: rejected.EventRejectedError) -> dict[str, Any]:
     }
 
 
-@app.task(name="campaignflow.cancel_run", acks_late=True, **_RETRY_DB)
+@app.task(name=CANCEL_RUN_TASK, acks_late=True, **_RETRY_DB)
 def cancel_run(run_id: str) -> dict[str, Any]:
     """Cancel a queued or running run; a terminal run keeps its status."""
     try:
@@ -68,7 +63,7 @@ def cancel_run(run_id: str) -> dict[str, Any]:
         return {"run_id": run_id, "status": "not_found", "error": str(exc)}
 
 
-@app.task(name="campaignflow.retry_run", acks_late=True, **_RETRY_DB)
+@app.task(name=RETRY_RUN_TASK, acks_late=True, **_RETRY_DB)
 def retry_run(run_id: str, payload_patch: dict[str, Any] | None = None) -> dict[str, Any]:
     """Re-drive a failed run: succeeded steps keep their stored output, the failed one runs again.
 
@@ -91,7 +86,7 @@ def _status(run_id: str) -> str:
         return "not_found"
 
 
-@app.task(name="campaignflow.campaign_tick", acks_late=True, **_RETRY_DB)
+@app.task(name=CAMPAIGN_TICK_TASK, acks_late=True, **_RETRY_DB)
 def campaign_tick() -> dict[str, Any]:
     """Start the due slots of every enabled campaign, once per (campaign, slot, audience member)."""
     from orchestration.control.ticks import tick

@@ -19,9 +19,9 @@ from celery.result import AsyncResult
 from orchestration.app import app
 from orchestration.client import CampaignflowClient
 from orchestration.control.manager import Route, add_route
+from orchestration.names import ENGINE_QUEUE, PUBLIC_TASKS
 from orchestration.orchestrators.catalog import flows
-from orchestration.registry import ENGINE_QUEUE, route_task
-from tasks.public import PUBLIC_TASKS
+from orchestration.registry import route_task
 from tests.support.agents import ledger
 from tests.support.runs import envelope, wait_for_run
 

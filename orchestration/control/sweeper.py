@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.flows import Flow
+from orchestration.names import SWEEPER_HEARTBEAT
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from orchestration.store.control_models import Heartbeat
@@ -92,7 +93,7 @@ def sweep(
                 .values(redrives=repo.run_t.c.redrives + 1, updated_at=now, mode="async")
             )
             to_start.append((row.run_id, Flow.model_validate(row.flow_def)))
-        _beat(conn, "sweeper", now, report.as_dict())
+        _beat(conn, SWEEPER_HEARTBEAT, now, report.as_dict())
     for run_id, flow in to_start:  # publish after commit: a crash in between is found next time
         engine.start(flow, run_id)
         report.redriven.append(run_id)

@@ -18,13 +18,12 @@ from celery.exceptions import TimeoutError
 
 from orchestration.app import app, engine
 from orchestration.flows import Flow, parse_flow
+from orchestration.names import BENCH_PLAIN_TASK, TERMINAL_RUN_STATUSES, agent_queue
 from orchestration.orchestrators.base import FlowRunner
 from orchestration.registry import registry
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
-from orchestration.store.models import TERMINAL_RUN_STATUSES
 
-PLAIN = "campaignflow.bench.plain"
 #: The keys of ``campaignflow bench --json``, one object per shape.
 JSON_KEYS = (
     "shape",
@@ -35,7 +34,7 @@ JSON_KEYS = (
     "p50_first_step_ms",
     "p99_first_step_ms",
 )
-NOOP_QUEUE = "agents.utility"
+NOOP_QUEUE = agent_queue("utility")
 Progress = Callable[[int], None]
 
 
@@ -81,10 +80,10 @@ def bench_flow(shape: str) -> Flow:
 
 
 def plain_canvas(shape: str) -> Any:
-    task = app.signature(PLAIN, immutable=True, queue=NOOP_QUEUE)
+    task = app.signature(BENCH_PLAIN_TASK, immutable=True, queue=NOOP_QUEUE)
     if shape == "sequence":
         return chain(*(task.clone() for _ in range(5)))
-    return chord(group(task.clone() for _ in range(5)), app.signature(PLAIN, immutable=True))
+    return chord(group(task.clone() for _ in range(5)), app.signature(BENCH_PLAIN_TASK, immutable=True))
 
 
 def percentile(values: list[float], q: float) -> float:
