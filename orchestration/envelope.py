@@ -4,12 +4,11 @@ prints and what the store holds."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped"]
+from orchestration.names import TERMINAL_RUN_STATUSES, RunStatus, StepStatus
 
 
 class StepError(BaseModel):
@@ -62,4 +61,4 @@ class Envelope(BaseModel):
 
     @property
     def terminal(self) -> bool:
-        return self.status in ("succeeded", "failed", "cancelled")
+        return self.status in TERMINAL_RUN_STATUSES

@@ -10,7 +10,7 @@ from celery import Task
 from orchestration.app import app, engine
 from orchestration.engine import steps
 from orchestration.engine.compiler import _chain_of
-from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, MAP_TASK, SWEEP_TASK
+from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, LIVE_RUN_STATUSES, MAP_TASK, SWEEP_TASK
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from tasks.agent_tasks import follow
@@ -55,7 +55,7 @@ def fail_run(failed_task_id: str | None = None, *, run_id: str) -> None:
     """
     reason = _reason(failed_task_id)
     with get_engine().begin() as conn:
-        if repo.run_status(conn, run_id) not in ("queued", "running"):
+        if repo.run_status(conn, run_id) not in LIVE_RUN_STATUSES:
             return
         failed = repo.first_failed_step(conn, run_id)
         if failed is None:

@@ -13,6 +13,7 @@ import typer
 
 from orchestration.cli.common import JSON_OPTION, fail, print_json, table
 from orchestration.envelope import Envelope
+from orchestration.names import TERMINAL_RUN_STATUSES
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 
@@ -170,6 +171,6 @@ def _wait(run_id: str, timeout: float) -> str:
     while True:
         with get_engine().connect() as conn:
             status = repo.run_status(conn, run_id)
-        if status in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+        if status in TERMINAL_RUN_STATUSES or time.monotonic() > deadline:
             return status
         time.sleep(0.1)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from orchestration.errors import CampaignflowError, FieldError, RunNotFoundError
 from orchestration.flows import Flow
+from orchestration.names import StepStatus
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 
@@ -77,7 +78,10 @@ def reopen_failed_run(run_id: str, payload_patch: Mapping[str, Any] | None = Non
             values["payload"] = payload
         conn.execute(
             repo.step_t.update()
-            .where(repo.step_t.c.run_id == run_id, repo.step_t.c.status.in_(("failed", "running")))
+            .where(
+                repo.step_t.c.run_id == run_id,
+                repo.step_t.c.status.in_((StepStatus.FAILED, StepStatus.RUNNING)),
+            )
             .values(status="pending", finished_at=None)
         )
         conn.execute(

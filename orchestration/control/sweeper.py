@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.flows import Flow
-from orchestration.names import SWEEPER_HEARTBEAT
+from orchestration.names import LIVE_RUN_STATUSES, SWEEPER_HEARTBEAT
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from orchestration.store.control_models import Heartbeat
@@ -46,7 +46,9 @@ def _stalled(conn: Connection, before: datetime, limit: int) -> list[Any]:
     query = (
         sa.select(repo.run_t.c.run_id, repo.run_t.c.redrives, repo.run_t.c.flow_def)
         .select_from(repo.run_t.outerjoin(last_step, last_step.c.run_id == repo.run_t.c.run_id))
-        .where(repo.run_t.c.status.in_(repo.LIVE), repo.run_t.c.updated_at < before, progress < before)
+        .where(
+            repo.run_t.c.status.in_(LIVE_RUN_STATUSES), repo.run_t.c.updated_at < before, progress < before
+        )
         .order_by(repo.run_t.c.updated_at)
         .limit(limit)
     )
@@ -66,7 +68,7 @@ def sweep(
     with get_engine().begin() as conn:
         late = conn.execute(
             sa.select(repo.run_t.c.run_id).where(
-                repo.run_t.c.status.in_(repo.LIVE), repo.run_t.c.deadline_at < now
+                repo.run_t.c.status.in_(LIVE_RUN_STATUSES), repo.run_t.c.deadline_at < now
             )
         ).scalars()
         for run_id in list(late):

@@ -20,13 +20,13 @@ from sqlalchemy.engine import Connection
 
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, StepNode, walk
 from orchestration.flows.refs import lookup, resolve
+from orchestration.names import TERMINAL_RUN_STATUSES
 from orchestration.registry import AgentSpec, RetryPolicy, registry
 from orchestration.settings import get_settings
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from orchestration.store.db import autocommit
 
-TERMINAL = ("succeeded", "failed", "cancelled")
 _ITEM_ID = re.compile(r"^(?P<map>[^\[]+)\[(?P<index>\d+)\](?:\.(?P<inner>.+))?$")
 
 
@@ -143,7 +143,7 @@ def _retryable(exc: BaseException, policy: RetryPolicy) -> bool:
 
 def _gate(conn: Connection, state: repo.RunState) -> Outcome | None:
     """Stop when the run is already terminal or past its deadline; start it when queued."""
-    if state.status in TERMINAL:
+    if state.status in TERMINAL_RUN_STATUSES:
         return Outcome(Action.STOP)
     if state.deadline_at is not None and datetime.now(UTC) > state.deadline_at:
         err = {"type": "DeadlineExceeded", "message": f"run deadline {state.deadline_at.isoformat()} passed"}

@@ -19,13 +19,13 @@ from typing import Any
 
 from orchestration.envelope import Envelope
 from orchestration.errors import ConfigurationError
+from orchestration.names import TERMINAL_RUN_STATUSES
 from orchestration.settings import EMBEDDED_BROKER_URL, get_settings
 from orchestration.store import get_engine, reset_engines
 from orchestration.store import repository as repo
 
 #: Settings that would point the process at servers; the embedded default runs without them.
 SERVER_SETTINGS = ("CAMPAIGNFLOW_BROKER_URL", "CAMPAIGNFLOW_RESULT_BACKEND", "CAMPAIGNFLOW_DATABASE_URL")
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def use_embedded(data_dir: Path) -> list[str]:
@@ -110,7 +110,7 @@ def wait_terminal(run_ids: Sequence[str], timeout: float, poll: float = 0.02) ->
     pending = set(run_ids)
     while pending and time.monotonic() < deadline:
         with get_engine().connect() as conn:
-            pending = {r for r in pending if repo.run_status(conn, r) not in TERMINAL}
+            pending = {r for r in pending if repo.run_status(conn, r) not in TERMINAL_RUN_STATUSES}
         if pending:
             time.sleep(poll)
     with get_engine().connect() as conn:
