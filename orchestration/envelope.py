@@ -9,14 +9,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestration.names import TERMINAL_RUN_STATUSES, RunStatus, StepStatus
+from orchestration.step_error import StepError
 
-
-class StepError(BaseModel):
-    type: str
-    message: str
-    attempt: int | None = None
-    at: datetime | None = None
-    step_id: str | None = Field(None, description="On the run's error: the step that failed it.")
+__all__ = ["Envelope", "RunMetadata", "StepError", "StepRecord"]
 
 
 class StepRecord(BaseModel):

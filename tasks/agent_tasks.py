@@ -32,7 +32,7 @@ def follow(task: Task, outcome: steps.Outcome, run_id: str, step_id: str, *, fin
             outcome.fallback, run_id, outcome.fallback.id, final=final, in_header=bool(task.request.chord)
         )
         return task.replace(fallback)
-    message = (outcome.error or {}).get("message", "step failed")
+    message = outcome.error.message if outcome.error is not None else "step failed"
     raise StepFailedError(f"{step_id}: {message}")
 
 

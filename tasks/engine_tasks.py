@@ -11,6 +11,7 @@ from orchestration.app import app, engine
 from orchestration.engine import steps
 from orchestration.engine.compiler import _chain_of
 from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, LIVE_RUN_STATUSES, MAP_TASK, SWEEP_TASK
+from orchestration.step_error import StepError
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from tasks.agent_tasks import follow
@@ -59,21 +60,20 @@ def fail_run(failed_task_id: str | None = None, *, run_id: str) -> None:
             return
         failed = repo.first_failed_step(conn, run_id)
         if failed is None:
-            unfinished = repo.fail_unfinished_steps(conn, run_id, reason)
-            error = {**reason, "step_id": unfinished[0] if unfinished else None}
+            unfinished = repo.fail_unfinished_steps(conn, run_id, reason.as_dict())
+            error = reason.for_step(unfinished[0] if unfinished else None)
         else:
-            error = {**(failed[1] or reason), "step_id": failed[0]}
-        repo.finish_run(conn, run_id, "failed", error)
+            step_id, stored = failed
+            error = (StepError.model_validate(stored) if stored else reason).for_step(step_id)
+        repo.finish_run(conn, run_id, "failed", error.as_dict())
 
 
-def _reason(task_id: str | None) -> dict[str, Any]:
+def _reason(task_id: str | None) -> StepError:
     if not task_id:
-        return {"type": "TaskFailed", "message": "a task of this run failed"}
+        return StepError.task_failed()
     result = app.AsyncResult(task_id)
     exc = result.result
-    if isinstance(exc, BaseException):
-        return {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__, "task_id": task_id}
-    return {"type": "TaskFailed", "message": f"task {task_id} ended {result.state}", "task_id": task_id}
+    return StepError.task_failed(task_id, exc if isinstance(exc, BaseException) else result.state)
 
 
 @app.task(name=SWEEP_TASK, acks_late=True)

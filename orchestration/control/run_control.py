@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from orchestration.errors import CampaignflowError, FieldError, RunNotFoundError
 from orchestration.flows import Flow
 from orchestration.names import StepStatus
+from orchestration.step_error import StepError
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 
@@ -30,9 +31,7 @@ def cancel_run(run_id: str) -> str:
     Returns the run's status afterwards (``cancelled``, or the terminal status it already had).
     """
     with get_engine().begin() as conn:
-        if repo.finish_run(
-            conn, run_id, "cancelled", {"type": "Cancelled", "message": "cancelled on request"}
-        ):
+        if repo.finish_run(conn, run_id, "cancelled", StepError.cancelled().as_dict()):
             conn.execute(
                 repo.step_t.update()
                 .where(repo.step_t.c.run_id == run_id, repo.step_t.c.status == "pending")

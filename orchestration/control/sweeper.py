@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.flows import Flow
 from orchestration.names import LIVE_RUN_STATUSES, SWEEPER_HEARTBEAT
+from orchestration.step_error import StepError
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from orchestration.store.control_models import Heartbeat
@@ -72,7 +73,7 @@ def sweep(
             )
         ).scalars()
         for run_id in list(late):
-            err = {"type": "DeadlineExceeded", "message": "run deadline passed (found by the sweeper)"}
+            err = StepError.deadline_exceeded(found_by="the sweeper").as_dict()
             repo.fail_unfinished_steps(conn, run_id, err)
             if repo.finish_run(conn, run_id, "failed", err):
                 report.past_deadline.append(run_id)
@@ -81,10 +82,7 @@ def sweep(
         to_start: list[tuple[str, Flow]] = []
         for row in stalled:
             if row.redrives >= max_redrives:
-                err = {
-                    "type": "Stalled",
-                    "message": f"no progress for {stall_seconds:.0f}s after {row.redrives} re-drives",
-                }
+                err = StepError.stalled(stall_seconds, row.redrives).as_dict()
                 repo.fail_unfinished_steps(conn, row.run_id, err)
                 repo.finish_run(conn, row.run_id, "failed", err)
                 report.failed.append(row.run_id)

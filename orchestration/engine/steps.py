@@ -23,6 +23,7 @@ from orchestration.flows.refs import lookup, resolve
 from orchestration.names import TERMINAL_RUN_STATUSES
 from orchestration.registry import AgentSpec, RetryPolicy, registry
 from orchestration.settings import get_settings
+from orchestration.step_error import StepError
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from orchestration.store.db import autocommit
@@ -43,7 +44,7 @@ class Outcome:
     action: Action
     countdown: float = 0.0
     fallback: StepNode | None = None
-    error: dict[str, Any] | None = None
+    error: StepError | None = None
 
 
 @dataclass(frozen=True)
@@ -85,15 +86,6 @@ def agent_config() -> dict[str, str | None]:
         "llm_base_url": s.llm_base_url,
         "llm_api_key": s.llm_api_key,
         "llm_model": s.llm_model,
-    }
-
-
-def error_dict(exc: BaseException, attempt: int | None = None) -> dict[str, Any]:
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc) or type(exc).__name__,
-        "attempt": attempt,
-        "at": datetime.now(UTC).isoformat(),
     }
 
 
@@ -146,8 +138,8 @@ def _gate(conn: Connection, state: repo.RunState) -> Outcome | None:
     if state.status in TERMINAL_RUN_STATUSES:
         return Outcome(Action.STOP)
     if state.deadline_at is not None and datetime.now(UTC) > state.deadline_at:
-        err = {"type": "DeadlineExceeded", "message": f"run deadline {state.deadline_at.isoformat()} passed"}
-        repo.finish_run(conn, state.run_id, "failed", err)
+        err = StepError.deadline_exceeded(state.deadline_at)
+        repo.finish_run(conn, state.run_id, "failed", err.as_dict())
         return Outcome(Action.STOP, error=err)
     if state.status == "queued":
         repo.mark_run_running(conn, state.run_id)
@@ -205,21 +197,22 @@ def _on_agent_error(
     exc: BaseException,
     final: bool,
 ) -> Outcome:
-    err = error_dict(exc, start.attempts)
-    errors = [*start.attempt_errors, err]
+    err = StepError.from_exception(exc, start.attempts)
+    stored = err.as_dict()
+    errors = [*start.attempt_errors, stored]
     retry = _retryable(exc, policy) and start.attempts < policy.max_attempts
     with get_engine().begin() as conn:
         if retry:
-            repo.finish_step(conn, run_id, step_id, status="pending", error=err, attempt_errors=errors)
+            repo.finish_step(conn, run_id, step_id, status="pending", error=stored, attempt_errors=errors)
             return Outcome(Action.RETRY, countdown=policy.delay(start.attempts), error=err)
-        repo.finish_step(conn, run_id, step_id, status="failed", error=err, attempt_errors=errors)
+        repo.finish_step(conn, run_id, step_id, status="failed", error=stored, attempt_errors=errors)
         if node.fallback is not None:
             return Outcome(Action.FALLBACK, fallback=node.fallback, error=err)
         if node.on_error == "continue":
             if final:
                 repo.finish_run(conn, run_id, "succeeded")
             return Outcome(Action.CONTINUE, error=err)
-        repo.finish_run(conn, run_id, "failed", {**err, "step_id": step_id})
+        repo.finish_run(conn, run_id, "failed", err.for_step(step_id).as_dict())
     return Outcome(Action.FAILED, error=err)
 
 
@@ -267,13 +260,9 @@ def expand_map(run_id: str, node_id: str) -> tuple[Outcome, MapNode, int]:
             return gate, node, 0
         items = lookup(state.scope(), node.over[1:])
         if not isinstance(items, list):
-            err = {
-                "type": "MapInputError",
-                "message": f"{node.over} is {type(items).__name__}, not a list",
-                "step_id": node_id,
-            }
-            repo.record_step(conn, run_id, node_id, agent="engine.map", status="failed", error=err)
-            repo.finish_run(conn, run_id, "failed", err)
+            err = StepError.map_input(node.over, items, node_id)
+            repo.record_step(conn, run_id, node_id, agent="engine.map", status="failed", error=err.as_dict())
+            repo.finish_run(conn, run_id, "failed", err.as_dict())
             return Outcome(Action.FAILED, error=err), node, 0
         repo.record_step(
             conn, run_id, node_id, agent="engine.map", status="running", output={"items": len(items)}

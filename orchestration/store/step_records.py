@@ -16,6 +16,7 @@ from orchestration.names import (
     LIVE_RUN_STATUSES,
     UNFINISHED_STEP_STATUSES,
 )
+from orchestration.step_error import StepError
 from orchestration.store.base import _driver, _insert, _jsonb, _prepared, run_t, step_t, utcnow
 from orchestration.store.runs import RunState, _state, finish_run, load_state, mark_run_running
 
@@ -240,10 +241,7 @@ def discard_step(conn: Connection, run_id: str, step_id: str) -> None:
         .values(
             status="skipped",
             output=None,
-            error={
-                "type": "Cancelled",
-                "message": "the run was cancelled while this step ran; result discarded",
-            },
+            error=StepError.result_discarded().as_dict(),
             finished_at=utcnow(),
             updated_at=utcnow(),
         )
