@@ -22,7 +22,7 @@ from orchestration.store import repository as repo
 
 
 class RunStateError(CampaignflowError):
-    """The run is not in a state that allows the operation."""
+    """Raised when the run is not in a state that allows the operation (retrying a run that did not fail)."""
 
 
 def cancel_run(run_id: str) -> str:
