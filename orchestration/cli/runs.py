@@ -13,7 +13,7 @@ import typer
 
 from orchestration.cli.common import JSON_OPTION, fail, print_json, table
 from orchestration.envelope import Envelope
-from orchestration.names import TERMINAL_RUN_STATUSES
+from orchestration.names import TERMINAL_RUN_STATUSES, RunStatus
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 
@@ -70,7 +70,7 @@ def show(run_id: str, as_json: bool = JSON_OPTION) -> None:
 
 @runs_app.command("list")
 def list_runs(
-    status: str | None = typer.Option(None, help="queued, running, succeeded, failed or cancelled."),
+    status: str | None = typer.Option(None, help=f"One of {', '.join(RunStatus)}."),
     flow: str | None = typer.Option(None),
     campaign: str | None = typer.Option(None),
     since: datetime | None = typer.Option(None, help="ISO date or datetime."),
