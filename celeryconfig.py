@@ -5,6 +5,8 @@ events on. The rest (broker, result backend, transport options, queues, routes, 
 set by ``orchestration.bootstrap.configure_app`` from the settings and the registry.
 """
 
+from orchestration.names import ENGINE_QUEUE
+
 task_serializer = result_serializer = event_serializer = "json"
 accept_content = result_accept_content = ["json"]
 task_acks_late = True
@@ -27,5 +29,5 @@ result_expires = 7 * 24 * 3600
 timezone = "UTC"
 enable_utc = True
 
-task_default_queue = "orchestration"
+task_default_queue = ENGINE_QUEUE
 task_create_missing_queues = False

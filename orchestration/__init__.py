@@ -48,6 +48,7 @@ __all__ = [  # noqa: RUF022  (grouped by topic as the docs list them; sorted wit
     "get_settings",
     # Errors
     "AlreadyReplayedError",
+    "CampaignExistsError",
     "CampaignNotFoundError",
     "CampaignflowError",
     "ConfigurationError",
@@ -55,6 +56,7 @@ __all__ = [  # noqa: RUF022  (grouped by topic as the docs list them; sorted wit
     "EventValidationError",
     "FieldError",
     "FlowValidationError",
+    "RefSyntaxError",
     "RouteNotFoundError",
     "RunNotFoundError",
     "RunStateError",
@@ -91,7 +93,9 @@ _EXPORTS: dict[str, str] = {
     "Settings": "orchestration.settings",
     "get_settings": "orchestration.settings",
     "AlreadyReplayedError": "orchestration.control.rejected",
+    "CampaignExistsError": "orchestration.control.campaigns",
     "CampaignNotFoundError": "orchestration.control.campaigns",
+    "RefSyntaxError": "orchestration.flows.refs",
     "CampaignflowError": "orchestration.errors",
     "ConfigurationError": "orchestration.errors",
     "EventRejectedError": "orchestration.control.rejected",
@@ -125,7 +129,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from orchestration.client import CampaignflowClient
-    from orchestration.control.campaigns import CampaignNotFoundError, CampaignSpec
+    from orchestration.control.campaigns import CampaignExistsError, CampaignNotFoundError, CampaignSpec
     from orchestration.control.manager import CampaignManager, Event, Route
     from orchestration.control.rejected import AlreadyReplayedError, EventRejectedError
     from orchestration.control.run_control import RunStateError
@@ -147,6 +151,7 @@ if TYPE_CHECKING:
     )
     from orchestration.flows.loader import FlowCatalog, load_flow
     from orchestration.flows.model import Flow
+    from orchestration.flows.refs import RefSyntaxError
     from orchestration.flows.retry import RetryPolicy
     from orchestration.flows.validate import parse_flow
     from orchestration.orchestrators.base import BaseOrchestrator, FlowRunner, RunHandle

@@ -27,6 +27,12 @@ from celery.signals import worker_process_init
 
 from orchestration.engine import signals
 from orchestration.errors import ConfigurationError
+from orchestration.names import (
+    CAMPAIGN_TICK_SCHEDULE_ENTRY,
+    CAMPAIGN_TICK_TASK,
+    SWEEP_SCHEDULE_ENTRY,
+    SWEEP_TASK,
+)
 from orchestration.orchestrators import BUILTIN_ORCHESTRATORS
 from orchestration.registry import Registry
 from orchestration.runtime import Runtime, install, installed
@@ -118,9 +124,9 @@ def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
         task_queues=registry.queues(),
         task_routes=(registry.route,),
         beat_schedule={
-            "campaignflow-sweep": {"task": "campaignflow.engine.sweep", "schedule": settings.sweep_interval},
-            "campaignflow-campaign-tick": {
-                "task": "campaignflow.campaign_tick",
+            SWEEP_SCHEDULE_ENTRY: {"task": SWEEP_TASK, "schedule": settings.sweep_interval},
+            CAMPAIGN_TICK_SCHEDULE_ENTRY: {
+                "task": CAMPAIGN_TICK_TASK,
                 "schedule": settings.campaign_tick_interval,
             },
         },

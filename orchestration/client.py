@@ -24,12 +24,7 @@ from celery import Celery
 from celery.result import AsyncResult
 
 from orchestration.bootstrap import bootstrap
-
-INGEST_EVENT = "campaignflow.ingest_event"
-CANCEL_RUN = "campaignflow.cancel_run"
-RETRY_RUN = "campaignflow.retry_run"
-CAMPAIGN_TICK = "campaignflow.campaign_tick"
-QUEUE = "orchestration"
+from orchestration.names import CANCEL_RUN_TASK, ENGINE_QUEUE, INGEST_EVENT_TASK, RETRY_RUN_TASK
 
 
 def remote_app(broker_url: str, result_backend: str | None = None, key_prefix: str | None = None) -> Celery:
@@ -65,7 +60,7 @@ class CampaignflowClient:
         self.app, self.timeout = app, timeout
 
     def send(self, name: str, kwargs: Mapping[str, Any]) -> AsyncResult:
-        return self.app.send_task(name, kwargs=dict(kwargs), queue=QUEUE)
+        return self.app.send_task(name, kwargs=dict(kwargs), queue=ENGINE_QUEUE)
 
     @overload
     def _call(self, name: str, kwargs: Mapping[str, Any], wait: Literal[False]) -> AsyncResult: ...
@@ -82,10 +77,10 @@ class CampaignflowClient:
     def ingest_event(self, event: Mapping[str, Any], *, wait: bool = False) -> AsyncResult | dict[str, Any]:
         """``{"id", "type", "payload", "campaign"?}`` -> ``{"run_id", "status", "duplicate"}``; a
         rejected event answers ``status: "rejected"`` with ``rejected_id`` and ``error``."""
-        return self._call(INGEST_EVENT, {"event": dict(event)}, wait)
+        return self._call(INGEST_EVENT_TASK, {"event": dict(event)}, wait)
 
     def cancel_run(self, run_id: str, *, wait: bool = False) -> AsyncResult | dict[str, Any]:
-        return self._call(CANCEL_RUN, {"run_id": run_id}, wait)
+        return self._call(CANCEL_RUN_TASK, {"run_id": run_id}, wait)
 
     def retry_run(
         self, run_id: str, *, payload_patch: Mapping[str, Any] | None = None, wait: bool = False
@@ -93,4 +88,4 @@ class CampaignflowClient:
         kwargs: dict[str, Any] = {"run_id": run_id}
         if payload_patch:
             kwargs["payload_patch"] = dict(payload_patch)
-        return self._call(RETRY_RUN, kwargs, wait)
+        return self._call(RETRY_RUN_TASK, kwargs, wait)

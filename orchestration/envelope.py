@@ -7,27 +7,15 @@ is written in JSON as ``2026-12-01T09:30:00.123456Z`` (:func:`orchestration.time
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field
 
-from orchestration.timefmt import as_utc, iso_utc
+from orchestration.names import TERMINAL_RUN_STATUSES, RunStatus, StepStatus
+from orchestration.step_error import StepError
+from orchestration.timefmt import UtcDatetime
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped"]
-#: A datetime held in UTC and written in JSON in the one timestamp format.
-UtcDatetime = Annotated[
-    datetime, AfterValidator(as_utc), PlainSerializer(iso_utc, return_type=str, when_used="json")
-]
-
-
-class StepError(BaseModel):
-    type: str
-    message: str
-    attempt: int | None = None
-    at: UtcDatetime | None = None
-    step_id: str | None = Field(None, description="On the run's error: the step that failed it.")
+__all__ = ["Envelope", "RunMetadata", "StepError", "StepRecord"]
 
 
 class StepRecord(BaseModel):
@@ -72,4 +60,4 @@ class Envelope(BaseModel):
 
     @property
     def terminal(self) -> bool:
-        return self.status in ("succeeded", "failed", "cancelled")
+        return self.status in TERMINAL_RUN_STATUSES

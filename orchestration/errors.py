@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 
 class CampaignflowError(Exception):
-    """Root of every campaignflow error."""
+    """Root of every campaignflow error: raised as such when no narrower error fits; catch it to
+    handle anything campaignflow raises on purpose."""
 
 
 class _Formatted(CampaignflowError):
@@ -40,25 +41,31 @@ class UnknownNameError(_Formatted, LookupError):
 
 
 class UnknownAgentError(UnknownNameError):
+    """Raised when a flow, the registry or a worker asks for an agent that is not registered."""
+
     def __init__(self, name: str, registered: Iterable[str] = (), *, path: str | None = None) -> None:
         super().__init__("agent", name, registered, path=path)
         self.args = (name, self.registered)
 
 
 class UnknownOrchestratorError(UnknownNameError):
+    """Raised when a route or a caller names an orchestrator that is not registered."""
+
     def __init__(self, name: str, registered: Iterable[str] = (), *, path: str | None = None) -> None:
         super().__init__("orchestrator", name, registered, path=path)
         self.args = (name, self.registered)
 
 
 class UnknownFlowError(UnknownNameError):
+    """Raised when a route or a caller names a flow that is not in the catalog."""
+
     def __init__(self, name: str, registered: Iterable[str] = (), *, path: str | None = None) -> None:
         super().__init__("flow", name, registered, path=path)
         self.args = (name, self.registered)
 
 
 class FieldError(_Formatted, ValueError):
-    """One or more field-level problems; each line is ``path: problem (fix)``."""
+    """Raised when input has one or more field-level problems; each line is ``path: problem (fix)``."""
 
     def __init__(self, problems: list[str], *, subject: str = "input") -> None:
         self.problems = problems
@@ -67,20 +74,22 @@ class FieldError(_Formatted, ValueError):
 
 
 class FlowValidationError(FieldError):
-    """A flow definition has a mistake."""
+    """Raised when a flow definition has a mistake (unknown field, bad reference, unknown agent...)."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__(problems, subject="flow")
 
 
 class EventValidationError(FieldError):
-    """An event does not have the required shape."""
+    """Raised when an event does not have the required shape (``id``, ``type``, ``payload``...)."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__(problems, subject="event")
 
 
 class RunNotFoundError(_Formatted, LookupError):
+    """Raised when no run has the given ``run_id``."""
+
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(run_id)
@@ -92,4 +101,4 @@ class StepFailedError(CampaignflowError):
 
 
 class RouteNotFoundError(CampaignflowError, LookupError):
-    """No routing rule matches an event."""
+    """Raised when no routing rule matches an event (its type, and its campaign if it has one)."""

@@ -14,13 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestration.errors import ConfigurationError, UnknownAgentError, UnknownOrchestratorError
 from orchestration.flows.retry import RetryPolicy
+from orchestration.names import AGENT_TASK_PREFIX, ENGINE_QUEUE, agent_queue, agent_task
 
 if TYPE_CHECKING:
     from orchestration.orchestrators.base import BaseOrchestrator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
-ENGINE_QUEUE = "orchestration"
-AGENT_TASK_PREFIX = "campaignflow.agent."
 
 
 class AgentSpec(BaseModel):
@@ -51,11 +50,11 @@ class AgentSpec(BaseModel):
 
     @property
     def queue(self) -> str:
-        return f"agents.{self.pool}"
+        return agent_queue(self.pool)
 
     @property
     def task_name(self) -> str:
-        return AGENT_TASK_PREFIX + self.name
+        return agent_task(self.name)
 
 
 class Registry:
@@ -92,7 +91,7 @@ class Registry:
         return dict(sorted(pools.items()))
 
     def queue_names(self) -> list[str]:
-        return [ENGINE_QUEUE, *(f"agents.{pool}" for pool in self.pools())]
+        return [ENGINE_QUEUE, *(agent_queue(pool) for pool in self.pools())]
 
     def queues(self) -> tuple[Queue, ...]:
         return tuple(Queue(name, routing_key=name) for name in self.queue_names())  # type: ignore[no-untyped-call]

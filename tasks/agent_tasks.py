@@ -35,7 +35,7 @@ def apply_outcome(
             outcome.fallback, run_id, outcome.fallback.id, final=final, in_header=bool(task.request.chord)
         )
         return task.replace(fallback)
-    message = (outcome.error or {}).get("message", "step failed")
+    message = outcome.error.message if outcome.error is not None else "step failed"
     raise StepFailedError(f"{step_id}: {message}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from orchestration.names import BENCH_PLAIN_TASK
 from orchestration.runtime import Runtime
 
 
@@ -14,5 +15,5 @@ def plain(*_: Any) -> float:
 
 
 def bind(runtime: Runtime) -> list[str]:
-    task = runtime.app.task(name="campaignflow.bench.plain", acks_late=True)(plain)
+    task = runtime.app.task(name=BENCH_PLAIN_TASK, acks_late=True)(plain)
     return [task.name]

@@ -11,7 +11,9 @@ from orchestration.control.sweeper import sweep as run_sweep
 from orchestration.engine import nodes
 from orchestration.engine.compiler import chain_of
 from orchestration.engine.outcome import Action
+from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, LIVE_RUN_STATUSES, MAP_TASK, SWEEP_TASK
 from orchestration.runtime import Runtime
+from orchestration.step_error import StepError
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from tasks.agent_tasks import apply_outcome
@@ -21,13 +23,13 @@ def bind(runtime: Runtime) -> list[str]:
     """Bind join, branch, map, the run-failure errback and the sweeper to the runtime's app."""
     app = runtime.app
 
-    @app.task(name="campaignflow.engine.join", bind=True, acks_late=True)
+    @app.task(name=JOIN_TASK, bind=True, acks_late=True)
     def join(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
         """The explicit join after a parallel block or a map."""
         outcome = nodes.join(run_id, node_id, final=final)
         return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
 
-    @app.task(name="campaignflow.engine.branch", bind=True, acks_late=True)
+    @app.task(name=BRANCH_TASK, bind=True, acks_late=True)
     def branch(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
         """Evaluate the branch and replace this task with the chosen arm (the chain goes on after it)."""
         outcome, taken = nodes.choose_branch(run_id, node_id)
@@ -41,7 +43,7 @@ def bind(runtime: Runtime) -> list[str]:
         arm = runtime.engine.compile_node(taken, run_id, final=final, in_header=in_header)
         return self.replace(chain_of(arm))
 
-    @app.task(name="campaignflow.engine.map", bind=True, acks_late=True)
+    @app.task(name=MAP_TASK, bind=True, acks_late=True)
     def map_items(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
         """Expand the map over its list and replace this task with the lanes and their join."""
         outcome, node, count = nodes.expand_map(run_id, node_id)
@@ -49,7 +51,7 @@ def bind(runtime: Runtime) -> list[str]:
             return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
         return self.replace(runtime.engine.map_canvas(node, run_id, count, final=final))
 
-    @app.task(name="campaignflow.engine.fail_run", acks_late=True)
+    @app.task(name=FAIL_RUN_TASK, acks_late=True)
     def fail_run(failed_task_id: str | None = None, *, run_id: str) -> None:
         """Errback linked to every task of a run: ends the run ``failed`` unless it is already terminal.
 
@@ -59,17 +61,18 @@ def bind(runtime: Runtime) -> list[str]:
         """
         reason = failure_reason(app, failed_task_id)
         with get_engine().begin() as conn:
-            if repo.run_status(conn, run_id) not in ("queued", "running"):
+            if repo.run_status(conn, run_id) not in LIVE_RUN_STATUSES:
                 return
             failed = repo.first_failed_step(conn, run_id)
             if failed is None:
-                unfinished = repo.fail_unfinished_steps(conn, run_id, reason)
-                error = {**reason, "step_id": unfinished[0] if unfinished else None}
+                unfinished = repo.fail_unfinished_steps(conn, run_id, reason.as_dict())
+                error = reason.for_step(unfinished[0] if unfinished else None)
             else:
-                error = {**(failed[1] or reason), "step_id": failed[0]}
-            repo.finish_run(conn, run_id, "failed", error)
+                step_id, stored = failed
+                error = (StepError.model_validate(stored) if stored else reason).for_step(step_id)
+            repo.finish_run(conn, run_id, "failed", error.as_dict())
 
-    @app.task(name="campaignflow.engine.sweep", acks_late=True)
+    @app.task(name=SWEEP_TASK, acks_late=True)
     def sweep() -> dict[str, list[str]]:
         """Periodic (beat): fail runs past their deadline, re-drive or fail runs with no progress."""
         settings = runtime.settings
@@ -81,12 +84,10 @@ def bind(runtime: Runtime) -> list[str]:
     return [t.name for t in (join, branch, map_items, fail_run, sweep)]
 
 
-def failure_reason(app: Celery, task_id: str | None) -> dict[str, Any]:
+def failure_reason(app: Celery, task_id: str | None) -> StepError:
     """What the failed task's stored result says, as an error record."""
     if not task_id:
-        return {"type": "TaskFailed", "message": "a task of this run failed"}
+        return StepError.task_failed()
     result = app.AsyncResult(task_id)
     exc = result.result
-    if isinstance(exc, BaseException):
-        return {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__, "task_id": task_id}
-    return {"type": "TaskFailed", "message": f"task {task_id} ended {result.state}", "task_id": task_id}
+    return StepError.task_failed(task_id, exc if isinstance(exc, BaseException) else result.state)

@@ -21,16 +21,11 @@ from orchestration.control import rejected, run_control
 from orchestration.control.manager import manager
 from orchestration.control.ticks import tick
 from orchestration.errors import CampaignflowError, EventValidationError
+from orchestration.names import PUBLIC_TASKS
 from orchestration.runtime import Runtime
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 
-PUBLIC_TASKS = (
-    "campaignflow.ingest_event",
-    "campaignflow.cancel_run",
-    "campaignflow.retry_run",
-    "campaignflow.campaign_tick",
-)
 _RETRY_DB = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5}
 
 

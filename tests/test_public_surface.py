@@ -53,6 +53,7 @@ PUBLIC_API = [
     "get_settings",
     # Errors
     "AlreadyReplayedError",
+    "CampaignExistsError",
     "CampaignNotFoundError",
     "CampaignflowError",
     "ConfigurationError",
@@ -60,6 +61,7 @@ PUBLIC_API = [
     "EventValidationError",
     "FieldError",
     "FlowValidationError",
+    "RefSyntaxError",
     "RouteNotFoundError",
     "RunNotFoundError",
     "RunStateError",

@@ -18,8 +18,7 @@ from celery.result import AsyncResult
 
 from orchestration.client import CampaignflowClient
 from orchestration.control.manager import Route, add_route
-from orchestration.registry import ENGINE_QUEUE
-from tasks.public import PUBLIC_TASKS
+from orchestration.names import ENGINE_QUEUE, PUBLIC_TASKS
 from tests.support.agents import ledger
 from tests.support.runs import envelope, wait_for_run
 from tests.support.wiring import app, flows, registry

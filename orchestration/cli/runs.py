@@ -24,6 +24,7 @@ from orchestration.cli.common import (
     table,
 )
 from orchestration.envelope import Envelope
+from orchestration.names import TERMINAL_RUN_STATUSES, RunStatus
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from orchestration.timefmt import as_utc, iso_utc
@@ -110,7 +111,7 @@ def show(run_id: str, as_json: bool = JSON_OPTION) -> None:
 
 @runs_app.command("list")
 def list_runs(
-    status: str | None = typer.Option(None, help="queued, running, succeeded, failed or cancelled."),
+    status: str | None = typer.Option(None, help=f"One of {', '.join(RunStatus)}."),
     flow: str | None = typer.Option(None),
     campaign: str | None = typer.Option(None),
     since: datetime | None = typer.Option(
@@ -217,6 +218,6 @@ def _wait(run_id: str, timeout: float) -> str:
     while True:
         with get_engine().connect() as conn:
             status = repo.run_status(conn, run_id)
-        if status in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+        if status in TERMINAL_RUN_STATUSES or time.monotonic() > deadline:
             return status
         time.sleep(0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from orchestration.registry import ENGINE_QUEUE
+from orchestration.names import ENGINE_QUEUE, agent_queue
 from orchestration.runtime import current
 
 
@@ -23,7 +23,7 @@ def worker_argv(
     elif pool == ENGINE_QUEUE:
         queues, name, default_c = [ENGINE_QUEUE], ENGINE_QUEUE, 4
     elif pool in pools:
-        queues, name, default_c = [f"agents.{pool}"], pool, pools[pool]
+        queues, name, default_c = [agent_queue(pool)], pool, pools[pool]
     else:
         raise UnknownNameError("pool", str(pool), [ENGINE_QUEUE, *pools])
     return [

@@ -1,5 +1,7 @@
-"""Beat-scheduled campaigns: the campaign store and due-slot computation (interval and cron, with a
-bounded catch-up). The tick that starts the due slots is in ``orchestration.control.ticks``.
+"""Campaigns: the schedules beat starts runs from. A campaign as an operator writes it
+(:class:`CampaignSpec`), the ``campaign`` table's add, list, pause and resume, and due-slot
+computation (interval and cron, with a bounded catch-up). The tick that starts the due slots is in
+``orchestration.control.ticks``; routing events to flows is ``orchestration.control.manager``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,32 @@ from orchestration.store import get_engine
 from orchestration.store.control_models import Campaign
 from orchestration.store.repository import utcnow
 
+__all__ = [
+    "CRON_SCAN_DAYS",
+    "CampaignExistsError",
+    "CampaignNotFoundError",
+    "CampaignSpec",
+    "add_campaign",
+    "campaign_t",
+    "cron_slots",
+    "due_slots",
+    "interval_slots",
+    "list_campaigns",
+    "parse_cron",
+    "set_enabled",
+]
+
 campaign_t = cast(sa.Table, Campaign.__table__)
+#: How many days back a cron schedule is searched for missed slots.
 CRON_SCAN_DAYS = 400
 
 
 class CampaignNotFoundError(CampaignflowError, LookupError):
-    pass
+    """Raised when no campaign has the given name (pause, resume). Lists the campaigns there are."""
+
+
+class CampaignExistsError(CampaignflowError):
+    """Raised when a campaign is added under a name already taken, without ``replace``."""
 
 
 def parse_cron(expr: str) -> crontab:
@@ -130,7 +152,7 @@ def add_campaign(spec: CampaignSpec, *, replace: bool = False) -> int:
                     conn.execute(campaign_t.insert().values(**values).returning(campaign_t.c.id)).scalar_one()
                 )
         except IntegrityError:
-            raise CampaignflowError(
+            raise CampaignExistsError(
                 f"name: campaign {spec.name!r} already exists; pass --replace to update it"
             ) from None
 

@@ -37,7 +37,7 @@ REJECTABLE: tuple[type[Exception], ...] = (FieldError, RouteNotFoundError, Unkno
 
 
 class EventRejectedError(CampaignflowError):
-    """An event was rejected and stored; ``rejected_id`` names the row to replay after a fix."""
+    """Raised when an event is rejected and stored; ``rejected_id`` names the row to replay after a fix."""
 
     def __init__(self, rejected_id: int, event_id: str | None, kind: str, problems: list[str]) -> None:
         self.rejected_id, self.event_id, self.kind, self.problems = rejected_id, event_id, kind, problems
@@ -48,7 +48,7 @@ class EventRejectedError(CampaignflowError):
 
 
 class AlreadyReplayedError(CampaignflowError):
-    """The rejected event was already replayed into a run."""
+    """Raised when replaying a rejected event that was already replayed into a run."""
 
 
 @dataclass(frozen=True)

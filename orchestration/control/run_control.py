@@ -15,13 +15,15 @@ import sqlalchemy as sa
 
 from orchestration.errors import CampaignflowError, FieldError, RunNotFoundError
 from orchestration.flows import Flow
+from orchestration.names import StepStatus
 from orchestration.runtime import current
+from orchestration.step_error import StepError
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 
 
 class RunStateError(CampaignflowError):
-    """The run is not in a state that allows the operation."""
+    """Raised when the run is not in a state that allows the operation (retrying a run that did not fail)."""
 
 
 def cancel_run(run_id: str) -> str:
@@ -30,9 +32,7 @@ def cancel_run(run_id: str) -> str:
     Returns the run's status afterwards (``cancelled``, or the terminal status it already had).
     """
     with get_engine().begin() as conn:
-        if repo.finish_run(
-            conn, run_id, "cancelled", {"type": "Cancelled", "message": "cancelled on request"}
-        ):
+        if repo.finish_run(conn, run_id, "cancelled", StepError.cancelled().as_dict()):
             conn.execute(
                 repo.step_t.update()
                 .where(repo.step_t.c.run_id == run_id, repo.step_t.c.status == "pending")
@@ -78,7 +78,10 @@ def reopen_failed_run(run_id: str, payload_patch: Mapping[str, Any] | None = Non
             values["payload"] = payload
         conn.execute(
             repo.step_t.update()
-            .where(repo.step_t.c.run_id == run_id, repo.step_t.c.status.in_(("failed", "running")))
+            .where(
+                repo.step_t.c.run_id == run_id,
+                repo.step_t.c.status.in_((StepStatus.FAILED, StepStatus.RUNNING)),
+            )
             .values(status="pending", finished_at=None)
         )
         conn.execute(

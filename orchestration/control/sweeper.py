@@ -17,6 +17,8 @@ from sqlalchemy.engine import Connection
 
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.flows import Flow
+from orchestration.names import LIVE_RUN_STATUSES, SWEEPER_HEARTBEAT
+from orchestration.step_error import StepError
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from orchestration.store.control_models import Heartbeat
@@ -45,7 +47,9 @@ def _stalled(conn: Connection, before: datetime, limit: int) -> list[Any]:
     query = (
         sa.select(repo.run_t.c.run_id, repo.run_t.c.redrives, repo.run_t.c.flow_def)
         .select_from(repo.run_t.outerjoin(last_step, last_step.c.run_id == repo.run_t.c.run_id))
-        .where(repo.run_t.c.status.in_(repo.LIVE), repo.run_t.c.updated_at < before, progress < before)
+        .where(
+            repo.run_t.c.status.in_(LIVE_RUN_STATUSES), repo.run_t.c.updated_at < before, progress < before
+        )
         .order_by(repo.run_t.c.updated_at)
         .limit(limit)
     )
@@ -65,11 +69,11 @@ def sweep(
     with get_engine().begin() as conn:
         late = conn.execute(
             sa.select(repo.run_t.c.run_id).where(
-                repo.run_t.c.status.in_(repo.LIVE), repo.run_t.c.deadline_at < now
+                repo.run_t.c.status.in_(LIVE_RUN_STATUSES), repo.run_t.c.deadline_at < now
             )
         ).scalars()
         for run_id in list(late):
-            err = {"type": "DeadlineExceeded", "message": "run deadline passed (found by the sweeper)"}
+            err = StepError.deadline_exceeded(found_by="the sweeper").as_dict()
             repo.fail_unfinished_steps(conn, run_id, err)
             if repo.finish_run(conn, run_id, "failed", err):
                 report.past_deadline.append(run_id)
@@ -78,10 +82,7 @@ def sweep(
         to_start: list[tuple[str, Flow]] = []
         for row in stalled:
             if row.redrives >= max_redrives:
-                err = {
-                    "type": "Stalled",
-                    "message": f"no progress for {stall_seconds:.0f}s after {row.redrives} re-drives",
-                }
+                err = StepError.stalled(stall_seconds, row.redrives).as_dict()
                 repo.fail_unfinished_steps(conn, row.run_id, err)
                 repo.finish_run(conn, row.run_id, "failed", err)
                 report.failed.append(row.run_id)
@@ -92,7 +93,7 @@ def sweep(
                 .values(redrives=repo.run_t.c.redrives + 1, updated_at=now, mode="async")
             )
             to_start.append((row.run_id, Flow.model_validate(row.flow_def)))
-        _beat(conn, "sweeper", now, report.as_dict())
+        _beat(conn, SWEEPER_HEARTBEAT, now, report.as_dict())
     for run_id, flow in to_start:  # publish after commit: a crash in between is found next time
         engine.start(flow, run_id)
         report.redriven.append(run_id)

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from orchestration.control.campaigns import campaign_t, due_slots
 from orchestration.control.manager import CampaignManager, manager
 from orchestration.control.rejected import EventRejectedError
+from orchestration.names import BEAT_HEARTBEAT
 from orchestration.store import get_engine
 from orchestration.store.control_models import CampaignSlot, Heartbeat
 from orchestration.store.repository import utcnow
@@ -181,7 +182,7 @@ def _claim_slot(conn: Connection, campaign_id: int, slot: datetime) -> bool:
 def _heartbeat(report: TickReport) -> None:
     detail = {k: v for k, v in report.as_dict().items() if k != "slots"}
     with get_engine().begin() as conn:
-        stmt = _insert(conn, heartbeat_t).values(name="beat", beat_at=report.at, detail=detail)
+        stmt = _insert(conn, heartbeat_t).values(name=BEAT_HEARTBEAT, beat_at=report.at, detail=detail)
         conn.execute(
             stmt.on_conflict_do_update(index_elements=["name"], set_={"beat_at": report.at, "detail": detail})
         )

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ValidationError
 from orchestration.engine.context import (
     StepContext,
     agent_config,
-    error_dict,
     flow_of,
     gate_run,
     resolve_step,
@@ -21,6 +20,7 @@ from orchestration.engine.writer import writer
 from orchestration.flows.model import StepNode
 from orchestration.flows.retry import RetryPolicy
 from orchestration.registry import AgentSpec
+from orchestration.step_error import StepError
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from orchestration.store.db import autocommit
@@ -79,21 +79,22 @@ def _on_agent_error(
     exc: BaseException,
     final: bool,
 ) -> Outcome:
-    err = error_dict(exc, start.attempts)
-    errors = [*start.attempt_errors, err]
+    err = StepError.from_exception(exc, start.attempts)
+    stored = err.as_dict()
+    errors = [*start.attempt_errors, stored]
     retry = _retryable(exc, policy) and start.attempts < policy.max_attempts
     with get_engine().begin() as conn:
         if retry:
-            repo.finish_step(conn, run_id, step_id, status="pending", error=err, attempt_errors=errors)
+            repo.finish_step(conn, run_id, step_id, status="pending", error=stored, attempt_errors=errors)
             return Outcome(Action.RETRY, countdown=policy.delay(start.attempts), error=err)
-        repo.finish_step(conn, run_id, step_id, status="failed", error=err, attempt_errors=errors)
+        repo.finish_step(conn, run_id, step_id, status="failed", error=stored, attempt_errors=errors)
         if node.fallback is not None:
             return Outcome(Action.FALLBACK, fallback=node.fallback, error=err)
         if node.on_error == "continue":
             if final:
                 repo.finish_run(conn, run_id, "succeeded")
             return Outcome(Action.CONTINUE, error=err)
-        repo.finish_run(conn, run_id, "failed", {**err, "step_id": step_id})
+        repo.finish_run(conn, run_id, "failed", err.for_step(step_id).as_dict())
     return Outcome(Action.FAILED, error=err)
 
 

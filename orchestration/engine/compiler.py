@@ -18,12 +18,8 @@ from celery.canvas import Signature
 from orchestration.engine.inline import InlineRunner
 from orchestration.engine.nodes import map_item_ids
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
+from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, MAP_TASK
 from orchestration.registry import Registry
-
-JOIN_TASK = "campaignflow.engine.join"
-BRANCH_TASK = "campaignflow.engine.branch"
-MAP_TASK = "campaignflow.engine.map"
-FAIL_TASK = "campaignflow.engine.fail_run"
 
 
 def is_flat(node: Node) -> bool:
@@ -56,7 +52,7 @@ class OrchestrationEngine:
     def compile(self, flow: Flow, run_id: str) -> Signature:
         """The whole flow as one canvas, with the run-failure errback linked everywhere."""
         canvas = chain_of(self.compile_node(flow.root, run_id, final=True))
-        canvas.link_error(self.app.signature(FAIL_TASK, kwargs={"run_id": run_id}))
+        canvas.link_error(self.app.signature(FAIL_RUN_TASK, kwargs={"run_id": run_id}))
         return canvas
 
     def compile_node(

@@ -14,11 +14,10 @@ from sqlalchemy.engine import Connection
 from orchestration.engine.outcome import Action, Outcome
 from orchestration.flows.model import Flow, MapNode, Node, StepNode
 from orchestration.flows.refs import lookup, resolve
+from orchestration.names import TERMINAL_RUN_STATUSES
 from orchestration.settings import get_settings
+from orchestration.step_error import StepError
 from orchestration.store import repository as repo
-
-TERMINAL = ("succeeded", "failed", "cancelled")
-
 
 _ITEM_ID = re.compile(r"^(?P<map>[^\[]+)\[(?P<index>\d+)\](?:\.(?P<inner>.+))?$")
 
@@ -65,15 +64,6 @@ def agent_config() -> dict[str, str | None]:
     }
 
 
-def error_dict(exc: BaseException, attempt: int | None = None) -> dict[str, Any]:
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc) or type(exc).__name__,
-        "attempt": attempt,
-        "at": datetime.now(UTC).isoformat(),
-    }
-
-
 def resolve_step(
     state: repo.RunState, index: dict[str, Node], step_id: str
 ) -> tuple[StepNode, dict[str, Any]]:
@@ -110,11 +100,11 @@ def step_input(node: StepNode, scope: dict[str, Any]) -> Any:
 
 def gate_run(conn: Connection, state: repo.RunState) -> Outcome | None:
     """Stop when the run is already terminal or past its deadline; start it when queued."""
-    if state.status in TERMINAL:
+    if state.status in TERMINAL_RUN_STATUSES:
         return Outcome(Action.STOP)
     if state.deadline_at is not None and datetime.now(UTC) > state.deadline_at:
-        err = {"type": "DeadlineExceeded", "message": f"run deadline {state.deadline_at.isoformat()} passed"}
-        repo.finish_run(conn, state.run_id, "failed", err)
+        err = StepError.deadline_exceeded(state.deadline_at)
+        repo.finish_run(conn, state.run_id, "failed", err.as_dict())
         return Outcome(Action.STOP, error=err)
     if state.status == "queued":
         repo.mark_run_running(conn, state.run_id)

@@ -12,6 +12,7 @@ from orchestration.engine.outcome import Action, Outcome
 from orchestration.engine.writer import writer
 from orchestration.flows.model import BranchNode, MapNode, Node, StepNode, walk
 from orchestration.flows.refs import lookup
+from orchestration.step_error import StepError
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from orchestration.store.db import autocommit
@@ -61,13 +62,9 @@ def expand_map(run_id: str, node_id: str) -> tuple[Outcome, MapNode, int]:
             return gate, node, 0
         items = lookup(state.scope(), node.over[1:])
         if not isinstance(items, list):
-            err = {
-                "type": "MapInputError",
-                "message": f"{node.over} is {type(items).__name__}, not a list",
-                "step_id": node_id,
-            }
-            repo.record_step(conn, run_id, node_id, agent="engine.map", status="failed", error=err)
-            repo.finish_run(conn, run_id, "failed", err)
+            err = StepError.map_input(node.over, items, node_id)
+            repo.record_step(conn, run_id, node_id, agent="engine.map", status="failed", error=err.as_dict())
+            repo.finish_run(conn, run_id, "failed", err.as_dict())
             return Outcome(Action.FAILED, error=err), node, 0
         repo.record_step(
             conn, run_id, node_id, agent="engine.map", status="running", output={"items": len(items)}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
 
 from orchestration.flows.model import StepNode
+from orchestration.step_error import StepError
 
 
 class Action(enum.Enum):
@@ -22,4 +22,4 @@ class Outcome:
     action: Action
     countdown: float = 0.0
     fallback: StepNode | None = None
-    error: dict[str, Any] | None = None
+    error: StepError | None = None

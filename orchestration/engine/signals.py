@@ -25,7 +25,7 @@ from celery.signals import (
 
 from orchestration.engine import logs
 from orchestration.engine import step_metrics as steps
-from orchestration.registry import AGENT_TASK_PREFIX
+from orchestration.names import AGENT_TASK_PREFIX, TASK_PREFIX
 from orchestration.settings import get_settings
 
 #: The logger of the one line every step writes when it ends (INFO).
@@ -42,7 +42,7 @@ def agent_of(task_name: str | None) -> str | None:
 
 
 def _ours(task: Any) -> bool:
-    return str(getattr(task, "name", "")).startswith("campaignflow.")
+    return str(getattr(task, "name", "")).startswith(TASK_PREFIX)
 
 
 def _step_started(

@@ -23,13 +23,19 @@ from functools import lru_cache
 
 import redis
 
+from orchestration.names import (
+    METRICS_KEY_PREFIX,
+    STEP_BUCKETS_KEY_PREFIX,
+    STEP_RETRIES_KEY,
+    STEP_SECONDS_KEY,
+    STEP_TRIES_KEY,
+)
 from orchestration.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 #: Upper bounds (seconds) of the step duration buckets; agents' time limits go up to minutes.
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, math.inf)
-KEY = "campaignflow:metrics:"
 
 
 @dataclass
@@ -63,7 +69,7 @@ def client() -> redis.Redis | None:
 
 
 def prefix() -> str:
-    return (get_settings().redis_key_prefix or "") + KEY
+    return (get_settings().redis_key_prefix or "") + METRICS_KEY_PREFIX
 
 
 #: How often a process sends its step metrics to Redis. Counting in memory and sending the sums
@@ -168,9 +174,9 @@ def record_try(agent: str, state: str, seconds: float) -> None:
     p = prefix()
 
     def update(pending: _Pending) -> None:
-        pending.add(f"{p}step_buckets:{agent}", str(_bucket(seconds)))
-        pending.add_float(f"{p}step_seconds", agent, seconds)
-        pending.add(f"{p}step_tries", f"{agent}|{state.lower()}")
+        pending.add(f"{p}{STEP_BUCKETS_KEY_PREFIX}{agent}", str(_bucket(seconds)))
+        pending.add_float(p + STEP_SECONDS_KEY, agent, seconds)
+        pending.add(p + STEP_TRIES_KEY, f"{agent}|{state.lower()}")
 
     _batcher.add(update)
 
@@ -178,7 +184,7 @@ def record_try(agent: str, state: str, seconds: float) -> None:
 def record_retry(agent: str) -> None:
     if client() is None:
         return
-    key = f"{prefix()}step_retries"
+    key = prefix() + STEP_RETRIES_KEY
     _batcher.add(lambda pending: pending.add(key, agent))
 
 
@@ -194,15 +200,15 @@ def read(conn: redis.Redis) -> dict[str, AgentSteps]:
     def of(name: bytes | str) -> AgentSteps:
         return agents.setdefault(_text(name), AgentSteps())
 
-    for agent, seconds in conn.hgetall(f"{p}step_seconds").items():
+    for agent, seconds in conn.hgetall(p + STEP_SECONDS_KEY).items():
         of(agent).seconds = float(seconds)
-    for key, count in conn.hgetall(f"{p}step_tries").items():
+    for key, count in conn.hgetall(p + STEP_TRIES_KEY).items():
         agent, _, state = _text(key).rpartition("|")
         of(agent).tries[state] = int(count)
-    for agent, count in conn.hgetall(f"{p}step_retries").items():
+    for agent, count in conn.hgetall(p + STEP_RETRIES_KEY).items():
         of(agent).retries = int(count)
     for name, steps in agents.items():
-        for index, count in conn.hgetall(f"{p}step_buckets:{name}").items():
+        for index, count in conn.hgetall(f"{p}{STEP_BUCKETS_KEY_PREFIX}{name}").items():
             i = int(index)
             if 0 <= i < len(BUCKETS):
                 steps.buckets[i] = int(count)

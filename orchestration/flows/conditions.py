@@ -40,6 +40,8 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 
 
 class Compare(BaseModel):
+    """``{"field": PATH, "op": OP, "value": V}``: one comparison on the run's state."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     field: str = Field(description="Path such as payload.email or steps.score.points.")
@@ -68,7 +70,9 @@ class Compare(BaseModel):
         return [self.field]
 
 
-class All(BaseModel):
+class AllOf(BaseModel):
+    """``{"all": [...]}``: true when every condition is."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     all: list[Condition] = Field(min_length=1)
 
@@ -79,7 +83,9 @@ class All(BaseModel):
         return [f for c in self.all for f in c.fields()]
 
 
-class Any_(BaseModel):
+class AnyOf(BaseModel):
+    """``{"any": [...]}``: true when at least one condition is."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     any: list[Condition] = Field(min_length=1)
 
@@ -91,6 +97,8 @@ class Any_(BaseModel):
 
 
 class Not(BaseModel):
+    """``{"not": {...}}``: true when the condition is not."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     not_: Condition = Field(alias="not")
 
@@ -102,9 +110,9 @@ class Not(BaseModel):
 
 
 def _condition_kind(value: Any) -> str:
-    if isinstance(value, All):
+    if isinstance(value, AllOf):
         return "all"
-    if isinstance(value, Any_):
+    if isinstance(value, AnyOf):
         return "any"
     if isinstance(value, Not):
         return "not"
@@ -119,12 +127,12 @@ def _condition_kind(value: Any) -> str:
 
 Condition = Annotated[
     Annotated[Compare, Tag("compare")]
-    | Annotated[All, Tag("all")]
-    | Annotated[Any_, Tag("any")]
+    | Annotated[AllOf, Tag("all")]
+    | Annotated[AnyOf, Tag("any")]
     | Annotated[Not, Tag("not")],
     Discriminator(_condition_kind),
 ]
 
-All.model_rebuild()
-Any_.model_rebuild()
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
 Not.model_rebuild()

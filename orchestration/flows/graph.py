@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from orchestration.flows.conditions import All, Any_, Compare, Not
+from orchestration.flows.conditions import AllOf, AnyOf, Compare, Not
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
 
 
 def describe(cond: object) -> str:
     if isinstance(cond, Compare):
         return f"{cond.field} {cond.op} {cond.value!r}" if cond.op != "exists" else f"{cond.field} exists"
-    if isinstance(cond, All):
+    if isinstance(cond, AllOf):
         return " and ".join(describe(c) for c in cond.all)
-    if isinstance(cond, Any_):
+    if isinstance(cond, AnyOf):
         return " or ".join(describe(c) for c in cond.any)
     if isinstance(cond, Not):
         return f"not ({describe(cond.not_)})"

@@ -15,12 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from orchestration.errors import CampaignflowError
+
 ROOTS = ("payload", "steps", "item", "run")
 _MISSING = object()
 
 
-class RefSyntaxError(ValueError):
-    pass
+class RefSyntaxError(CampaignflowError, ValueError):
+    """Raised when a reference or condition path is malformed (empty segment, unknown root, no step).
+
+    A ``ValueError`` too, so pydantic validators report it as a field error."""
 
 
 def parse_path(path: str) -> tuple[str, ...]:

@@ -17,13 +17,12 @@ from celery import chain, chord, group
 from celery.exceptions import TimeoutError
 
 from orchestration.flows import Flow, parse_flow
+from orchestration.names import BENCH_PLAIN_TASK, TERMINAL_RUN_STATUSES, agent_queue
 from orchestration.orchestrators.base import FlowRunner
 from orchestration.runtime import current
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
-from orchestration.store.models import TERMINAL_RUN_STATUSES
 
-PLAIN = "campaignflow.bench.plain"
 #: The keys of ``campaignflow bench --json``, one object per shape.
 JSON_KEYS = (
     "shape",
@@ -34,7 +33,7 @@ JSON_KEYS = (
     "p50_first_step_ms",
     "p99_first_step_ms",
 )
-NOOP_QUEUE = "agents.utility"
+NOOP_QUEUE = agent_queue("utility")
 Progress = Callable[[int], None]
 
 
@@ -80,10 +79,12 @@ def bench_flow(shape: str) -> Flow:
 
 
 def plain_canvas(shape: str) -> Any:
-    task = current().app.signature(PLAIN, immutable=True, queue=NOOP_QUEUE)
+    task = current().app.signature(BENCH_PLAIN_TASK, immutable=True, queue=NOOP_QUEUE)
     if shape == "sequence":
         return chain(*(task.clone() for _ in range(5)))
-    return chord(group(task.clone() for _ in range(5)), current().app.signature(PLAIN, immutable=True))
+    return chord(
+        group(task.clone() for _ in range(5)), current().app.signature(BENCH_PLAIN_TASK, immutable=True)
+    )
 
 
 def percentile(values: list[float], q: float) -> float:

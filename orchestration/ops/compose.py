@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from orchestration.registry import ENGINE_QUEUE, Registry
+from orchestration.names import ENGINE_QUEUE
+from orchestration.registry import Registry
 
 HEADER = """\
 # campaignflow: the production shape. GENERATED from the agent registry by

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from orchestration.names import AGENT_QUEUE_PREFIX, BEAT_HEARTBEAT, ENGINE_QUEUE, SWEEPER_HEARTBEAT
 from orchestration.runtime import current
 from orchestration.settings import Settings, get_settings
 from orchestration.store import get_engine, migrate
@@ -21,7 +22,7 @@ from orchestration.timefmt import as_utc, iso_utc
 
 Status = Literal["ok", "warn", "FAIL"]
 #: Heartbeats written by beat-scheduled tasks, and the setting that gives each one's interval.
-TICKS = {"beat": "campaign_tick_interval", "sweeper": "sweep_interval"}
+TICKS = {BEAT_HEARTBEAT: "campaign_tick_interval", SWEEPER_HEARTBEAT: "sweep_interval"}
 #: A tick older than this many intervals counts as stale.
 STALE_INTERVALS = 3
 
@@ -111,7 +112,7 @@ def check_consumers(app: Any, queues: list[str], timeout: float) -> Check:
     if not replies:
         return Check("consumers", "FAIL", f"no worker answered within {timeout:g} s; start the workers")
     if missing:
-        pools = ", ".join("orchestration" if q == "orchestration" else q.split(".", 1)[1] for q in missing)
+        pools = ", ".join(q if q == ENGINE_QUEUE else q.removeprefix(AGENT_QUEUE_PREFIX) for q in missing)
         return Check(
             "consumers",
             "FAIL",

@@ -21,12 +21,11 @@ from celery.contrib.testing.worker import start_worker
 from orchestration.bootstrap import bootstrap
 from orchestration.envelope import Envelope
 from orchestration.errors import ConfigurationError
+from orchestration.names import TERMINAL_RUN_STATUSES
 from orchestration.runtime import Runtime, current
 from orchestration.settings import EMBEDDED_BROKER_URL, get_settings
 from orchestration.store import get_engine, reset_engines
 from orchestration.store import repository as repo
-
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def use_embedded(data_dir: Path) -> tuple[Runtime, list[str]]:
@@ -101,7 +100,7 @@ def wait_terminal(run_ids: Sequence[str], timeout: float, poll: float = 0.02) ->
     pending = set(run_ids)
     while pending and time.monotonic() < deadline:
         with get_engine().connect() as conn:
-            pending = {r for r in pending if repo.run_status(conn, r) not in TERMINAL}
+            pending = {r for r in pending if repo.run_status(conn, r) not in TERMINAL_RUN_STATUSES}
         if pending:
             time.sleep(poll)
     with get_engine().connect() as conn:

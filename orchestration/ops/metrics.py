@@ -19,6 +19,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from orchestration.engine import step_metrics as steps
+from orchestration.names import KOMBU_UNACKED_KEY, LIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES
 from orchestration.runtime import current
 from orchestration.settings import get_settings
 from orchestration.store import get_engine
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 #: kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists named ``<queue>\x06\x16<n>``.
 PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = (3, 6, 9)
-FINISHED = ("succeeded", "failed", "cancelled")
-ACTIVE = ("queued", "running")
 RUN_COUNTS = sa.text(
     "SELECT flow_name, status, count(*), count(started_at) FROM run GROUP BY flow_name, status"
 )
@@ -88,9 +87,9 @@ class CampaignflowCollector(Collector):
         per_flow: dict[str, int] = {}
         for flow, status, count, with_start in rows:
             per_flow[flow] = per_flow.get(flow, 0) + int(with_start)
-            if status in FINISHED:
+            if status in TERMINAL_RUN_STATUSES:
                 finished.add_metric([flow, status], int(count))
-            elif status in ACTIVE:
+            elif status in LIVE_RUN_STATUSES:
                 active.add_metric([flow, status], int(count))
         for flow, count in sorted(per_flow.items()):
             started.add_metric([flow], count)
@@ -102,7 +101,7 @@ class CampaignflowCollector(Collector):
         for queue in self.queues:
             for key in queue_keys(queue, key_prefix):
                 pipe.llen(key)
-        pipe.hlen(key_prefix + "unacked")
+        pipe.hlen(key_prefix + KOMBU_UNACKED_KEY)
         sizes = pipe.execute()
         per_queue = len(PRIORITY_STEPS) + 1
         depth = GaugeMetricFamily(

@@ -14,7 +14,6 @@ from orchestration.store.models import IngestKey, Run, StepRecord
 run_t = cast(sa.Table, Run.__table__)
 step_t = cast(sa.Table, StepRecord.__table__)
 key_t = cast(sa.Table, IngestKey.__table__)
-LIVE = ("queued", "running")
 
 
 def utcnow() -> datetime:

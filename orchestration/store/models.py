@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from orchestration.names import RunStatus, StepStatus
+
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 NAMING = {
@@ -19,9 +21,11 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL_RUN_STATUSES = ("succeeded", "failed", "cancelled")
-STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped")
+#: What ``run.status`` accepts (its check constraint, built by migration 0001): every run status but
+#: ``waiting``, which a migration adds when durable waits land.
+RUN_STATUSES = tuple(s.value for s in RunStatus if s is not RunStatus.WAITING)
+#: What ``step_record.status`` accepts (its check constraint).
+STEP_STATUSES = tuple(s.value for s in StepStatus)
 
 
 class Base(DeclarativeBase):

@@ -8,7 +8,7 @@ The functions live in ``base`` (tables, clock, helpers), ``runs``, ``step_record
 ``envelopes``; this module is the one name callers import them by.
 """
 
-from orchestration.store.base import LIVE, _aware, _insert, key_t, run_t, step_t, utcnow
+from orchestration.store.base import _aware, _insert, key_t, run_t, step_t, utcnow
 from orchestration.store.envelopes import RunSummary, get_envelope, list_runs
 from orchestration.store.runs import (
     NewRun,
@@ -32,7 +32,6 @@ from orchestration.store.step_records import (
 )
 
 __all__ = [
-    "LIVE",
     "NewRun",
     "RunState",
     "RunSummary",

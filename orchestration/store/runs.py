@@ -10,8 +10,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from orchestration.errors import RunNotFoundError
+from orchestration.names import LIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES
 from orchestration.store.base import (
-    LIVE,
     _aware,
     _driver,
     _insert,
@@ -22,7 +22,6 @@ from orchestration.store.base import (
     step_t,
     utcnow,
 )
-from orchestration.store.models import TERMINAL_RUN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -195,7 +194,7 @@ def finish_run(conn: Connection, run_id: str, status: str, error: dict[str, Any]
     now = utcnow()
     result = conn.execute(
         run_t.update()
-        .where(run_t.c.run_id == run_id, run_t.c.status.in_(LIVE))
+        .where(run_t.c.run_id == run_id, run_t.c.status.in_(LIVE_RUN_STATUSES))
         .values(status=status, error=error, finished_at=now, updated_at=now)
     )
     return bool(result.rowcount)

@@ -10,11 +10,15 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection
 
 from orchestration.errors import RunNotFoundError
-from orchestration.store.base import LIVE, _driver, _insert, _jsonb, _prepared, run_t, step_t, utcnow
+from orchestration.names import (
+    DONE_STEP_STATUSES,
+    FINISHED_STEP_STATUSES,
+    LIVE_RUN_STATUSES,
+    UNFINISHED_STEP_STATUSES,
+)
+from orchestration.step_error import StepError
+from orchestration.store.base import _driver, _insert, _jsonb, _prepared, run_t, step_t, utcnow
 from orchestration.store.runs import RunState, _state, finish_run, load_state, mark_run_running
-
-#: Step statuses that end an attempt: the record gets its ``finished_at``.
-FINISHED = ("succeeded", "failed", "skipped")
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ class StepStart:
 
     @property
     def already_done(self) -> bool:
-        return self.status in ("succeeded", "skipped")
+        return self.status in DONE_STEP_STATUSES
 
 
 _START_COLUMNS = (step_t.c.status, step_t.c.attempts, step_t.c.output, step_t.c.attempt_errors)
@@ -52,7 +56,7 @@ def _begin_step_stmt(conn: Connection) -> Any:
             "finished_at": None,
             "updated_at": now,
         },
-        where=step_t.c.status.notin_(("succeeded", "skipped")),
+        where=step_t.c.status.notin_(DONE_STEP_STATUSES),
     ).returning(*_START_COLUMNS)
 
 
@@ -120,7 +124,9 @@ def start_step(conn: Connection, run_id: str, step_id: str, agent: str) -> tuple
     """
     if conn.dialect.name != "postgresql":
         state = load_state(conn, run_id)
-        if state.status not in LIVE or (state.deadline_at is not None and utcnow() > state.deadline_at):
+        if state.status not in LIVE_RUN_STATUSES or (
+            state.deadline_at is not None and utcnow() > state.deadline_at
+        ):
             return state, None
         mark_run_running(conn, run_id)
         return state, begin_step(conn, run_id, step_id, agent)
@@ -133,7 +139,7 @@ def start_step(conn: Connection, run_id: str, step_id: str, agent: str) -> tuple
     if row.my_status is not None:
         return state, StepStart(row.my_status, row.my_attempts, row.my_output, list(row.my_errors or []))
     mine = state.statuses.get(step_id)
-    if mine in ("succeeded", "skipped"):
+    if mine in DONE_STEP_STATUSES:
         return state, StepStart(mine, 0, state.outputs.get(step_id), [])
     return state, None
 
@@ -190,7 +196,7 @@ def finish_step(
         "output": output,
         "error": error,
         "now": now,
-        "finished": now if status in FINISHED else None,
+        "finished": now if status in FINISHED_STEP_STATUSES else None,
     }
     if with_errors:
         params["attempt_errors"] = attempt_errors
@@ -230,15 +236,12 @@ def discard_step(conn: Connection, run_id: str, step_id: str) -> None:
         .where(
             step_t.c.run_id == run_id,
             step_t.c.step_id == step_id,
-            step_t.c.status.in_(("running", "pending")),
+            step_t.c.status.in_(UNFINISHED_STEP_STATUSES),
         )
         .values(
             status="skipped",
             output=None,
-            error={
-                "type": "Cancelled",
-                "message": "the run was cancelled while this step ran; result discarded",
-            },
+            error=StepError.result_discarded().as_dict(),
             finished_at=utcnow(),
             updated_at=utcnow(),
         )
@@ -259,7 +262,7 @@ def record_step(
     """Insert-or-update a whole record in one statement (joins, branches, skips); ``ends_run`` as in
     :func:`finish_step`."""
     now = utcnow()
-    finished = now if status in FINISHED else None
+    finished = now if status in FINISHED_STEP_STATUSES else None
     values = {
         "run_id": run_id,
         "step_id": step_id,
@@ -280,7 +283,7 @@ def record_step(
     stmt = stmt.on_conflict_do_update(
         index_elements=["run_id", "step_id"],
         set_={"status": status, "output": output, "error": error, "finished_at": finished, "updated_at": now},
-        where=step_t.c.status.notin_(("succeeded", "skipped")),
+        where=step_t.c.status.notin_(DONE_STEP_STATUSES),
     )
     if conn.execute(stmt).rowcount and ends_run:
         finish_run(conn, run_id, "succeeded")
@@ -324,7 +327,7 @@ def fail_unfinished_steps(conn: Connection, run_id: str, error: dict[str, Any]) 
     """Mark records still ``running`` or ``pending`` as failed (a lost worker, a hard time limit)."""
     rows = conn.execute(
         step_t.update()
-        .where(step_t.c.run_id == run_id, step_t.c.status.in_(("running", "pending")))
+        .where(step_t.c.run_id == run_id, step_t.c.status.in_(UNFINISHED_STEP_STATUSES))
         .values(status="failed", error=error, finished_at=utcnow(), updated_at=utcnow())
         .returning(step_t.c.step_id)
     ).all()

@@ -1,6 +1,6 @@
-"""The first vertical slice: lead.created -> enrich -> score -> (hot) crm_write -> compose -> send, each
-step on its agent's queue. No SMTP server and no LLM endpoint here: the template composes the
-message and the send step records it in the outbox."""
+"""A hot lead end to end on the agents' queues (the first vertical slice): lead.created -> enrich ->
+score -> (hot) crm_write -> compose -> send, each step on its agent's queue. No SMTP server and no
+LLM endpoint here: the template composes the message and the send step records it in the outbox."""
 
 from __future__ import annotations
 
