@@ -191,9 +191,8 @@ def run_agent_step(run_id: str, step_id: str, *, agent: str, final: bool = False
 
 def _writer(ends_run: bool) -> AbstractContextManager[Connection]:
     """Where a record write goes: autocommit, unless it also ends the run on a database that needs a
-    transaction to make the two writes one (Postgres makes them one statement)."""
-    engine = get_engine()
-    return engine.begin() if ends_run and engine.dialect.name != "postgresql" else autocommit()
+    transaction to make the two writes one (the store knows which)."""
+    return repo.step_writer(ends_run)
 
 
 def _on_agent_error(

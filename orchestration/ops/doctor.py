@@ -68,13 +68,13 @@ def check_broker(app: Any, timeout: float) -> Check:
 
 
 def check_database(url: str) -> Check:
-    from orchestration.store import get_engine
+    from orchestration.store import get_engine, stats
 
     started = time.perf_counter()
     shown = sa.engine.make_url(url).render_as_string(hide_password=True)
     try:
         with get_engine(url).connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+            stats.ping(conn)
     except sa.exc.DBAPIError as exc:
         return Check("database", "FAIL", f"{shown}: {_first_line(exc.orig)}; check CAMPAIGNFLOW_DATABASE_URL")
     return Check("database", "ok", f"{shown} answered in {_ms(started)}")
@@ -124,15 +124,16 @@ def check_consumers(app: Any, queues: list[str], timeout: float) -> Check:
 
 def check_beat(url: str, settings: Settings, *, require: bool) -> Check:
     from orchestration.store import get_engine
+    from orchestration.store.heartbeats import last_beats
 
     bad: Status = "FAIL" if require else "warn"
     try:
         with get_engine(url).connect() as conn:
-            rows = conn.execute(sa.text("SELECT name, beat_at FROM heartbeat")).all()
+            beats = last_beats(conn)
     except sa.exc.DBAPIError as exc:
         return Check("beat", bad, f"cannot read the heartbeat table ({_first_line(exc.orig)})")
     now = datetime.now(UTC)
-    ages = {str(r.name): (now - _aware(r.beat_at)).total_seconds() for r in rows}
+    ages = {name: (now - at).total_seconds() for name, at in beats.items()}
     seen = "; ".join(f"{n} {a:.0f} s ago" for n, a in sorted(ages.items()))
     ticks = [n for n in TICKS if n in ages]
     if not ticks:
@@ -142,12 +143,6 @@ def check_beat(url: str, settings: Settings, *, require: bool) -> Check:
     if ages[name] > limit:
         return Check("beat", bad, f"last tick {seen} (stale after {limit:.0f} s); is beat running?")
     return Check("beat", "ok", f"last tick {seen}")
-
-
-def _aware(value: datetime | str) -> datetime:
-    if isinstance(value, str):  # SQLite returns text for a raw SELECT
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def run_checks(*, timeout: float = 2.0, require_beat: bool = False) -> list[Check]:

@@ -20,7 +20,7 @@ from typing import Any
 from orchestration.envelope import Envelope
 from orchestration.errors import ConfigurationError
 from orchestration.settings import EMBEDDED_BROKER_URL, get_settings
-from orchestration.store import get_engine, reset_engines
+from orchestration.store import get_engine, reset_engines, stats
 from orchestration.store import repository as repo
 
 #: Settings that would point the process at servers; the embedded default runs without them.
@@ -123,6 +123,6 @@ def count_rows(table: str) -> int | None:
 
     try:
         with get_engine().connect() as conn:
-            return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+            return stats.count_rows(conn, table)
     except sa.exc.DBAPIError:
         return None

@@ -28,9 +28,6 @@ PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = (3, 6, 9)
 FINISHED = ("succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
-RUN_COUNTS = sa.text(
-    "SELECT flow_name, status, count(*), count(started_at) FROM run GROUP BY flow_name, status"
-)
 
 
 def queue_keys(queue: str, key_prefix: str = "") -> list[str]:
@@ -61,12 +58,12 @@ class CampaignflowCollector(Collector):
         yield from self._steps(agents)
 
     def _runs(self) -> Iterator[Metric]:
-        from orchestration.store import get_engine
+        from orchestration.store import get_engine, stats
 
         up = GaugeMetricFamily("campaignflow_store_up", "1 when the run store answered.")
         try:
             with get_engine().connect() as conn:
-                rows = conn.execute(RUN_COUNTS).all()
+                rows = stats.run_counts(conn)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("run store not readable for metrics: %s", exc)
             up.add_metric([], 0)

@@ -44,7 +44,7 @@ class Run(Base):
     )
 
 
-class StepRecord(Base):
+class StepRecordRow(Base):
     __tablename__ = "step_record"
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from orchestration.store.control_models import Campaign, CampaignSlot, Heartbeat, RejectedEvent, RoutingRule
 from orchestration.store.metadata import Base
-from orchestration.store.models import IngestKey, Run, StepRecord
+from orchestration.store.models import IngestKey, Run, StepRecordRow
 
 #: The store's tables (the agents keep theirs on their own ``MetaData``: ``agents.tables``).
 metadata: sa.MetaData = Base.metadata
@@ -20,7 +20,7 @@ def _table(model: type[Base]) -> sa.Table:
 
 
 run_t = _table(Run)
-step_t = _table(StepRecord)
+step_t = _table(StepRecordRow)
 key_t = _table(IngestKey)
 rejected_t = _table(RejectedEvent)
 route_t = _table(RoutingRule)
