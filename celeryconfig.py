@@ -1,22 +1,9 @@
-"""Celery settings of campaignflow, read only from ``orchestration.settings`` (the environment).
+"""Celery settings of campaignflow that do not depend on the environment or the registry.
 
 The baseline is at-least-once delivery: acks late, prefetch 1, JSON only, retry on a lost worker,
-events on. Queues and routes are generated from the registry: one ``agents.<pool>`` queue per pool
-and ``orchestration`` for the engine's own tasks and Celery's built-ins.
+events on. The rest (broker, result backend, transport options, queues, routes, beat's schedule) is
+set by ``orchestration.bootstrap.configure_app`` from the settings and the registry.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-import tasks.catalog  # noqa: F401  (registers the agents before queues are derived)
-from orchestration.registry import ENGINE_QUEUE, registry, route_task
-from orchestration.settings import get_settings
-
-_settings = get_settings()
-
-broker_url = _settings.effective_broker_url()
-result_backend = _settings.effective_result_backend()
 
 task_serializer = result_serializer = event_serializer = "json"
 accept_content = result_accept_content = ["json"]
@@ -40,31 +27,5 @@ result_expires = 7 * 24 * 3600
 timezone = "UTC"
 enable_utc = True
 
-task_default_queue = ENGINE_QUEUE
+task_default_queue = "orchestration"
 task_create_missing_queues = False
-task_queues = registry.queues()
-task_routes = (route_task,)
-
-_transport: dict[str, Any] = {}
-if _settings.embedded or broker_url.startswith(("memory://", "sqla+", "filesystem://")):
-    _transport["polling_interval"] = 0.01
-else:
-    _transport["visibility_timeout"] = _settings.visibility_timeout
-    visibility_timeout = _settings.visibility_timeout
-    if _settings.unacked_restore_interval is not None:
-        _transport["unacked_restore_interval"] = _settings.unacked_restore_interval
-        _transport["unacked_restore_throttle"] = _settings.unacked_restore_interval
-if _settings.redis_key_prefix:
-    _transport["global_keyprefix"] = _settings.redis_key_prefix
-broker_transport_options = _transport
-result_backend_transport_options = {
-    k: v for k, v in _transport.items() if k in ("visibility_timeout", "global_keyprefix")
-}
-
-beat_schedule = {
-    "campaignflow-sweep": {"task": "campaignflow.engine.sweep", "schedule": _settings.sweep_interval},
-    "campaignflow-campaign-tick": {
-        "task": "campaignflow.campaign_tick",
-        "schedule": _settings.campaign_tick_interval,
-    },
-}

@@ -1,34 +1,13 @@
-"""The one Celery app of campaignflow, configured only from ``celeryconfig``."""
+"""The module Celery's own command line loads: ``celery -A orchestration.app worker|beat|inspect``.
+
+Importing it wires the process (:func:`orchestration.bootstrap.bootstrap`) and exposes the app. It
+is an entry point: code inside ``orchestration`` never imports it; it reads
+:func:`orchestration.runtime.current` instead.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from orchestration.bootstrap import bootstrap
 
-from celery import Celery
-from celery.signals import worker_process_init
-
-import orchestration.engine.signals  # noqa: F401  (step log context and step metrics)
-
-if TYPE_CHECKING:
-    from orchestration.engine.compiler import OrchestrationEngine
-
-TASK_MODULES = ["tasks.agent_tasks", "tasks.engine_tasks", "tasks.public", "tasks.bench_tasks"]
-
-app = Celery("campaignflow", include=TASK_MODULES)
-app.config_from_object("celeryconfig", force=True)
-
-
-@worker_process_init.connect
-def _fresh_engines(**_: Any) -> None:
-    """A forked pool child must not reuse the parent's database connections."""
-    from orchestration.store.db import reset_engines
-
-    reset_engines()
-
-
-def engine() -> OrchestrationEngine:
-    """The OrchestrationEngine bound to this app and the global registry."""
-    from orchestration.engine.compiler import OrchestrationEngine
-    from orchestration.registry import registry
-
-    return OrchestrationEngine(app, registry)
+runtime = bootstrap()
+app = runtime.app

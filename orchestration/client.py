@@ -12,7 +12,7 @@ It sends the stable task names with ``send_task`` (it imports no task code), on 
     client.retry_run(run_id, payload_patch={"email": "fixed@b.co"}, wait=True)
 
 Without ``wait`` a call returns the ``AsyncResult``; with ``wait=True`` it returns the result dict.
-With no URLs the client uses this project's configured app (``orchestration.app``).
+With no URLs the client uses this process's app (bootstrapped from the settings if need be).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any, Literal, overload
 
 from celery import Celery
 from celery.result import AsyncResult
+
+from orchestration.bootstrap import bootstrap
 
 INGEST_EVENT = "campaignflow.ingest_event"
 CANCEL_RUN = "campaignflow.cancel_run"
@@ -59,9 +61,7 @@ class CampaignflowClient:
         if app is None and broker_url is not None:
             app = remote_app(broker_url, result_backend, key_prefix)
         if app is None:
-            from orchestration.app import app as project_app
-
-            app = project_app
+            app = bootstrap().app
         self.app, self.timeout = app, timeout
 
     def send(self, name: str, kwargs: Mapping[str, Any]) -> AsyncResult:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from kombu.entity import Queue
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestration.errors import ConfigurationError, UnknownAgentError, UnknownOrchestratorError
+from orchestration.flows.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from orchestration.orchestrators.base import BaseOrchestrator
@@ -21,26 +21,6 @@ if TYPE_CHECKING:
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 ENGINE_QUEUE = "orchestration"
 AGENT_TASK_PREFIX = "campaignflow.agent."
-
-
-class RetryPolicy(BaseModel):
-    """How often a step is tried and how long to wait between tries."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_attempts: int = Field(3, ge=1, le=100, description="Tries in all, the first one included.")
-    backoff_seconds: float = Field(1.0, ge=0, description="Delay before the second try.")
-    backoff_factor: float = Field(2.0, ge=1, description="Each later delay is multiplied by this.")
-    backoff_max_seconds: float = Field(60.0, ge=0, description="Cap on any single delay.")
-    jitter: bool = Field(True, description="Randomise each delay between 50% and 100%.")
-    non_retryable: tuple[str, ...] = Field((), description="Exception class names that fail at once.")
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        base = min(
-            self.backoff_seconds * self.backoff_factor ** max(attempt - 1, 0), self.backoff_max_seconds
-        )
-        return base * random.uniform(0.5, 1.0) if self.jitter else base
 
 
 class AgentSpec(BaseModel):
@@ -131,19 +111,16 @@ class Registry:
     def orchestrator_names(self) -> list[str]:
         return sorted(self._orchestrators)
 
+    # routing
+    def route(
+        self, name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
+    ) -> dict[str, str]:
+        """Celery router: agent tasks to their pool's queue, everything else to ``orchestration``.
 
-registry = Registry()
-
-
-def route_task(
-    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
-) -> dict[str, str]:
-    """Celery router: agent tasks to their pool's queue, everything else to ``orchestration``.
-
-    A function rather than a static table, so agents registered by plugins route the same way.
-    """
-    if name.startswith(AGENT_TASK_PREFIX):
-        spec = registry._agents.get(name[len(AGENT_TASK_PREFIX) :])
-        if spec is not None:
-            return {"queue": spec.queue}
-    return {"queue": ENGINE_QUEUE}
+        A method rather than a static table, so agents registered by plugins route the same way.
+        """
+        if name.startswith(AGENT_TASK_PREFIX):
+            spec = self._agents.get(name[len(AGENT_TASK_PREFIX) :])
+            if spec is not None:
+                return {"queue": spec.queue}
+        return {"queue": ENGINE_QUEUE}

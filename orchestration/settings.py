@@ -6,6 +6,8 @@ a SQLite file for the run store, so ``campaignflow demo`` runs on a bare machine
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,6 +62,10 @@ class Settings(BaseSettings):
     campaign_tick_interval: float = Field(
         60.0, gt=0, description="Seconds between campaign ticks (beat): due campaign slots start then."
     )
+    agent_modules: str = Field(
+        "tasks.catalog",
+        description="Comma-separated modules whose register(registry) declares the built-in agents.",
+    )
     routes_file: Path | None = Field(
         None, description="A YAML/JSON file of routing rules (event_type, campaign?, orchestrator|flow)."
     )
@@ -86,7 +92,47 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
+    def embedded_variant(self, data_dir: Path) -> Settings:
+        """These settings with every server URL unset: the embedded default, its store in ``data_dir``."""
+        return self.model_copy(
+            update={"broker_url": None, "result_backend": None, "database_url": None, "data_dir": data_dir}
+        )
+
+    def server_settings(self) -> list[str]:
+        """The names of the server settings that are set (the embedded default ignores them)."""
+        return [f"CAMPAIGNFLOW_{name.upper()}" for name in SERVER_FIELDS if getattr(self, name)]
+
+    def module_names(self) -> list[str]:
+        """The agent modules, then the plugins, in the order they are loaded."""
+        return [m.strip() for m in f"{self.agent_modules},{self.plugins}".split(",") if m.strip()]
+
+
+#: Settings that point the process at servers; the embedded default runs without them.
+SERVER_FIELDS = ("broker_url", "result_backend", "database_url")
+
+_configured: Settings | None = None
+
+
+def configure(settings: Settings | None) -> None:
+    """Make ``settings`` this process's settings (``None``: read the environment again)."""
+    global _configured
+    _configured = settings
+    _from_environment.cache_clear()
+
+
+def get_settings() -> Settings:
+    """This process's settings: the configured ones, else those read once from the environment."""
+    return _configured if _configured is not None else _from_environment()
+
 
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
+def _from_environment() -> Settings:
     return Settings()
+
+
+def export_environment(values: Mapping[str, str], unset: Iterable[str] = ()) -> None:
+    """Write this process's environment, for a third-party program started in it that reads its
+    configuration only from there (Flower's basic auth). The one place campaignflow writes it."""
+    for name in unset:
+        os.environ.pop(name, None)
+    os.environ.update(values)

@@ -7,28 +7,31 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore
 
-from orchestration.app import app, engine
-from orchestration.engine import steps
+from orchestration.engine import agent_step
+from orchestration.engine.outcome import Action, Outcome
 from orchestration.errors import StepFailedError
-from orchestration.registry import AgentSpec, registry
+from orchestration.registry import AgentSpec
+from orchestration.runtime import Runtime
 from orchestration.store.db import STORE_ERRORS
 
 #: Bound on retries after a lost worker (a killed pool child), besides the step's own retry policy.
 WORKER_LOST_RETRIES = 3
 
 
-def follow(task: Task, outcome: steps.Outcome, run_id: str, step_id: str, *, final: bool) -> Any:
+def apply_outcome(
+    runtime: Runtime, task: Task, outcome: Outcome, run_id: str, step_id: str, *, final: bool
+) -> Any:
     """Turn a step's outcome into what Celery understands: a value, Ignore, retry, replace or error."""
-    if outcome.action is steps.Action.CONTINUE:
+    if outcome.action is Action.CONTINUE:
         return None
-    if outcome.action is steps.Action.STOP:
+    if outcome.action is Action.STOP:
         raise Ignore()
-    if outcome.action is steps.Action.RETRY:
+    if outcome.action is Action.RETRY:
         limit = (task.max_retries or 0) + 1000
         raise task.retry(countdown=outcome.countdown, max_retries=limit)
-    if outcome.action is steps.Action.FALLBACK:
+    if outcome.action is Action.FALLBACK:
         assert outcome.fallback is not None
-        fallback = engine().step_signature(
+        fallback = runtime.engine.step_signature(
             outcome.fallback, run_id, outcome.fallback.id, final=final, in_header=bool(task.request.chord)
         )
         return task.replace(fallback)
@@ -36,18 +39,19 @@ def follow(task: Task, outcome: steps.Outcome, run_id: str, step_id: str, *, fin
     raise StepFailedError(f"{step_id}: {message}")
 
 
-def bind_agent(spec: AgentSpec) -> Task:
+def bind_agent(runtime: Runtime, spec: AgentSpec) -> Task:
     """Create (once) the Celery task of one agent, with its limits from the spec."""
+    app = runtime.app
     if spec.task_name in app.tasks:
         return app.tasks[spec.task_name]
 
     def run(self: Task, run_id: str, step_id: str, final: bool = False) -> Any:
-        outcome = steps.run_agent_step(run_id, step_id, agent=spec.name, final=final)
-        return follow(self, outcome, run_id, step_id, final=final)
+        outcome = agent_step.run_agent_step(run_id, step_id, spec=spec, final=final)
+        return apply_outcome(runtime, self, outcome, run_id, step_id, final=final)
 
     run.__name__ = f"agent_{spec.name}"
     run.__doc__ = spec.description or f"Run agent {spec.name}."
-    return app.task(
+    task: Task = app.task(
         name=spec.task_name,
         bind=True,
         acks_late=True,
@@ -62,10 +66,9 @@ def bind_agent(spec: AgentSpec) -> Task:
         retry_backoff=1,
         retry_backoff_max=30,
     )(run)
+    return task
 
 
-def bind_all() -> list[Task]:
-    return [bind_agent(spec) for spec in registry.agents()]
-
-
-bind_all()
+def bind(runtime: Runtime) -> list[str]:
+    """Bind a task for every agent of the registry."""
+    return [bind_agent(runtime, spec).name for spec in runtime.registry.agents()]

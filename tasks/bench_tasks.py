@@ -5,10 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from orchestration.app import app
+from orchestration.runtime import Runtime
 
 
-@app.task(name="campaignflow.bench.plain", acks_late=True)
 def plain(*_: Any) -> float:
     """Does nothing; returns when it started (seconds since the epoch)."""
     return time.time()
+
+
+def bind(runtime: Runtime) -> list[str]:
+    task = runtime.app.task(name="campaignflow.bench.plain", acks_late=True)(plain)
+    return [task.name]

@@ -1,12 +1,13 @@
-"""The built-in agents, described once. Queues, routes, worker pools and limits all derive from here."""
+"""The built-in agents, described once. Queues, routes, worker pools and limits all derive from here.
+
+``bootstrap`` calls :func:`register` (this module is the default of ``CAMPAIGNFLOW_AGENT_MODULES``).
+"""
 
 from __future__ import annotations
 
-import importlib
-
 from agents import crm, delivery, enrichment, llm, nurture, scoring, templates, utility
-from orchestration.registry import AgentSpec, RetryPolicy, registry
-from orchestration.settings import get_settings
+from orchestration.flows.retry import RetryPolicy
+from orchestration.registry import AgentSpec, Registry
 
 BUILTIN_AGENTS = (
     AgentSpec(
@@ -122,16 +123,8 @@ BUILTIN_AGENTS = (
 )
 
 
-def register_builtins() -> None:
+def register(registry: Registry) -> None:
+    """Declare the built-in agents (``bootstrap`` calls this; a second call changes nothing)."""
     for spec in BUILTIN_AGENTS:
         if spec.name not in registry.agent_names():
             registry.add_agent(spec)
-
-
-def load_plugins() -> None:
-    for module in filter(None, (m.strip() for m in get_settings().plugins.split(","))):
-        importlib.import_module(module)
-
-
-register_builtins()
-load_plugins()

@@ -5,67 +5,84 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Task
+from celery import Celery, Task
 
-from orchestration.app import app, engine
-from orchestration.engine import steps
-from orchestration.engine.compiler import _chain_of
+from orchestration.control.sweeper import sweep as run_sweep
+from orchestration.engine import nodes
+from orchestration.engine.compiler import chain_of
+from orchestration.engine.outcome import Action
+from orchestration.runtime import Runtime
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
-from tasks.agent_tasks import follow
+from tasks.agent_tasks import apply_outcome
 
 
-@app.task(name="campaignflow.engine.join", bind=True, acks_late=True)
-def join(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
-    """The explicit join after a parallel block or a map."""
-    return follow(self, steps.join(run_id, node_id, final=final), run_id, node_id, final=final)
+def bind(runtime: Runtime) -> list[str]:
+    """Bind join, branch, map, the run-failure errback and the sweeper to the runtime's app."""
+    app = runtime.app
+
+    @app.task(name="campaignflow.engine.join", bind=True, acks_late=True)
+    def join(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
+        """The explicit join after a parallel block or a map."""
+        outcome = nodes.join(run_id, node_id, final=final)
+        return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
+
+    @app.task(name="campaignflow.engine.branch", bind=True, acks_late=True)
+    def branch(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
+        """Evaluate the branch and replace this task with the chosen arm (the chain goes on after it)."""
+        outcome, taken = nodes.choose_branch(run_id, node_id)
+        if outcome.action is not Action.CONTINUE:
+            return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
+        if taken is None:
+            if final:
+                nodes.finalize(run_id)
+            return None
+        in_header = bool(self.request.chord)  # standing in for a chord member: keep the results
+        arm = runtime.engine.compile_node(taken, run_id, final=final, in_header=in_header)
+        return self.replace(chain_of(arm))
+
+    @app.task(name="campaignflow.engine.map", bind=True, acks_late=True)
+    def map_items(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
+        """Expand the map over its list and replace this task with the lanes and their join."""
+        outcome, node, count = nodes.expand_map(run_id, node_id)
+        if outcome.action is not Action.CONTINUE:
+            return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
+        return self.replace(runtime.engine.map_canvas(node, run_id, count, final=final))
+
+    @app.task(name="campaignflow.engine.fail_run", acks_late=True)
+    def fail_run(failed_task_id: str | None = None, *, run_id: str) -> None:
+        """Errback linked to every task of a run: ends the run ``failed`` unless it is already terminal.
+
+        Takes one positional argument (the failed task's id) so Celery sends it as a task. A step that
+        failed for good has already failed the run; this covers what a step cannot record itself: a
+        killed worker after its retries, a hard time limit, an error outside the step's own code.
+        """
+        reason = failure_reason(app, failed_task_id)
+        with get_engine().begin() as conn:
+            if repo.run_status(conn, run_id) not in ("queued", "running"):
+                return
+            failed = repo.first_failed_step(conn, run_id)
+            if failed is None:
+                unfinished = repo.fail_unfinished_steps(conn, run_id, reason)
+                error = {**reason, "step_id": unfinished[0] if unfinished else None}
+            else:
+                error = {**(failed[1] or reason), "step_id": failed[0]}
+            repo.finish_run(conn, run_id, "failed", error)
+
+    @app.task(name="campaignflow.engine.sweep", acks_late=True)
+    def sweep() -> dict[str, list[str]]:
+        """Periodic (beat): fail runs past their deadline, re-drive or fail runs with no progress."""
+        settings = runtime.settings
+        report = run_sweep(
+            runtime.engine, stall_seconds=settings.stall_seconds, max_redrives=settings.max_redrives
+        )
+        return report.as_dict()
+
+    return [t.name for t in (join, branch, map_items, fail_run, sweep)]
 
 
-@app.task(name="campaignflow.engine.branch", bind=True, acks_late=True)
-def branch(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
-    """Evaluate the branch and replace this task with the chosen arm (the chain goes on after it)."""
-    outcome, taken = steps.choose_branch(run_id, node_id)
-    if outcome.action is not steps.Action.CONTINUE:
-        return follow(self, outcome, run_id, node_id, final=final)
-    if taken is None:
-        if final:
-            steps.finalize(run_id)
-        return None
-    in_header = bool(self.request.chord)  # standing in for a chord member: keep the results
-    return self.replace(_chain_of(engine().compile_node(taken, run_id, final=final, in_header=in_header)))
-
-
-@app.task(name="campaignflow.engine.map", bind=True, acks_late=True)
-def map_items(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
-    """Expand the map over its list and replace this task with the lanes and their join."""
-    outcome, node, count = steps.expand_map(run_id, node_id)
-    if outcome.action is not steps.Action.CONTINUE:
-        return follow(self, outcome, run_id, node_id, final=final)
-    return self.replace(engine().map_canvas(node, run_id, count, final=final))
-
-
-@app.task(name="campaignflow.engine.fail_run", acks_late=True)
-def fail_run(failed_task_id: str | None = None, *, run_id: str) -> None:
-    """Errback linked to every task of a run: ends the run ``failed`` unless it is already terminal.
-
-    Takes one positional argument (the failed task's id) so Celery sends it as a task. A step that
-    failed for good has already failed the run; this covers what a step cannot record itself: a
-    killed worker after its retries, a hard time limit, an error outside the step's own code.
-    """
-    reason = _reason(failed_task_id)
-    with get_engine().begin() as conn:
-        if repo.run_status(conn, run_id) not in ("queued", "running"):
-            return
-        failed = repo.first_failed_step(conn, run_id)
-        if failed is None:
-            unfinished = repo.fail_unfinished_steps(conn, run_id, reason)
-            error = {**reason, "step_id": unfinished[0] if unfinished else None}
-        else:
-            error = {**(failed[1] or reason), "step_id": failed[0]}
-        repo.finish_run(conn, run_id, "failed", error)
-
-
-def _reason(task_id: str | None) -> dict[str, Any]:
+def failure_reason(app: Celery, task_id: str | None) -> dict[str, Any]:
+    """What the failed task's stored result says, as an error record."""
     if not task_id:
         return {"type": "TaskFailed", "message": "a task of this run failed"}
     result = app.AsyncResult(task_id)
@@ -73,14 +90,3 @@ def _reason(task_id: str | None) -> dict[str, Any]:
     if isinstance(exc, BaseException):
         return {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__, "task_id": task_id}
     return {"type": "TaskFailed", "message": f"task {task_id} ended {result.state}", "task_id": task_id}
-
-
-@app.task(name="campaignflow.engine.sweep", acks_late=True)
-def sweep() -> dict[str, list[str]]:
-    """Periodic (beat): fail runs past their deadline, re-drive or fail runs with no progress."""
-    from orchestration.control.sweeper import sweep as run_sweep
-    from orchestration.settings import get_settings
-
-    settings = get_settings()
-    report = run_sweep(engine(), stall_seconds=settings.stall_seconds, max_redrives=settings.max_redrives)
-    return report.as_dict()

@@ -17,10 +17,13 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from orchestration.app import app
 from orchestration.control import rejected, run_control
 from orchestration.control.manager import manager
+from orchestration.control.ticks import tick
 from orchestration.errors import CampaignflowError, EventValidationError
+from orchestration.runtime import Runtime
+from orchestration.store import get_engine
+from orchestration.store import repository as repo
 
 PUBLIC_TASKS = (
     "campaignflow.ingest_event",
@@ -31,7 +34,6 @@ PUBLIC_TASKS = (
 _RETRY_DB = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5}
 
 
-@app.task(name="campaignflow.ingest_event", acks_late=True, **_RETRY_DB)
 def ingest_event(event: Any = None, **unexpected: Any) -> dict[str, Any]:
     """``event``: ``{"id", "type", "payload", "campaign"?, "occurred_at"?}``.
 
@@ -59,7 +61,6 @@ def _rejected(exc: rejected.EventRejectedError) -> dict[str, Any]:
     }
 
 
-@app.task(name="campaignflow.cancel_run", acks_late=True, **_RETRY_DB)
 def cancel_run(run_id: str) -> dict[str, Any]:
     """Cancel a queued or running run; a terminal run keeps its status."""
     try:
@@ -68,7 +69,6 @@ def cancel_run(run_id: str) -> dict[str, Any]:
         return {"run_id": run_id, "status": "not_found", "error": str(exc)}
 
 
-@app.task(name="campaignflow.retry_run", acks_late=True, **_RETRY_DB)
 def retry_run(run_id: str, payload_patch: dict[str, Any] | None = None) -> dict[str, Any]:
     """Re-drive a failed run: succeeded steps keep their stored output, the failed one runs again.
 
@@ -81,9 +81,6 @@ def retry_run(run_id: str, payload_patch: dict[str, Any] | None = None) -> dict[
 
 
 def _status(run_id: str) -> str:
-    from orchestration.store import get_engine
-    from orchestration.store import repository as repo
-
     try:
         with get_engine().connect() as conn:
             return repo.run_status(conn, run_id)
@@ -91,9 +88,15 @@ def _status(run_id: str) -> str:
         return "not_found"
 
 
-@app.task(name="campaignflow.campaign_tick", acks_late=True, **_RETRY_DB)
 def campaign_tick() -> dict[str, Any]:
     """Start the due slots of every enabled campaign, once per (campaign, slot, audience member)."""
-    from orchestration.control.ticks import tick
-
     return tick().as_dict()
+
+
+def bind(runtime: Runtime) -> list[str]:
+    """Bind the public tasks to the runtime's app, under their stable names."""
+    functions = (ingest_event, cancel_run, retry_run, campaign_tick)
+    return [
+        runtime.app.task(name=name, acks_late=True, **_RETRY_DB)(fn).name
+        for name, fn in zip(PUBLIC_TASKS, functions, strict=True)
+    ]

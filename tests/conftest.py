@@ -25,10 +25,9 @@ import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from celery.contrib.testing.worker import start_worker  # noqa: E402
 
-from orchestration.app import app  # noqa: E402
-from orchestration.registry import registry  # noqa: E402
 from orchestration.store import get_engine, migrate  # noqa: E402
 from tests.support.agents import ISOLATED_QUEUE  # noqa: E402
+from tests.support.wiring import app, registry  # noqa: E402
 
 TABLES = (
     "step_record",

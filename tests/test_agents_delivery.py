@@ -15,7 +15,7 @@ from agents.delivery import DeliverInput, deliver_email, parse_smtp_url
 from agents.errors import PermanentAgentError, TransientAgentError
 from agents.nurture import NurtureInput, nurture_add
 from agents.tables import delivery
-from orchestration.engine.steps import StepContext
+from orchestration.engine.context import StepContext
 from tests.support.smtp import SmtpSink, free_port, self_signed_cert, server_tls_context
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:aiosmtpd.*")

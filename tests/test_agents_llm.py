@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from agents.errors import PermanentAgentError, TransientAgentError
 from agents.llm import ComposeInput, compose
 from agents.templates import RenderInput, render_template
-from orchestration.engine.steps import StepContext
+from orchestration.engine.context import StepContext
 from tests.support.llm_server import FakeLLM
 
 LEAD = ComposeInput(

@@ -18,10 +18,10 @@ import sqlalchemy as sa
 
 from orchestration.control.campaigns import CampaignSpec, add_campaign, set_enabled
 from orchestration.control.manager import Route, add_route
-from orchestration.orchestrators.catalog import flows
 from orchestration.store import get_engine
 from orchestration.store.repository import utcnow
 from tests.support.runs import wait_for_run
+from tests.support.wiring import flows
 
 ROOT = Path(__file__).resolve().parents[1]
 SENT = "Sending due task campaignflow-campaign-tick"

@@ -27,10 +27,10 @@ from orchestration.control.campaigns import (
 from orchestration.control.manager import Route, add_route, manager
 from orchestration.control.rejected import list_rejected
 from orchestration.control.ticks import tick
-from orchestration.orchestrators.catalog import flows
 from orchestration.store import get_engine
 from orchestration.store.repository import utcnow
 from tests.support.runs import wait_for_run
+from tests.support.wiring import flows
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[1]

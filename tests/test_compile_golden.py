@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.app import engine
 from orchestration.flows import load_flow
 from orchestration.flows.model import MapNode
-from orchestration.registry import registry
+from tests.support.wiring import engine, registry
 
 FLOWS = Path(__file__).parent / "flows"
 GOLDEN = Path(__file__).parent / "golden"

@@ -47,7 +47,7 @@ def compose() -> dict[str, Any]:
 
 def registry_json(tmp_path: Path, expression: str) -> Any:
     """``expression`` over the registry as a deployment sees it (no test plugins)."""
-    code = "import json, orchestration.app; from orchestration.registry import registry; "
+    code = "import json; from orchestration.bootstrap import bootstrap; registry = bootstrap().registry; "
     code += f"print(json.dumps({expression}))"
     proc = subprocess.run(
         [sys.executable, "-c", code], env=clean_env(tmp_path), capture_output=True, text=True, check=True

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.app import engine
 from orchestration.orchestrators.base import FlowRunner
 from tests.support.agents import ISOLATED_QUEUE, ledger
 from tests.support.flows import flow, run, statuses
 from tests.support.runs import wait_for_run
+from tests.support.wiring import engine
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.crash

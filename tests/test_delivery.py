@@ -9,15 +9,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from orchestration.app import app, engine
 from orchestration.control.manager import manager
 from orchestration.errors import FieldError
 from orchestration.orchestrators import DeliveryOrchestrator
-from orchestration.registry import registry
 from orchestration.store import get_engine
 from tests.support.config import settings_env
 from tests.support.runs import record, wait_for_run
 from tests.support.smtp import SmtpSink
+from tests.support.wiring import app, engine, flows, registry
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:aiosmtpd.*")
 
@@ -74,7 +73,7 @@ def test_missing_placeholder_fails_the_run_once_without_sending(smtp: SmtpSink) 
 
 
 def test_payload_problems_name_the_field() -> None:
-    orchestrator = DeliveryOrchestrator(engine())
+    orchestrator = DeliveryOrchestrator(engine(), flows())
     with pytest.raises(FieldError) as info:
         orchestrator.flow({"to": "x@y.com", "channel": "sms", "subject": "s"})
     assert info.value.problems == [
@@ -88,7 +87,7 @@ def test_payload_problems_name_the_field() -> None:
 def test_inline_without_smtp_goes_to_the_outbox(clean_db: str) -> None:
     """What the embedded demo does: no mail server configured, the message is recorded, not sent."""
     payload = {"to": "eve@example.org", "template": "notice", "vars": {"subject": "Ping", "text": "Hello."}}
-    handle = DeliveryOrchestrator(engine()).run(payload, mode="inline")
+    handle = DeliveryOrchestrator(engine(), flows()).run(payload, mode="inline")
 
     assert handle.status == "succeeded"
     send = record(wait_for_run(handle.run_id), "send")

@@ -13,11 +13,10 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from orchestration.app import app
 from orchestration.cli.main import cli
-from orchestration.registry import registry
 from tests.support import services
 from tests.support.agents import ISOLATED_QUEUE
+from tests.support.wiring import app, registry
 from tests.support.workers import WorkerProcess
 
 CLI = [sys.executable, "-m", "orchestration.cli.main"]
@@ -97,7 +96,7 @@ def test_a_queue_nobody_consumes_fails(worker: object, tmp_path: Path) -> None:
         textwrap.dedent(
             """
             from pydantic import BaseModel
-            from orchestration.registry import AgentSpec, registry
+            from orchestration.registry import AgentSpec
 
             class Empty(BaseModel):
                 pass
@@ -105,9 +104,10 @@ def test_a_queue_nobody_consumes_fails(worker: object, tmp_path: Path) -> None:
             def orphan(inp, ctx):
                 return Empty()
 
-            registry.add_agent(AgentSpec(
-                name="orphan", handler=orphan, input_model=Empty, output_model=Empty, pool="orphan"
-            ))
+            def register(registry):
+                registry.add_agent(AgentSpec(
+                    name="orphan", handler=orphan, input_model=Empty, output_model=Empty, pool="orphan"
+                ))
             """
         )
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from orchestration.app import app, engine
 from orchestration.orchestrators.base import FlowRunner
 from tests.support.agents import ledger
 from tests.support.flows import flow, run, statuses
 from tests.support.runs import envelope, wait_for_run
+from tests.support.wiring import app, engine
 
 
 def test_failing_parallel_member_fails_the_run_once_without_hanging(worker: object) -> None:

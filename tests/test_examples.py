@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from orchestration.flows import load_flow
-from orchestration.registry import registry
 from tests.support.flows import run
+from tests.support.wiring import registry
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples" / "flows").glob("*.yaml"))
 

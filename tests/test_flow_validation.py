@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from orchestration.cli.main import cli
 from orchestration.errors import FlowValidationError
 from orchestration.flows import parse_flow
-from orchestration.registry import registry
+from tests.support.wiring import registry
 
 
 def problems(steps: list[dict[str, object]], **extra: object) -> list[str]:

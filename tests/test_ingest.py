@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from orchestration.control.manager import Route, add_route, file_routes, manager
 from orchestration.control.rejected import EventRejectedError, list_rejected, replay
 from orchestration.errors import ConfigurationError, UnknownFlowError
-from orchestration.orchestrators.catalog import flows
 from orchestration.store import get_engine
 from tests.support.runs import wait_for_run
+from tests.support.wiring import flows
 
 NOOP_FLOW = {"name": "ingest-noop", "input_required": ["who"], "steps": [{"id": "a", "agent": "noop"}]}
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,16 +161,16 @@ def test_replay_after_adding_a_route_and_with_a_corrected_body(worker: object) -
     with pytest.raises(EventRejectedError) as no_route:
         manager().ingest_event(noop_event("evt-replay-route"))
     with pytest.raises(EventRejectedError) as still:
-        replay(no_route.value.rejected_id)  # nothing fixed yet: rejected again, same row
+        replay(no_route.value.rejected_id, manager=manager())  # nothing fixed yet: rejected again, same row
     assert still.value.rejected_id == no_route.value.rejected_id
     add_route(Route(event_type="test.noop", flow="ingest-noop"))
-    handle = replay(no_route.value.rejected_id)
+    handle = replay(no_route.value.rejected_id, manager=manager())
     assert wait_for_run(handle.run_id).status == "succeeded"
 
     with pytest.raises(EventRejectedError) as bad:
         manager().ingest_event(noop_event("evt-replay-body", who=None))
     fixed = noop_event("evt-replay-body", who="grace")
-    handle2 = replay(bad.value.rejected_id, event=fixed)
+    handle2 = replay(bad.value.rejected_id, event=fixed, manager=manager())
     env = wait_for_run(handle2.run_id)
     assert env.status == "succeeded" and env.metadata.payload["who"] == "grace"
     replayed = {r.id: r for r in list_rejected("replayed")}

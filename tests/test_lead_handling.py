@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from orchestration.app import app
 from orchestration.control.manager import manager
 from orchestration.store import get_engine
 from tests.support.config import settings_env
 from tests.support.llm_server import FakeLLM
 from tests.support.runs import envelope, record, wait_for_run
 from tests.support.smtp import SmtpSink
+from tests.support.wiring import app
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:aiosmtpd.*")
 

@@ -18,13 +18,13 @@ import redis
 from kombu import Connection, Exchange, Producer, Queue
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestration.app import app
 from orchestration.control.manager import manager
 from orchestration.ops.metrics import queue_keys
 from tests.support import services
 from tests.support.background import CLI, ROOT, background, free_port, wait_http
 from tests.support.flows import flow, run
 from tests.support.runs import wait_for_run
+from tests.support.wiring import app
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -43,8 +43,8 @@ def _terminate_backends(app_name: str) -> int:
 
 def test_database_connections_cut_mid_step(worker: object, database: str) -> None:
     f = flow([{"id": "slow", "agent": "sleep", "input": {"seconds": 1.0}}, {"id": "after", "agent": "noop"}])
-    from orchestration.app import engine
     from orchestration.orchestrators.base import FlowRunner
+    from tests.support.wiring import engine
 
     handle = FlowRunner(engine(), f).run({}, mode="async")
     deadline = time.monotonic() + 10
@@ -167,7 +167,7 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
         "CAMPAIGNFLOW_REDIS_KEY_PREFIX": "",
     }
     worker = WorkerProcess("outage", [], concurrency=1, log_dir=tmp_path)
-    from orchestration.registry import registry
+    from tests.support.wiring import registry
 
     worker.queues = registry.queue_names()
     worker.start(**{k: v for k, v in env.items() if k.startswith("CAMPAIGNFLOW_")})
@@ -183,10 +183,10 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
         run_id = _script(
             env,
             f"""
-            from orchestration.app import engine
+            from tests.support.wiring import engine
             from orchestration.flows import parse_flow
             from orchestration.orchestrators.base import FlowRunner
-            from orchestration.registry import registry
+            from tests.support.wiring import registry
             f = parse_flow({json.dumps({"name": "outage", "steps": steps})}, registry)
             print(FlowRunner(engine(), f).run({{}}, mode="async").run_id)
         """,
@@ -211,7 +211,7 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
         report = _script(
             env,
             """
-            from orchestration.app import engine
+            from tests.support.wiring import engine
             from orchestration.control.sweeper import sweep
             print(sweep(engine(), stall_seconds=60, max_redrives=3).redriven)
         """,

@@ -16,14 +16,13 @@ from typing import Any
 import pytest
 from celery.result import AsyncResult
 
-from orchestration.app import app
 from orchestration.client import CampaignflowClient
 from orchestration.control.manager import Route, add_route
-from orchestration.orchestrators.catalog import flows
-from orchestration.registry import ENGINE_QUEUE, route_task
+from orchestration.registry import ENGINE_QUEUE
 from tasks.public import PUBLIC_TASKS
 from tests.support.agents import ledger
 from tests.support.runs import envelope, wait_for_run
+from tests.support.wiring import app, flows, registry
 
 DOCUMENTED = {
     "campaignflow.ingest_event",
@@ -71,7 +70,7 @@ def test_public_names_are_pinned_and_on_the_orchestration_queue() -> None:
     top_level = {name for name in app.tasks if re.fullmatch(r"campaignflow\.[a-z_]+", name)}
     assert top_level == DOCUMENTED == set(PUBLIC_TASKS), "update the documented list and the CHANGELOG"
     for name in DOCUMENTED:
-        assert route_task(name, (), {}, {}) == {"queue": ENGINE_QUEUE}
+        assert registry.route(name, (), {}, {}) == {"queue": ENGINE_QUEUE}
 
 
 @pytest.fixture

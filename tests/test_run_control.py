@@ -12,16 +12,15 @@ from typing import Any
 import pytest
 from celery.signals import task_postrun
 
-from orchestration.app import engine
 from orchestration.control import run_control as control
 from orchestration.errors import FieldError, RunNotFoundError
 from orchestration.flows import Flow, parse_flow
 from orchestration.orchestrators.base import FlowRunner
-from orchestration.registry import registry
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from tests.support.agents import ledger
 from tests.support.runs import envelope, wait_for_run
+from tests.support.wiring import engine, registry
 
 FLAKY = {
     "name": "control-flaky",

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from orchestration.app import app, engine
 from orchestration.control.sweeper import sweep
 from orchestration.flows import Flow
 from orchestration.store import get_engine
@@ -16,6 +15,7 @@ from orchestration.store.tables import run_t, step_t
 from tests.support.agents import ledger
 from tests.support.flows import flow
 from tests.support.runs import envelope, wait_for_run
+from tests.support.wiring import app, engine
 
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 

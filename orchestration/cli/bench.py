@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from orchestration.cli.common import JSON_OPTION, print_json, table
+from orchestration.runtime import current
 
 SHAPES = ("sequence", "parallel")
 
@@ -17,8 +18,8 @@ SHAPES = ("sequence", "parallel")
 def _worker(concurrency: int) -> Iterator[Any]:
     from celery.contrib.testing.worker import start_worker
 
-    from orchestration.app import app
-    from orchestration.registry import registry
+    app = current().app
+    registry = current().registry
 
     app.loader.import_default_modules()
     with start_worker(

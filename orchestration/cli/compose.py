@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from orchestration.runtime import current
+
 compose_app = typer.Typer(help="The docker compose file of a deployment.", no_args_is_help=True)
 
 
@@ -18,16 +20,14 @@ def render(
     ),
 ) -> None:
     """Render compose.yaml: one worker service per agent pool, orchestration, beat, Flower, migrate."""
-    import orchestration.app  # noqa: F401  (registers the agents, plugins included)
     from orchestration.ops.compose import render as render_compose
-    from orchestration.registry import registry
 
-    text = render_compose(registry)
+    text = render_compose(current().registry)
     if check is not None:
-        current = check.read_text(encoding="utf-8") if check.exists() else ""
-        if current != text:
+        on_disk = check.read_text(encoding="utf-8") if check.exists() else ""
+        if on_disk != text:
             diff = difflib.unified_diff(
-                current.splitlines(keepends=True), text.splitlines(keepends=True), str(check), "rendered"
+                on_disk.splitlines(keepends=True), text.splitlines(keepends=True), str(check), "rendered"
             )
             typer.echo("".join(diff), err=True)
             typer.echo(

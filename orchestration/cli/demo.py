@@ -39,7 +39,7 @@ def demo(
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="campaignflow-demo-")) if fresh else None
     try:
-        ignored = embedded.use_embedded(tmp or data_dir or get_settings().data_dir)
+        _runtime, ignored = embedded.use_embedded(tmp or data_dir or get_settings().data_dir)
         report = _run(embedded, events or embedded.default_events_dir(), timeout, concurrency)
     finally:
         if tmp is not None:
@@ -54,7 +54,7 @@ def demo(
 def _run(embedded: Any, events_path: Path, timeout: float, concurrency: int) -> dict[str, Any]:
     from orchestration.control.manager import manager
     from orchestration.flows.graph import to_mermaid
-    from orchestration.orchestrators.catalog import flows
+    from orchestration.runtime import current
     from orchestration.settings import get_settings
     from orchestration.store import migrate
 
@@ -72,7 +72,7 @@ def _run(embedded: Any, events_path: Path, timeout: float, concurrency: int) -> 
     return {
         "database_url": url,
         "runs": [env.model_dump(mode="json") for env in envelopes],
-        "graphs": {name: to_mermaid(flows().get(name)) for name in names},
+        "graphs": {name: to_mermaid(current().flows.get(name)) for name in names},
         "duplicate": None if again is None else {"event_id": batch[0]["id"], **again.as_dict()},
         "rows": {t: embedded.count_rows(t) for t in ("crm_contact", "delivery")},
     }

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from orchestration.cli.common import fail
 from orchestration.ops import flower as flower_plan
+from orchestration.runtime import current
 
 
 def flower(
@@ -34,7 +33,7 @@ def flower(
     """Start Flower (events on, bounded history, read-only by default) with basic auth from
     CAMPAIGNFLOW_FLOWER_BASIC_AUTH (user:password)."""
     from orchestration.errors import ConfigurationError
-    from orchestration.settings import get_settings
+    from orchestration.settings import export_environment, get_settings
 
     try:
         chosen = flower_plan.plan(
@@ -49,13 +48,11 @@ def flower(
     except ConfigurationError as exc:
         fail(str(exc), code=2)
         return
-    for name in chosen.unset:
-        os.environ.pop(name, None)
-    os.environ.update(chosen.env)
+    export_environment(chosen.env, chosen.unset)
     mode = "basic auth" if chosen.authenticated else "NO AUTH"
     access = "read-only" if chosen.read_only else "control allowed"
     typer.echo(f"flower: http://{address}:{port} ({mode}, {access})", err=True)
 
-    from orchestration.app import app
+    app = current().app
 
     app.start(chosen.argv)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from orchestration.cli.common import JSON_OPTION, print_json, table
+from orchestration.runtime import current
 
 flows_app = typer.Typer(help="List, check and draw flows.", no_args_is_help=True)
 
@@ -14,7 +15,6 @@ flows_app = typer.Typer(help="List, check and draw flows.", no_args_is_help=True
 @flows_app.command("list")
 def list_flows(as_json: bool = JSON_OPTION) -> None:
     """The flows campaignflow knows (built-in and from CAMPAIGNFLOW_FLOWS_DIR)."""
-    from orchestration.orchestrators.catalog import flows
 
     items = [
         {
@@ -23,7 +23,7 @@ def list_flows(as_json: bool = JSON_OPTION) -> None:
             "steps": sum(1 for n in f.walk() if n.kind == "step"),
             "description": f.description,
         }
-        for f in flows()
+        for f in current().flows
     ]
     if as_json:
         print_json(items)
@@ -34,10 +34,10 @@ def list_flows(as_json: bool = JSON_OPTION) -> None:
 @flows_app.command("validate")
 def validate(files: list[Path] = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """Check flow files; every problem is printed as ``path: problem (fix)``. Exit 1 on any."""
-    import orchestration.app  # noqa: F401  (registers the agents)
     from orchestration.errors import FlowValidationError
     from orchestration.flows import load_flow
-    from orchestration.registry import registry
+
+    registry = current().registry
 
     bad = 0
     for path in files:
@@ -61,6 +61,5 @@ def graph(
     """Print a Mermaid flowchart of a flow."""
     from orchestration.flows import load_flow
     from orchestration.flows.graph import to_mermaid
-    from orchestration.orchestrators.catalog import flows
 
-    typer.echo(to_mermaid(load_flow(file) if file else flows().get(name)), nl=False)
+    typer.echo(to_mermaid(load_flow(file) if file else current().flows.get(name)), nl=False)

@@ -25,6 +25,19 @@ cli = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+#: Commands that wire the process themselves (the demo runs embedded, whatever the environment says).
+SELF_WIRED = frozenset({"demo"})
+
+
+@cli.callback()
+def wire(ctx: typer.Context) -> None:
+    """Multi-step agent workflows on Celery: ingest events, run flows, inspect envelopes."""
+    if ctx.invoked_subcommand not in SELF_WIRED and not ctx.resilient_parsing:
+        from orchestration.bootstrap import bootstrap
+
+        bootstrap()
+
+
 cli.add_typer(runs_app, name="runs")
 cli.add_typer(flows_app, name="flows")
 cli.add_typer(db_app, name="db")

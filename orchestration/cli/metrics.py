@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from orchestration.runtime import current
+
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
@@ -15,7 +17,7 @@ DEFAULT_PORT = 9808
 
 
 def _registry() -> CollectorRegistry:
-    from orchestration.app import app
+    app = current().app
     from orchestration.ops.metrics import registry
 
     return registry([q.name for q in app.conf.task_queues])

@@ -59,6 +59,7 @@ def replay(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Ingest a rejected event again (after adding a route, or with a corrected body via --event)."""
+    from orchestration.control.manager import manager
     from orchestration.control.rejected import replay as do_replay
 
     body = None
@@ -69,7 +70,7 @@ def replay(
             fail(f"--event {event}: not a readable JSON file ({exc})")
         if not isinstance(body, dict):
             fail(f"--event {event}: must hold one JSON object (id, type, payload)")
-    handle = do_replay(rejected_id, event=body, mode="inline" if sync else "async")
+    handle = do_replay(rejected_id, event=body, mode="inline" if sync else "async", manager=manager())
     if as_json:
         print_json({"rejected_id": rejected_id, **handle.as_dict()})
     else:

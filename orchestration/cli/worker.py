@@ -6,13 +6,15 @@ from __future__ import annotations
 import typer
 
 from orchestration.registry import ENGINE_QUEUE
+from orchestration.runtime import current
 
 
 def worker_argv(
     pool: str | None, all_pools: bool, concurrency: int | None, pool_impl: str, loglevel: str
 ) -> list[str]:
     from orchestration.errors import UnknownNameError
-    from orchestration.registry import registry
+
+    registry = current().registry
 
     pools = registry.pools()
     if all_pools:
@@ -48,7 +50,7 @@ def worker(
     loglevel: str = typer.Option("INFO", "-l", "--loglevel"),
 ) -> None:
     """Start a Celery worker on one pool's queue (or on all of them with --all)."""
-    from orchestration.app import app
+    app = current().app
 
     if not pool and not all_pools:
         raise typer.BadParameter("give --pool NAME or --all")
@@ -60,6 +62,6 @@ def beat(
     loglevel: str = typer.Option("INFO", "-l", "--loglevel"),
 ) -> None:
     """Start the one beat of a deployment (sweeper, campaign ticks)."""
-    from orchestration.app import app
+    app = current().app
 
     app.start(["beat", "-s", schedule, "-l", loglevel])

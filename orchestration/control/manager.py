@@ -22,10 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orchestration.control import rejected
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.errors import ConfigurationError, EventValidationError, RouteNotFoundError
+from orchestration.flows import FlowCatalog
 from orchestration.flows.validate import format_loc
-from orchestration.orchestrators import BaseOrchestrator, RunHandle
+from orchestration.orchestrators import BaseOrchestrator, FlowRunner, RunHandle
 from orchestration.orchestrators.base import Mode
 from orchestration.registry import Registry
+from orchestration.runtime import Runtime, current
 from orchestration.settings import get_settings
 from orchestration.store import get_engine
 from orchestration.store import routes as store
@@ -112,9 +114,9 @@ def db_routes() -> tuple[Route, ...]:
     )
 
 
-def add_route(route: Route, registry: Registry | None = None) -> Route:
+def add_route(route: Route, runtime: Runtime | None = None) -> Route:
     """Keep a rule in the database (checked: its orchestrator or flow must exist)."""
-    check_target(route, registry)
+    check_target(route, runtime)
     values = route.model_dump(exclude={"id"})
     with get_engine().begin() as conn:
         new_id = store.insert_route(conn, values)
@@ -127,15 +129,13 @@ def remove_route(route_id: int) -> None:
             raise RouteNotFoundError(f"routing rule {route_id} not found; see `campaignflow routes list`")
 
 
-def check_target(route: Route, registry: Registry | None = None) -> None:
+def check_target(route: Route, runtime: Runtime | None = None) -> None:
     """Raise the registry's clear error when the rule names an unknown orchestrator or flow."""
-    from orchestration.orchestrators.catalog import flows
-    from orchestration.registry import registry as global_registry
-
+    runtime = runtime or current()
     if route.orchestrator is not None:
-        (registry or global_registry).orchestrator(route.orchestrator, path="orchestrator")
+        runtime.registry.orchestrator(route.orchestrator, path="orchestrator")
     elif route.flow is not None:
-        flows().get(route.flow)
+        runtime.flows.get(route.flow)
 
 
 def all_routes() -> tuple[Route, ...]:
@@ -147,10 +147,15 @@ class CampaignManager:
     """``routes=None`` reads the rules (database, file, built-in) at every ingest: no restart needed."""
 
     def __init__(
-        self, engine: OrchestrationEngine, registry: Registry, routes: tuple[Route, ...] | None = None
+        self,
+        engine: OrchestrationEngine,
+        registry: Registry,
+        flows: FlowCatalog,
+        routes: tuple[Route, ...] | None = None,
     ):
         self.engine = engine
         self.registry = registry
+        self.flows = flows
         self._routes = routes
 
     @property
@@ -173,12 +178,9 @@ class CampaignManager:
 
     def orchestrator_for(self, route: Route) -> BaseOrchestrator:
         if route.flow is not None:
-            from orchestration.orchestrators.base import FlowRunner
-            from orchestration.orchestrators.catalog import flows
-
-            return FlowRunner(self.engine, flows().get(route.flow))
+            return FlowRunner(self.engine, self.flows.get(route.flow))
         assert route.orchestrator is not None
-        return self.registry.orchestrator(route.orchestrator, path="route")(self.engine)
+        return self.registry.orchestrator(route.orchestrator, path="route")(self.engine, self.flows)
 
     def ingest_event(self, raw: Mapping[str, Any] | Event, *, mode: Mode = "async") -> RunHandle:
         """Validate, route, open the run with the event id as idempotency key, and start it.
@@ -203,10 +205,7 @@ class CampaignManager:
         )
 
 
-def manager() -> CampaignManager:
-    """The CampaignManager of this process, bound to the app and the global registry."""
-    import orchestration.orchestrators  # noqa: F401  (registers the orchestrators)
-    from orchestration.app import engine
-    from orchestration.registry import registry
-
-    return CampaignManager(engine(), registry)
+def manager(runtime: Runtime | None = None) -> CampaignManager:
+    """The CampaignManager of this process's runtime (its engine, registry and flows)."""
+    runtime = runtime or current()
+    return CampaignManager(runtime.engine, runtime.registry, runtime.flows)

@@ -145,15 +145,14 @@ def replay(
     *,
     event: Mapping[str, Any] | None = None,
     mode: Mode = "async",
-    manager: CampaignManager | None = None,
+    manager: CampaignManager,
 ) -> RunHandle:
     """Ingest a rejected event again (its stored body, or ``event`` as a corrected body).
 
+    ``manager`` opens the run (:func:`orchestration.control.manager.manager` gives this process's).
     Accepted: the row becomes ``replayed`` with the run id. Rejected again: the row is updated with
     the new reason (and the corrected body) and :class:`EventRejectedError` is raised.
     """
-    from orchestration.control.manager import manager as default_manager
-
     row = get_rejected(rejected_id)
     if row.status == "replayed":
         raise AlreadyReplayedError(
@@ -161,7 +160,7 @@ def replay(
         )
     body = row.raw if event is None else event
     try:
-        handle = (manager or default_manager()).open_run(body, mode=mode)
+        handle = manager.open_run(body, mode=mode)
     except REJECTABLE as exc:
         raise reject(body, exc, rejected_id=rejected_id) from exc
     with get_engine().begin() as conn:

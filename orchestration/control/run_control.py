@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestration.errors import CampaignflowError, FieldError, RunNotFoundError
 from orchestration.flows import Flow
+from orchestration.runtime import current
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 
@@ -79,8 +80,6 @@ def _check_payload(flow: Flow, payload: dict[str, Any]) -> None:
 
 def retry_run(run_id: str, payload_patch: Mapping[str, Any] | None = None) -> str:
     """Re-drive a failed run on the workers from its failed step; returns ``running``."""
-    from orchestration.app import engine
-
     flow = reopen_failed_run(run_id, payload_patch)
-    engine().start(flow, run_id)
+    current().engine.start(flow, run_id)
     return "running"

@@ -15,7 +15,8 @@ from typing import Any
 from celery import Celery, chain, chord, group
 from celery.canvas import Signature
 
-from orchestration.engine import logs, steps
+from orchestration.engine.inline import InlineRunner
+from orchestration.engine.nodes import map_item_ids
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
 from orchestration.registry import Registry
 
@@ -42,7 +43,7 @@ def _result_options(in_header: bool) -> dict[str, Any]:
     return {} if in_header else {"ignore_result": True}
 
 
-def _chain_of(parts: list[Signature]) -> Signature:
+def chain_of(parts: list[Signature]) -> Signature:
     return parts[0] if len(parts) == 1 else chain(*parts)
 
 
@@ -54,7 +55,7 @@ class OrchestrationEngine:
     # compiling
     def compile(self, flow: Flow, run_id: str) -> Signature:
         """The whole flow as one canvas, with the run-failure errback linked everywhere."""
-        canvas = _chain_of(self.compile_node(flow.root, run_id, final=True))
+        canvas = chain_of(self.compile_node(flow.root, run_id, final=True))
         canvas.link_error(self.app.signature(FAIL_TASK, kwargs={"run_id": run_id}))
         return canvas
 
@@ -89,7 +90,7 @@ class OrchestrationEngine:
         join = self._engine_sig(JOIN_TASK, run_id, node.id, final)
         if not flat:
             return [*stages, join]
-        members = [_chain_of(self.compile_node(m, run_id, final=False, in_header=True)) for m in flat]
+        members = [chain_of(self.compile_node(m, run_id, final=False, in_header=True)) for m in flat]
         return [*stages, chord(group(members), join)]
 
     def map_canvas(self, node: MapNode, run_id: str, count: int, *, final: bool) -> Signature:
@@ -104,10 +105,10 @@ class OrchestrationEngine:
             else [s for s in node.do.steps if isinstance(s, StepNode)]
         )
         for i in range(count):
-            for step, sid in zip(inner, steps.map_item_ids(node, i), strict=True):
+            for step, sid in zip(inner, map_item_ids(node, i), strict=True):
                 lane = lanes[i % len(lanes)]
                 lane.append(self.step_signature(step, run_id, sid, final=False, in_header=True))
-        return chord(group([_chain_of(lane) for lane in lanes]), join)
+        return chord(group([chain_of(lane) for lane in lanes]), join)
 
     def step_signature(
         self, node: StepNode, run_id: str, step_id: str, *, final: bool, in_header: bool = False
@@ -138,52 +139,4 @@ class OrchestrationEngine:
 
     def run_inline(self, flow: Flow, run_id: str) -> None:
         """Run every step in this process, in order, with the same records as on the workers."""
-        self._inline(flow.root, run_id, final=True)
-
-    def _inline(self, node: Node, run_id: str, *, final: bool) -> bool:
-        if isinstance(node, StepNode):
-            return self._inline_step(node, run_id, node.id, final=final)
-        if isinstance(node, SequenceNode):
-            last = len(node.steps) - 1
-            return all(self._inline(c, run_id, final=final and i == last) for i, c in enumerate(node.steps))
-        if isinstance(node, ParallelNode):
-            if not all(self._inline(m, run_id, final=False) for m in node.members):
-                return False
-            return steps.join(run_id, node.id, final=final).action is steps.Action.CONTINUE
-        if isinstance(node, BranchNode):
-            outcome, taken = steps.choose_branch(run_id, node.id)
-            if outcome.action is not steps.Action.CONTINUE:
-                return False
-            if taken is None:
-                if final:
-                    steps.finalize(run_id)
-                return True
-            return self._inline(taken, run_id, final=final)
-        outcome, map_node, count = steps.expand_map(run_id, node.id)
-        if outcome.action is not steps.Action.CONTINUE:
-            return False
-        inner = [map_node.do] if isinstance(map_node.do, StepNode) else map_node.do.steps
-        for i in range(count):
-            for step, sid in zip(inner, steps.map_item_ids(map_node, i), strict=True):
-                assert isinstance(step, StepNode)
-                if not self._inline_step(step, run_id, sid, final=False):
-                    return False
-        return steps.join(run_id, node.id, final=final).action is steps.Action.CONTINUE
-
-    def _inline_step(self, node: StepNode, run_id: str, step_id: str, *, final: bool) -> bool:
-        token = logs.bind(logs.StepFields(run_id, step_id, node.agent, None))
-        try:
-            return self._inline_tries(node, run_id, step_id, final=final)
-        finally:
-            logs.unbind(token)
-
-    def _inline_tries(self, node: StepNode, run_id: str, step_id: str, *, final: bool) -> bool:
-        while True:
-            outcome = steps.run_agent_step(run_id, step_id, agent=node.agent, final=final)
-            if outcome.action is steps.Action.RETRY:
-                steps.sleep_for_retry(outcome.countdown)
-                continue
-            if outcome.action is steps.Action.FALLBACK:
-                assert outcome.fallback is not None
-                return self._inline_step(outcome.fallback, run_id, outcome.fallback.id, final=final)
-            return outcome.action is steps.Action.CONTINUE
+        InlineRunner(self.registry).run(flow, run_id)

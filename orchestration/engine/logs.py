@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from celery.utils.log import ColorFormatter
+
 #: Record attributes the filter sets (``None`` outside a step).
 FIELDS = ("run_id", "step_id", "agent", "task_id")
 READABLE_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
@@ -107,8 +109,6 @@ def install(logger: logging.Logger, *, json_lines: bool, fmt: str | None = None)
     Handlers someone else installed (anything not formatted by Celery's own formatter) are left
     alone, so a process that configured its logging itself keeps it. Returns the handlers changed.
     """
-    from celery.utils.log import ColorFormatter
-
     changed = 0
     for handler in logger.handlers:
         if not isinstance(handler.formatter, ColorFormatter | JsonFormatter | ReadableFormatter):

@@ -1,6 +1,6 @@
 """Celery signal receivers: the step context for logs and the step metrics, around every task.
 
-Connected on import (``orchestration.app`` imports this module). They act only on campaignflow's
+Connected by ``orchestration.bootstrap`` (:func:`connect`). They act only on campaignflow's
 own tasks (``campaignflow.*``) and never let a logging or metrics problem fail a task.
 """
 
@@ -107,11 +107,19 @@ def _task_logger(logger: logging.Logger | None = None, **_: Any) -> None:
         logs.install(logger, json_lines=get_settings().log_json)
 
 
-task_prerun.connect(_step_started, weak=False)
-task_postrun.connect(_step_ended, weak=False)
-task_retry.connect(_step_retried, weak=False)
-worker_process_shutdown.connect(_flush_metrics, weak=False)
-worker_shutdown.connect(_flush_metrics, weak=False)
-after_setup_logger.connect(_root_logger, weak=False)
-after_setup_task_logger.connect(_task_logger, weak=False)
-celeryd_init.connect(_worker_init, weak=False)
+_RECEIVERS: tuple[tuple[Any, Any], ...] = (
+    (task_prerun, _step_started),
+    (task_postrun, _step_ended),
+    (task_retry, _step_retried),
+    (worker_process_shutdown, _flush_metrics),
+    (worker_shutdown, _flush_metrics),
+    (after_setup_logger, _root_logger),
+    (after_setup_task_logger, _task_logger),
+    (celeryd_init, _worker_init),
+)
+
+
+def connect() -> None:
+    """Connect every receiver (``bootstrap`` calls this; connecting twice changes nothing)."""
+    for signal, receiver in _RECEIVERS:
+        signal.connect(receiver, weak=False, dispatch_uid=f"campaignflow.{receiver.__name__}")

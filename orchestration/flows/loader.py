@@ -10,9 +10,9 @@ from typing import Any
 import yaml
 
 from orchestration.errors import FlowValidationError, UnknownFlowError
+from orchestration.flows.agents import AgentLookup
 from orchestration.flows.model import Flow
 from orchestration.flows.validate import parse_flow
-from orchestration.registry import Registry
 
 
 def read_definition(path: Path) -> dict[str, Any]:
@@ -26,14 +26,14 @@ def read_definition(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_flow(path: Path, registry: Registry | None = None) -> Flow:
+def load_flow(path: Path, registry: AgentLookup | None = None) -> Flow:
     return parse_flow(read_definition(path), registry)
 
 
 class FlowCatalog:
     """Flows by name. The latest added definition of a name wins."""
 
-    def __init__(self, registry: Registry | None = None) -> None:
+    def __init__(self, registry: AgentLookup | None = None) -> None:
         self.registry = registry
         self._flows: dict[str, Flow] = {}
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 from orchestration.flows.conditions import Condition
 from orchestration.flows.refs import RefSyntaxError, parse_path
-from orchestration.registry import RetryPolicy
+from orchestration.flows.retry import RetryPolicy
 
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
 StepId = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]

@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from orchestration.errors import FlowValidationError
+from orchestration.flows.agents import AgentLookup
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
 from orchestration.flows.refs import RefSyntaxError, parse_path, refs_in
-from orchestration.registry import Registry
 
 _TAGS = {"step", "sequence", "parallel", "branch", "map", "compare", "all", "any", "not"}
 _UNION_FIELDS = {"then", "else", "when", "not", "fallback", "do", "all", "any"}
@@ -49,7 +49,7 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
     return problems
 
 
-def parse_flow(raw: Mapping[str, Any] | Flow, registry: Registry | None = None) -> Flow:
+def parse_flow(raw: Mapping[str, Any] | Flow, registry: AgentLookup | None = None) -> Flow:
     """Validate shape, then meaning (ids, agents, references) when a registry is given."""
     if isinstance(raw, Flow):
         flow = raw
@@ -65,7 +65,7 @@ def parse_flow(raw: Mapping[str, Any] | Flow, registry: Registry | None = None) 
 
 
 class _Checker:
-    def __init__(self, registry: Registry | None) -> None:
+    def __init__(self, registry: AgentLookup | None) -> None:
         self.registry = registry
         self.problems: list[str] = []
         self.seen: dict[str, str] = {}

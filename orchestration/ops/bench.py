@@ -15,10 +15,9 @@ from typing import Any
 from celery import chain, chord, group
 from celery.exceptions import TimeoutError
 
-from orchestration.app import app, engine
 from orchestration.flows import Flow, parse_flow
 from orchestration.orchestrators.base import FlowRunner
-from orchestration.registry import registry
+from orchestration.runtime import current
 from orchestration.store import get_engine, stats
 
 PLAIN = "campaignflow.bench.plain"
@@ -74,14 +73,14 @@ def bench_flow(shape: str) -> Flow:
                 "members": [{"id": f"p{i}", "agent": "noop"} for i in range(5)],
             }
         ]
-    return parse_flow({"name": f"bench-{shape}", "steps": steps}, registry)
+    return parse_flow({"name": f"bench-{shape}", "steps": steps}, current().registry)
 
 
 def plain_canvas(shape: str) -> Any:
-    task = app.signature(PLAIN, immutable=True, queue=NOOP_QUEUE)
+    task = current().app.signature(PLAIN, immutable=True, queue=NOOP_QUEUE)
     if shape == "sequence":
         return chain(*(task.clone() for _ in range(5)))
-    return chord(group(task.clone() for _ in range(5)), app.signature(PLAIN, immutable=True))
+    return chord(group(task.clone() for _ in range(5)), current().app.signature(PLAIN, immutable=True))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -101,7 +100,7 @@ def run_campaignflow(
 ) -> tuple[float, list[float]]:
     """N flows, all submitted at once (``burst``) or one after the other; flows/s and first-step ms."""
     flow = bench_flow(shape)
-    runner = FlowRunner(engine(), flow)
+    runner = FlowRunner(current().engine, flow)
     submitted: dict[str, float] = {}
     start = time.perf_counter()
     for _ in range(n):
@@ -138,7 +137,7 @@ def _wait(result: Any, *, interval: float, timeout: float = 120.0) -> None:
     except TimeoutError:
         pass
     deadline = time.monotonic() + timeout
-    while app.backend.get_task_meta(result.id)["status"] != "SUCCESS":
+    while current().app.backend.get_task_meta(result.id)["status"] != "SUCCESS":
         if time.monotonic() > deadline:
             raise TimeoutError(f"plain flow {result.id} did not finish in {timeout}s")
         time.sleep(0.05)
@@ -161,7 +160,7 @@ def run_plain(shape: str, n: int, progress: Progress, *, burst: bool = True) -> 
         progress(1)
     elapsed = time.perf_counter() - start
     for t0, _result, first in pending:
-        latencies.append((app.AsyncResult(first.id).get(timeout=30) - t0) * 1000)
+        latencies.append((current().app.AsyncResult(first.id).get(timeout=30) - t0) * 1000)
     return n / elapsed, latencies
 
 

@@ -14,7 +14,10 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from orchestration.runtime import current
 from orchestration.settings import Settings, get_settings
+from orchestration.store import get_engine, migrate, stats
+from orchestration.store.heartbeats import last_beats
 
 Status = Literal["ok", "warn", "FAIL"]
 #: Heartbeats written by beat-scheduled tasks, and the setting that gives each one's interval.
@@ -68,8 +71,6 @@ def check_broker(app: Any, timeout: float) -> Check:
 
 
 def check_database(url: str) -> Check:
-    from orchestration.store import get_engine, stats
-
     started = time.perf_counter()
     shown = sa.engine.make_url(url).render_as_string(hide_password=True)
     try:
@@ -81,8 +82,6 @@ def check_database(url: str) -> Check:
 
 
 def check_migrations(url: str) -> Check:
-    from orchestration.store import migrate
-
     try:
         current, heads = migrate.current(url), migrate.heads(url)
     except sa.exc.DBAPIError as exc:
@@ -123,9 +122,6 @@ def check_consumers(app: Any, queues: list[str], timeout: float) -> Check:
 
 
 def check_beat(url: str, settings: Settings, *, require: bool) -> Check:
-    from orchestration.store import get_engine
-    from orchestration.store.heartbeats import last_beats
-
     bad: Status = "FAIL" if require else "warn"
     try:
         with get_engine(url).connect() as conn:
@@ -147,9 +143,7 @@ def check_beat(url: str, settings: Settings, *, require: bool) -> Check:
 
 def run_checks(*, timeout: float = 2.0, require_beat: bool = False) -> list[Check]:
     """Every check, in order; a check that needs a failed one is reported FAIL without waiting."""
-    from orchestration.app import app
-    from orchestration.registry import registry
-
+    app, registry = current().app, current().registry
     settings = get_settings()
     url = settings.effective_database_url()
     broker = check_broker(app, timeout)

@@ -8,57 +8,48 @@ migrations as Postgres. ``campaignflow demo`` runs on this.
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from celery.contrib.testing.worker import start_worker
+
+from orchestration.bootstrap import bootstrap
 from orchestration.envelope import Envelope
 from orchestration.errors import ConfigurationError
+from orchestration.runtime import Runtime, current
 from orchestration.settings import EMBEDDED_BROKER_URL, get_settings
 from orchestration.store import get_engine, reset_engines, stats
 from orchestration.store import repository as repo
 
-#: Settings that would point the process at servers; the embedded default runs without them.
-SERVER_SETTINGS = ("CAMPAIGNFLOW_BROKER_URL", "CAMPAIGNFLOW_RESULT_BACKEND", "CAMPAIGNFLOW_DATABASE_URL")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
-def use_embedded(data_dir: Path) -> list[str]:
-    """Point this process at the embedded default with its SQLite file under ``data_dir``.
+def use_embedded(data_dir: Path) -> tuple[Runtime, list[str]]:
+    """Wire this process for the embedded default, with its SQLite file under ``data_dir``.
 
-    Returns the names of server settings that were set and are now ignored (by this process only).
+    Returns the runtime and the names of server settings that were set and are now ignored (by
+    this process only).
     """
-    ignored = [name for name in SERVER_SETTINGS if os.environ.pop(name, None)]
+    configured = get_settings()
+    ignored = configured.server_settings()
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["CAMPAIGNFLOW_DATA_DIR"] = str(data_dir.resolve())
-    get_settings.cache_clear()
     reset_engines()
-    from orchestration.app import app
-
-    if app.conf.broker_url != EMBEDDED_BROKER_URL:
-        # the Celery config was read before this call; read it again from the new settings
-        import celeryconfig
-
-        app.close()
-        app.config_from_object(importlib.reload(celeryconfig), force=True)
-    if app.conf.broker_url != EMBEDDED_BROKER_URL:
-        raise ConfigurationError(f"embedded mode: broker is still {app.conf.broker_url!r}")
-    return ignored
+    runtime = bootstrap(settings=configured.embedded_variant(data_dir.resolve()))
+    if runtime.app.conf.broker_url != EMBEDDED_BROKER_URL:
+        raise ConfigurationError(f"embedded mode: broker is still {runtime.app.conf.broker_url!r}")
+    return runtime, ignored
 
 
 @contextmanager
 def embedded_worker(concurrency: int = 2, loglevel: str = "WARNING") -> Iterator[object]:
     """Worker threads in this process consuming every routed queue of the registry."""
-    from celery.contrib.testing.worker import start_worker
-
-    from orchestration.app import app
-    from orchestration.registry import registry
-
+    runtime = current()
+    app, registry = runtime.app, runtime.registry
     app.set_default()  # pool threads must publish through this app, not a default AMQP one
     app.loader.import_default_modules()
     with start_worker(
@@ -119,8 +110,6 @@ def wait_terminal(run_ids: Sequence[str], timeout: float, poll: float = 0.02) ->
 
 def count_rows(table: str) -> int | None:
     """Rows of one of our tables in the run store (None when the table does not exist)."""
-    import sqlalchemy as sa
-
     try:
         with get_engine().connect() as conn:
             return stats.count_rows(conn, table)

@@ -19,7 +19,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from orchestration.engine import step_metrics as steps
+from orchestration.runtime import current
 from orchestration.settings import get_settings
+from orchestration.store import get_engine, stats
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +60,6 @@ class CampaignflowCollector(Collector):
         yield from self._steps(agents)
 
     def _runs(self) -> Iterator[Metric]:
-        from orchestration.store import get_engine, stats
-
         up = GaugeMetricFamily("campaignflow_store_up", "1 when the run store answered.")
         try:
             with get_engine().connect() as conn:
@@ -139,9 +139,7 @@ class CampaignflowCollector(Collector):
 def registry(queues: Sequence[str] | None = None) -> CollectorRegistry:
     """A registry holding only the campaignflow collector (the queues default to the registry's)."""
     if queues is None:
-        from orchestration.registry import registry as agents
-
-        queues = agents.queue_names()
+        queues = current().registry.queue_names()
     reg = CollectorRegistry(auto_describe=False)
     reg.register(CampaignflowCollector(queues))
     return reg

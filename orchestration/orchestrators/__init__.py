@@ -1,12 +1,18 @@
-"""Orchestrators, found through the registry by name."""
+"""Orchestrators, found through the registry by name (``bootstrap`` registers the built-in ones)."""
 
-from orchestration.orchestrators.base import BaseOrchestrator, RunHandle
+from orchestration.orchestrators.base import BaseOrchestrator, FlowRunner, Mode, RunHandle
 from orchestration.orchestrators.delivery import DeliveryOrchestrator
 from orchestration.orchestrators.lead import LeadHandlingOrchestrator
-from orchestration.registry import registry
 
-for _cls in (LeadHandlingOrchestrator, DeliveryOrchestrator):
-    if _cls.name not in registry.orchestrator_names():
-        registry.add_orchestrator(_cls)
+#: The orchestrators every process registers.
+BUILTIN_ORCHESTRATORS = (LeadHandlingOrchestrator, DeliveryOrchestrator)
 
-__all__ = ["BaseOrchestrator", "DeliveryOrchestrator", "LeadHandlingOrchestrator", "RunHandle"]
+__all__ = [
+    "BUILTIN_ORCHESTRATORS",
+    "BaseOrchestrator",
+    "DeliveryOrchestrator",
+    "FlowRunner",
+    "LeadHandlingOrchestrator",
+    "Mode",
+    "RunHandle",
+]

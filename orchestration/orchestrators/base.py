@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.errors import FieldError
-from orchestration.flows import Flow
+from orchestration.flows import Flow, FlowCatalog
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from orchestration.store.db import autocommit
@@ -35,8 +35,9 @@ class BaseOrchestrator:
     name: ClassVar[str] = "base"
     description: ClassVar[str] = ""
 
-    def __init__(self, engine: OrchestrationEngine) -> None:
+    def __init__(self, engine: OrchestrationEngine, flows: FlowCatalog) -> None:
         self.engine = engine
+        self.flows = flows
 
     def flow(self, payload: dict[str, Any]) -> Flow:
         """The flow this payload should run."""
@@ -98,7 +99,7 @@ class FlowRunner(BaseOrchestrator):
     name: ClassVar[str] = "flow"
 
     def __init__(self, engine: OrchestrationEngine, flow: Flow) -> None:
-        super().__init__(engine)
+        super().__init__(engine, FlowCatalog())
         self._flow = flow
 
     def flow(self, payload: dict[str, Any]) -> Flow:

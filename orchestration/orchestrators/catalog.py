@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from orchestration.flows import FlowCatalog
-from orchestration.registry import registry
-from orchestration.settings import get_settings
+from orchestration.flows.agents import AgentLookup
 
 BUILTIN_FLOWS = Path(__file__).parent / "flows"
 
 
-@lru_cache(maxsize=1)
-def flows() -> FlowCatalog:
-    import orchestration.app  # noqa: F401  (loads the config, which registers the agents)
-
-    catalog = FlowCatalog(registry)
+def flow_catalog(agents: AgentLookup, flows_dir: Path | None = None) -> FlowCatalog:
+    """The built-in flows, then those of ``flows_dir``, each checked against ``agents``."""
+    catalog = FlowCatalog(agents)
     catalog.add_directory(BUILTIN_FLOWS)
-    extra = get_settings().flows_dir
-    if extra is not None:
-        catalog.add_directory(extra)
+    if flows_dir is not None:
+        catalog.add_directory(flows_dir)
     return catalog

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 from orchestration.errors import FieldError
 from orchestration.flows import Flow
 from orchestration.orchestrators.base import BaseOrchestrator
-from orchestration.orchestrators.catalog import flows
 
 #: channel -> flow name. A new channel is a new delivery agent (with its rate limit) and a flow.
 CHANNEL_FLOWS: dict[str, str] = {"email": "delivery"}
@@ -28,7 +27,7 @@ class DeliveryOrchestrator(BaseOrchestrator):
         problems = self.payload_problems(payload)
         if problems:
             raise FieldError(problems, subject="payload")
-        return flows().get(CHANNEL_FLOWS[payload.get("channel") or DEFAULT_CHANNEL])
+        return self.flows.get(CHANNEL_FLOWS[payload.get("channel") or DEFAULT_CHANNEL])
 
     @staticmethod
     def payload_problems(payload: dict[str, Any]) -> list[str]:

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from orchestration.flows import Flow
 from orchestration.orchestrators.base import BaseOrchestrator
-from orchestration.orchestrators.catalog import flows
 
 
 class LeadHandlingOrchestrator(BaseOrchestrator):
@@ -15,4 +14,4 @@ class LeadHandlingOrchestrator(BaseOrchestrator):
     description: ClassVar[str] = "enrich -> score -> hot: CRM + message | else: CRM + nurture list"
 
     def flow(self, payload: dict[str, Any]) -> Flow:
-        return flows().get("lead_handling")
+        return self.flows.get("lead_handling")

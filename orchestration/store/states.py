@@ -17,7 +17,7 @@ class RunState:
     flow_name: str
     flow_version: str
     #: The run's flow snapshot; on Postgres its JSON text, which a step parses only when its
-    #: process has not seen that exact text before (:func:`orchestration.engine.steps.flow_of`).
+    #: process has not seen that exact text before (:func:`orchestration.engine.context.flow_of`).
     flow_def: dict[str, Any] | str
     status: str
     payload: dict[str, Any]

@@ -13,7 +13,8 @@ from agents.context import AgentContext
 from agents.errors import TransientAgentError
 from agents.utility import SleepInput, SleepOutput
 from agents.utility import sleep as sleep_agent
-from orchestration.registry import AgentSpec, RetryPolicy, registry
+from orchestration.flows.retry import RetryPolicy
+from orchestration.registry import AgentSpec, Registry
 
 _LEDGER_DB = int(os.environ.get("TEST_LEDGER_DB", "13"))
 
@@ -68,7 +69,8 @@ def stubborn(inp: StubbornInput, ctx: AgentContext) -> EffectOutput:
     return EffectOutput(key=ctx.idempotency_key, effects=0)
 
 
-for _spec in (
+#: The agents only the tests use.
+TEST_AGENTS = (
     AgentSpec(
         name="effect",
         handler=effect,
@@ -110,6 +112,11 @@ for _spec in (
         soft_time_limit=1,
         time_limit=2,
     ),
-):
-    if _spec.name not in registry.agent_names():
-        registry.add_agent(_spec)
+)
+
+
+def register(registry: Registry) -> None:
+    """Plugin hook (``CAMPAIGNFLOW_PLUGINS=tests.support.agents``): declare the test agents once."""
+    for spec in TEST_AGENTS:
+        if spec.name not in registry.agent_names():
+            registry.add_agent(spec)

@@ -1,7 +1,7 @@
 """Point the running app (the in-process worker included) at a service for one test.
 
-Settings are read once per process (``get_settings`` is cached), so the cache is cleared after the
-environment changes and again after it is restored.
+The process's settings are replaced for the test (``orchestration.settings.configure``) and put
+back afterwards; the environment is not touched.
 """
 
 from __future__ import annotations
@@ -11,18 +11,15 @@ from contextlib import contextmanager
 
 import pytest
 
-from orchestration.settings import get_settings
+from orchestration.settings import Settings, configure, get_settings
 
 
 @contextmanager
-def settings_env(monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[None]:
-    names = [f"CAMPAIGNFLOW_{name.upper()}" for name in env]
-    for name, value in zip(names, env.values(), strict=True):
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+def settings_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> Iterator[None]:
+    """Settings with ``values`` (field names, e.g. ``smtp_url=...``) for the duration of the block."""
+    before = get_settings()
+    configure(Settings.model_validate({**before.model_dump(), **values}))
     try:
         yield
     finally:
-        for name in names:
-            monkeypatch.delenv(name, raising=False)
-        get_settings.cache_clear()
+        configure(before)

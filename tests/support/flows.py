@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestration.app import engine
 from orchestration.envelope import Envelope
 from orchestration.flows import Flow, parse_flow
 from orchestration.orchestrators.base import FlowRunner, Mode
-from orchestration.registry import registry
 from tests.support.runs import envelope, wait_for_run
+from tests.support.wiring import engine, registry
 
 
 def flow(steps: list[dict[str, Any]], name: str = "test-flow", **extra: Any) -> Flow:

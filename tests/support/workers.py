@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from orchestration.app import app
+from tests.support.wiring import app
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,133 @@
+"""The one place where a campaignflow process is wired: ``bootstrap(app, registry, settings)``.
+
+Every entry point calls it once (the worker and beat through ``orchestration.app``, the CLI, the
+embedded demo, the test fixtures). It
+
+1. makes ``settings`` the process's settings;
+2. imports the agent modules named by ``CAMPAIGNFLOW_AGENT_MODULES`` and ``CAMPAIGNFLOW_PLUGINS``
+   and calls each one's ``register(registry)``;
+3. registers the built-in orchestrators;
+4. configures the Celery app from the settings and the registry: broker, result backend, transport
+   options, one queue per agent pool, the router, beat's schedule;
+5. binds the Celery tasks: each module of :data:`TASK_MODULES` has ``bind(runtime)``;
+6. connects the signal receivers (step logs, step metrics, fresh database pools after a fork);
+7. installs the :class:`~orchestration.runtime.Runtime` that the rest of the process reads.
+
+Nothing registers at import time. The task modules live in ``tasks/`` and are imported here by name,
+the way Celery's own ``include`` works, so ``orchestration`` never imports ``tasks`` or ``agents``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from orchestration.engine import signals
+from orchestration.errors import ConfigurationError
+from orchestration.orchestrators import BUILTIN_ORCHESTRATORS
+from orchestration.registry import Registry
+from orchestration.runtime import Runtime, install, installed
+from orchestration.settings import Settings, configure, get_settings
+from orchestration.store.db import reset_engines
+
+#: The modules that bind Celery tasks, each with ``bind(runtime) -> list[str]`` (the task names).
+TASK_MODULES = ("tasks.agent_tasks", "tasks.engine_tasks", "tasks.public", "tasks.bench_tasks")
+
+
+def create_app() -> Celery:
+    """A Celery app with campaignflow's static settings (``celeryconfig``), no tasks yet."""
+    app = Celery("campaignflow")
+    app.config_from_object("celeryconfig", force=True)
+    return app
+
+
+def bootstrap(
+    app: Celery | None = None, registry: Registry | None = None, settings: Settings | None = None
+) -> Runtime:
+    """Wire this process and return its runtime.
+
+    Called with no arguments when the process is already wired, it returns the installed runtime;
+    otherwise it builds a new app and registry from the (given or environment) settings.
+    """
+    existing = installed()
+    if existing is not None and app is None and registry is None and settings is None:
+        return existing
+    if settings is not None:
+        configure(settings)
+    settings = get_settings()
+    registry = registry if registry is not None else Registry()
+    app = app if app is not None else create_app()
+    load_agent_modules(registry, settings)
+    for cls in BUILTIN_ORCHESTRATORS:
+        if cls.name not in registry.orchestrator_names():
+            registry.add_orchestrator(cls)
+    configure_app(app, registry, settings)
+    runtime = Runtime(app=app, registry=registry, settings=settings)
+    install(runtime)
+    for name in TASK_MODULES:
+        runtime.bound_tasks.extend(_module(name, "bind").bind(runtime))
+    signals.connect()
+    worker_process_init.connect(_fresh_engines, weak=False, dispatch_uid="campaignflow.fresh_engines")
+    return runtime
+
+
+def load_agent_modules(registry: Registry, settings: Settings) -> None:
+    """Import each agent module and plugin and let it register its agents (and flows) once."""
+    for name in settings.module_names():
+        _module(name, "register").register(registry)
+
+
+def _module(name: str, function: str) -> Any:
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"module {name!r} (CAMPAIGNFLOW_AGENT_MODULES / CAMPAIGNFLOW_PLUGINS) cannot be imported: {exc}; "
+            "check the name and that it is installed"
+        ) from exc
+    if not callable(getattr(module, function, None)):
+        raise ConfigurationError(f"module {name!r} has no {function}() function; add one")
+    return module
+
+
+def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
+    """The Celery settings that come from the environment and the registry."""
+    broker_url = settings.effective_broker_url()
+    transport: dict[str, Any] = {}
+    conf: dict[str, Any] = {}
+    if settings.embedded or broker_url.startswith(("memory://", "sqla+", "filesystem://")):
+        transport["polling_interval"] = 0.01
+    else:
+        transport["visibility_timeout"] = settings.visibility_timeout
+        conf["visibility_timeout"] = settings.visibility_timeout
+        if settings.unacked_restore_interval is not None:
+            transport["unacked_restore_interval"] = settings.unacked_restore_interval
+            transport["unacked_restore_throttle"] = settings.unacked_restore_interval
+    if settings.redis_key_prefix:
+        transport["global_keyprefix"] = settings.redis_key_prefix
+    app.conf.update(
+        broker_url=broker_url,
+        result_backend=settings.effective_result_backend(),
+        broker_transport_options=transport,
+        result_backend_transport_options={
+            k: v for k, v in transport.items() if k in ("visibility_timeout", "global_keyprefix")
+        },
+        task_queues=registry.queues(),
+        task_routes=(registry.route,),
+        beat_schedule={
+            "campaignflow-sweep": {"task": "campaignflow.engine.sweep", "schedule": settings.sweep_interval},
+            "campaignflow-campaign-tick": {
+                "task": "campaignflow.campaign_tick",
+                "schedule": settings.campaign_tick_interval,
+            },
+        },
+        **conf,
+    )
+
+
+def _fresh_engines(**_: Any) -> None:
+    """A forked pool child must not reuse the parent's database connections."""
+    reset_engines()

@@ -1,0 +1,17 @@
+"""Where a step's record write goes: one autocommit statement, or a transaction when it also ends the run."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+from sqlalchemy.engine import Connection
+
+from orchestration.store import get_engine
+from orchestration.store.db import autocommit
+
+
+def writer(ends_run: bool) -> AbstractContextManager[Connection]:
+    """Where a record write goes: autocommit, unless it also ends the run on a database that needs a
+    transaction to make the two writes one (Postgres makes them one statement)."""
+    engine = get_engine()
+    return engine.begin() if ends_run and engine.dialect.name != "postgresql" else autocommit()
