@@ -1,5 +1,6 @@
 """The delivery ledger (table ``delivery``): one row per idempotency key, claimed before a message
 leaves and marked after. Plain SQLAlchemy Core on the run store's database; Postgres and SQLite.
+The table is defined in ``agents.tables``.
 
 Row states: ``sending`` (claimed, the send may be in flight), ``sent`` (the server accepted it),
 ``failed`` (the send failed before the server accepted it; a later try may claim the row again),
@@ -19,22 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agents.errors import PermanentAgentError, TransientAgentError
-
-_meta = sa.MetaData()
-delivery = sa.Table(
-    "delivery",
-    _meta,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("idempotency_key", sa.String(240), unique=True),
-    sa.Column("run_id", sa.String(36)),
-    sa.Column("channel", sa.String(40)),
-    sa.Column("recipient", sa.String(320)),
-    sa.Column("subject", sa.String(400)),
-    sa.Column("status", sa.String(16)),
-    sa.Column("provider_message_id", sa.String(200)),
-    sa.Column("created_at", sa.DateTime(timezone=True)),
-    sa.Column("sent_at", sa.DateTime(timezone=True)),
-)
+from agents.tables import delivery
 
 _engines: dict[tuple[int, str], sa.Engine] = {}
 _lock = threading.Lock()

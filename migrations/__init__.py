@@ -1,1 +1,2 @@
-"""Alembic migrations of the run store (the package makes them findable when installed)."""
+"""Alembic migrations of every table: the run store's and the agents' own (the package makes them
+findable when installed; ``metadata`` lists the tables they build)."""

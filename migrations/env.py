@@ -6,12 +6,12 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from migrations.metadata import TARGET_METADATA
 from orchestration.settings import get_settings
 from orchestration.store.db import ensure_sqlite_dir
-from orchestration.store.models import Base
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = list(TARGET_METADATA)
 
 
 def _url() -> str:

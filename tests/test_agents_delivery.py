@@ -14,8 +14,8 @@ from agents import ledger
 from agents.delivery import DeliverInput, deliver_email, parse_smtp_url
 from agents.errors import PermanentAgentError, TransientAgentError
 from agents.nurture import NurtureInput, nurture_add
+from agents.tables import delivery
 from orchestration.engine.context import StepContext
-from orchestration.store.control_models import Delivery
 from tests.support.smtp import SmtpSink, free_port, self_signed_cert, server_tls_context
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:aiosmtpd.*")
@@ -125,7 +125,7 @@ def test_fresh_sending_claim_waits_and_a_stale_one_is_taken_over(clean_db: str) 
 def test_outbox_without_smtp_on_sqlite(tmp_path: Path) -> None:
     """The embedded default: no SMTP server, a SQLite run store; recorded once, nothing sent."""
     db = f"sqlite:///{tmp_path / 'runs.db'}"
-    Delivery.metadata.create_all(ledger.engine(db), tables=[Delivery.__table__])  # type: ignore[list-item]
+    delivery.metadata.create_all(ledger.engine(db), tables=[delivery])
     c = ctx(db, None)
     first = deliver_email(MSG, c)
     again = deliver_email(MSG, c)

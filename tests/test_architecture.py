@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,35 @@ def test_nothing_outside_settings_writes_the_environment() -> None:
             if target is not None and ast.unparse(target) == "os.environ":
                 writers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not writers, f"os.environ written outside orchestration/settings.py: {writers}"
+
+
+#: SQLAlchemy's SQL constructs; outside the store only its exceptions and URLs are used.
+SQL_CONSTRUCTS = {"select", "insert", "update", "delete", "text", "table", "column", "func", "literal"}
+SQL_STATEMENT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\s", re.MULTILINE)
+
+
+def test_sql_only_in_the_store() -> None:
+    """No SQL construct, table column (``t.c.x``) or SQL text outside ``orchestration/store``."""
+    found = []
+    for package in ("orchestration", "tasks"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if (ROOT / "orchestration" / "store") in path.parents:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+                if isinstance(node, ast.Attribute) and (
+                    (ast.unparse(node.value) in ("sa", "sqlalchemy") and node.attr in SQL_CONSTRUCTS)
+                    or (isinstance(node.value, ast.Attribute) and node.value.attr == "c")
+                ):
+                    found.append(f"{where} {ast.unparse(node)}")
+                elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+                    names = {a.name for a in node.names} & SQL_CONSTRUCTS
+                    if names or (node.module or "").startswith(("sqlalchemy.sql", "sqlalchemy.dialects")):
+                        found.append(f"{where} from {node.module} import {', '.join(sorted(names))}")
+                elif (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and SQL_STATEMENT.search(node.value)
+                ):
+                    found.append(f"{where} SQL text")
+    assert not found, "SQL outside orchestration/store (move it into a store module):\n" + "\n".join(found)

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from migrations.metadata import TARGET_METADATA, table_names
 from orchestration.store import get_engine, migrate
-from orchestration.store.models import Base
 from tests.support import services
 
 
@@ -30,10 +30,14 @@ def _tables(url: str) -> set[str]:
         return set(sa.inspect(conn).get_table_names())
 
 
+def test_every_table_is_covered_agents_included() -> None:
+    assert {"run", "step_record", "campaign", "crm_contact", "delivery"} <= table_names()
+
+
 def test_upgrade_from_empty_builds_every_table(empty_schema: str) -> None:
     assert _tables(empty_schema) == set()
     migrate.upgrade(empty_schema)
-    assert _tables(empty_schema) == set(Base.metadata.tables) | {"alembic_version"}
+    assert _tables(empty_schema) == table_names() | {"alembic_version"}
     assert migrate.at_head(empty_schema)
 
 
@@ -45,7 +49,7 @@ def test_models_and_migrations_do_not_drift(empty_schema: str) -> None:
     migrate.upgrade(empty_schema)
     with get_engine(empty_schema).connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
-        diff = compare_metadata(ctx, Base.metadata)
+        diff = compare_metadata(ctx, list(TARGET_METADATA))
     assert diff == []
 
 
@@ -60,6 +64,6 @@ def test_downgrade_to_base_and_up_again(empty_schema: str) -> None:
 def test_migrations_also_build_the_embedded_sqlite_store(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/runs.db"
     migrate.upgrade(url)
-    assert _tables(url) == set(Base.metadata.tables) | {"alembic_version"}
+    assert _tables(url) == table_names() | {"alembic_version"}
     migrate.downgrade(url, "base")
     assert _tables(url) == {"alembic_version"}

@@ -11,6 +11,7 @@ from orchestration.control.sweeper import sweep
 from orchestration.flows import Flow
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store.tables import run_t, step_t
 from tests.support.agents import ledger
 from tests.support.flows import flow
 from tests.support.runs import envelope, wait_for_run
@@ -37,8 +38,8 @@ def open_unpublished(f: Flow, *, deadline: datetime | None = None) -> str:
 
 def backdate(run_id: str) -> None:
     with get_engine().begin() as conn:
-        conn.execute(repo.run_t.update().where(repo.run_t.c.run_id == run_id).values(updated_at=HOUR_AGO))
-        conn.execute(repo.step_t.update().where(repo.step_t.c.run_id == run_id).values(updated_at=HOUR_AGO))
+        conn.execute(run_t.update().where(run_t.c.run_id == run_id).values(updated_at=HOUR_AGO))
+        conn.execute(step_t.update().where(step_t.c.run_id == run_id).values(updated_at=HOUR_AGO))
 
 
 def test_lost_message_is_redriven_to_success(worker: object) -> None:
@@ -71,7 +72,7 @@ def test_stalled_past_max_redrives_is_failed_with_a_reason(worker: object) -> No
     run_id = open_unpublished(flow([{"id": "a", "agent": "noop"}]))
     with get_engine().begin() as conn:
         repo.begin_step(conn, run_id, "a", "noop")
-        conn.execute(repo.run_t.update().where(repo.run_t.c.run_id == run_id).values(redrives=2))
+        conn.execute(run_t.update().where(run_t.c.run_id == run_id).values(redrives=2))
     backdate(run_id)
     report = sweep(engine(), stall_seconds=60, max_redrives=2)
     assert report.failed == [run_id] and report.redriven == []

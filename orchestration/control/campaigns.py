@@ -7,18 +7,15 @@ computation (interval and cron, with a bounded catch-up). The tick that starts t
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import sqlalchemy as sa
 from celery.schedules import crontab
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy.exc import IntegrityError
 
 from orchestration.errors import CampaignflowError
+from orchestration.store import campaigns as store
 from orchestration.store import get_engine
-from orchestration.store.control_models import Campaign
-from orchestration.store.repository import utcnow
 
 __all__ = [
     "CRON_SCAN_DAYS",
@@ -26,7 +23,6 @@ __all__ = [
     "CampaignNotFoundError",
     "CampaignSpec",
     "add_campaign",
-    "campaign_t",
     "cron_slots",
     "due_slots",
     "interval_slots",
@@ -35,7 +31,6 @@ __all__ = [
     "set_enabled",
 ]
 
-campaign_t = cast(sa.Table, Campaign.__table__)
 #: How many days back a cron schedule is searched for missed slots.
 CRON_SCAN_DAYS = 400
 
@@ -138,41 +133,25 @@ def add_campaign(spec: CampaignSpec, *, replace: bool = False) -> int:
     values = spec.row()
     with get_engine().begin() as conn:
         if replace:
-            done = conn.execute(
-                campaign_t.update()
-                .where(campaign_t.c.name == spec.name)
-                .values(**values, updated_at=utcnow())
-                .returning(campaign_t.c.id)
-            ).first()
+            done = store.replace_campaign(conn, spec.name, values)
             if done is not None:
-                return int(done.id)
-        try:
-            with conn.begin_nested():
-                return int(
-                    conn.execute(campaign_t.insert().values(**values).returning(campaign_t.c.id)).scalar_one()
-                )
-        except IntegrityError:
-            raise CampaignExistsError(
-                f"name: campaign {spec.name!r} already exists; pass --replace to update it"
-            ) from None
+                return done
+        new_id = store.insert_campaign(conn, values)
+    if new_id is None:
+        raise CampaignExistsError(f"name: campaign {spec.name!r} already exists; pass --replace to update it")
+    return new_id
 
 
 def list_campaigns() -> list[dict[str, Any]]:
     with get_engine().connect() as conn:
-        rows = conn.execute(sa.select(campaign_t).order_by(campaign_t.c.name)).all()
-    return [dict(r._mapping) for r in rows]
+        return store.list_campaigns(conn)
 
 
 def set_enabled(name: str, enabled: bool) -> None:
     """Pause or resume. Resuming does not catch up the slots that fell while paused."""
-    values: dict[str, Any] = {"enabled": enabled, "updated_at": utcnow()}
-    if enabled:
-        values["last_slot_at"] = sa.case(
-            (campaign_t.c.enabled.is_(False), utcnow()), else_=campaign_t.c.last_slot_at
-        )
     with get_engine().begin() as conn:
-        if not conn.execute(campaign_t.update().where(campaign_t.c.name == name).values(**values)).rowcount:
-            names = conn.execute(sa.select(campaign_t.c.name).order_by(campaign_t.c.name)).scalars().all()
+        if not store.set_enabled(conn, name, enabled):
+            names = store.campaign_names(conn)
             raise CampaignNotFoundError(
                 f"campaign {name!r} not found (campaigns: {', '.join(names) or 'none'})"
             )

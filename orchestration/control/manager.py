@@ -14,9 +14,8 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -31,10 +30,8 @@ from orchestration.registry import Registry
 from orchestration.runtime import Runtime, current
 from orchestration.settings import get_settings
 from orchestration.store import get_engine
-from orchestration.store.control_models import RoutingRule
+from orchestration.store import routes as store
 from orchestration.timefmt import iso_utc
-
-route_t = cast(sa.Table, RoutingRule.__table__)
 
 
 class Event(BaseModel):
@@ -111,7 +108,7 @@ def file_routes(path: Path | None = None) -> tuple[Route, ...]:
 
 def db_routes() -> tuple[Route, ...]:
     with get_engine().connect() as conn:
-        rows = conn.execute(sa.select(route_t).order_by(route_t.c.id)).all()
+        rows = store.list_routes(conn)
     return tuple(
         Route(id=r.id, event_type=r.event_type, campaign=r.campaign, orchestrator=r.orchestrator, flow=r.flow)
         for r in rows
@@ -123,13 +120,13 @@ def add_route(route: Route, runtime: Runtime | None = None) -> Route:
     check_target(route, runtime)
     values = route.model_dump(exclude={"id"})
     with get_engine().begin() as conn:
-        new_id = conn.execute(route_t.insert().values(**values).returning(route_t.c.id)).scalar_one()
+        new_id = store.insert_route(conn, values)
     return route.model_copy(update={"id": new_id})
 
 
 def remove_route(route_id: int) -> None:
     with get_engine().begin() as conn:
-        if not conn.execute(route_t.delete().where(route_t.c.id == route_id)).rowcount:
+        if not store.delete_route(conn, route_id):
             raise RouteNotFoundError(f"routing rule {route_id} not found; see `campaignflow routes list`")
 
 

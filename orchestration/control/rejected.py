@@ -8,10 +8,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from orchestration.errors import (
     CampaignflowError,
@@ -21,16 +18,13 @@ from orchestration.errors import (
     UnknownNameError,
 )
 from orchestration.store import get_engine
-from orchestration.store.control_models import RejectedEvent
-from orchestration.store.repository import utcnow
+from orchestration.store import rejected as store
 from orchestration.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from orchestration.control.manager import CampaignManager
     from orchestration.orchestrators import RunHandle
     from orchestration.orchestrators.base import Mode
-
-rejected_t = cast(sa.Table, RejectedEvent.__table__)
 
 #: The errors that make an event a rejected event (anything else, e.g. a database outage, is raised).
 REJECTABLE: tuple[type[Exception], ...] = (FieldError, RouteNotFoundError, UnknownNameError)
@@ -105,27 +99,14 @@ def reject(raw: Any, exc: BaseException, *, rejected_id: int | None = None) -> E
     event_id = event_id_of(body)
     values = {"event_id": event_id, "raw": body, "reason": f"{kind}: {problems[0]}", "problems": problems}
     with get_engine().begin() as conn:
+        if rejected_id is None and event_id is not None:
+            # the same body sent again while still rejected updates that row instead of adding one
+            rejected_id = store.open_rejection(conn, event_id, body)
         if rejected_id is None:
-            rejected_id = _same_open_rejection(conn, event_id, body)
-        if rejected_id is None:
-            rejected_id = int(
-                conn.execute(rejected_t.insert().values(**values).returning(rejected_t.c.id)).scalar_one()
-            )
+            rejected_id = store.insert_rejected(conn, values)
         else:
-            conn.execute(rejected_t.update().where(rejected_t.c.id == rejected_id).values(**values))
+            store.update_rejected(conn, rejected_id, values)
     return EventRejectedError(rejected_id, event_id, kind, problems)
-
-
-def _same_open_rejection(conn: Connection, event_id: str | None, body: Any) -> int | None:
-    """The same body sent again while still rejected updates that row instead of adding one."""
-    if event_id is None:
-        return None
-    rows = conn.execute(
-        sa.select(rejected_t.c.id, rejected_t.c.raw).where(
-            rejected_t.c.event_id == event_id, rejected_t.c.status == "rejected"
-        )
-    ).all()
-    return next((int(r.id) for r in rows if r.raw == body), None)
 
 
 def _row(r: Any) -> Rejected:
@@ -144,16 +125,13 @@ def _row(r: Any) -> Rejected:
 
 def list_rejected(status: str | None = "rejected", limit: int = 50) -> list[Rejected]:
     """Newest first; ``status`` ``rejected`` (still open), ``replayed``, or None for all."""
-    query = sa.select(rejected_t).order_by(rejected_t.c.id.desc()).limit(limit)
-    if status:
-        query = query.where(rejected_t.c.status == status)
     with get_engine().connect() as conn:
-        return [_row(r) for r in conn.execute(query)]
+        return [_row(r) for r in store.list_rejected(conn, status, limit)]
 
 
 def get_rejected(rejected_id: int) -> Rejected:
     with get_engine().connect() as conn:
-        row = conn.execute(sa.select(rejected_t).where(rejected_t.c.id == rejected_id)).first()
+        row = store.get_rejected(conn, rejected_id)
     if row is None:
         raise CampaignflowError(f"rejected event {rejected_id} not found; see `campaignflow rejected list`")
     return _row(row)
@@ -183,9 +161,5 @@ def replay(
     except REJECTABLE as exc:
         raise reject(body, exc, rejected_id=rejected_id) from exc
     with get_engine().begin() as conn:
-        conn.execute(
-            rejected_t.update()
-            .where(rejected_t.c.id == rejected_id)
-            .values(status="replayed", raw=as_json(body), replay_run_id=handle.run_id, replayed_at=utcnow())
-        )
+        store.mark_replayed(conn, rejected_id, as_json(body), handle.run_id)
     return handle

@@ -11,11 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
-
 from orchestration.errors import CampaignflowError, FieldError, RunNotFoundError
 from orchestration.flows import Flow
-from orchestration.names import StepStatus
 from orchestration.runtime import current
 from orchestration.step_error import StepError
 from orchestration.store import get_engine
@@ -33,11 +30,7 @@ def cancel_run(run_id: str) -> str:
     """
     with get_engine().begin() as conn:
         if repo.finish_run(conn, run_id, "cancelled", StepError.cancelled().as_dict()):
-            conn.execute(
-                repo.step_t.update()
-                .where(repo.step_t.c.run_id == run_id, repo.step_t.c.status == "pending")
-                .values(status="skipped", finished_at=repo.utcnow())
-            )
+            repo.skip_pending_steps(conn, run_id)
             return "cancelled"
         return repo.run_status(conn, run_id)
 
@@ -61,42 +54,17 @@ def reopen_failed_run(run_id: str, payload_patch: Mapping[str, Any] | None = Non
     ``payload_patch`` (a JSON merge patch) corrects the stored payload before the re-drive.
     """
     with get_engine().begin() as conn:
-        row = conn.execute(
-            sa.select(repo.run_t.c.status, repo.run_t.c.flow_def, repo.run_t.c.payload)
-            .where(repo.run_t.c.run_id == run_id)
-            .with_for_update()
-        ).first()
+        row = repo.lock_run(conn, run_id)
         if row is None:
             raise RunNotFoundError(run_id)
         if row.status != "failed":
             raise RunStateError(f"run {run_id} is {row.status}; only failed runs can be retried")
         flow = Flow.model_validate(row.flow_def)
-        values: dict[str, Any] = {}
+        payload: dict[str, Any] | None = None
         if payload_patch:
             payload = merge_patch(row.payload, payload_patch)
             _check_payload(flow, payload)
-            values["payload"] = payload
-        conn.execute(
-            repo.step_t.update()
-            .where(
-                repo.step_t.c.run_id == run_id,
-                repo.step_t.c.status.in_((StepStatus.FAILED, StepStatus.RUNNING)),
-            )
-            .values(status="pending", finished_at=None)
-        )
-        conn.execute(
-            repo.run_t.update()
-            .where(repo.run_t.c.run_id == run_id)
-            .values(
-                status="running",
-                error=None,
-                finished_at=None,
-                redrives=repo.run_t.c.redrives + 1,
-                updated_at=repo.utcnow(),
-                deadline_at=None,
-                **values,
-            )
-        )
+        repo.reopen_run(conn, run_id, payload)
     return flow
 
 

@@ -15,23 +15,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
-
-from orchestration.control.campaigns import campaign_t, due_slots
+from orchestration.control.campaigns import due_slots
 from orchestration.control.manager import CampaignManager, manager
 from orchestration.control.rejected import EventRejectedError
 from orchestration.names import BEAT_HEARTBEAT
+from orchestration.store import campaigns as store
 from orchestration.store import get_engine
-from orchestration.store.control_models import CampaignSlot, Heartbeat
-from orchestration.store.repository import utcnow
+from orchestration.store.base import utcnow
+from orchestration.store.heartbeats import beat
 from orchestration.timefmt import iso_utc
 
-slot_t = cast(sa.Table, CampaignSlot.__table__)
-heartbeat_t = cast(sa.Table, Heartbeat.__table__)
 #: ``campaign_slot.runs`` of a claimed slot whose events are not all ingested yet.
 IN_PROGRESS = -1
 #: A slot still in progress after this long was left by a tick that died; the next tick finishes it.
@@ -90,7 +85,7 @@ def tick(now: datetime | None = None, campaigns: CampaignManager | None = None) 
     mgr = campaigns or manager()
     _resume_stale_slots(report, mgr)
     with get_engine().connect() as conn:
-        ids = conn.execute(sa.select(campaign_t.c.id).where(campaign_t.c.enabled.is_(True))).scalars().all()
+        ids = store.enabled_campaign_ids(conn)
     for campaign_id in ids:
         row, claimed = _claim_due_slots(campaign_id, report)
         for slot in claimed:
@@ -102,24 +97,16 @@ def tick(now: datetime | None = None, campaigns: CampaignManager | None = None) 
 def _claim_due_slots(campaign_id: int, report: TickReport) -> tuple[Any, list[datetime]]:
     """In one short transaction: lock the campaign, claim its due slots, move ``last_slot_at``."""
     with get_engine().begin() as conn:
-        row = conn.execute(
-            sa.select(campaign_t)
-            .where(campaign_t.c.id == campaign_id, campaign_t.c.enabled.is_(True))
-            .with_for_update(skip_locked=True)
-        ).first()
+        row = store.lock_enabled_campaign(conn, campaign_id)
         if row is None:
             report.busy += 1
             return None, []
         report.campaigns += 1
         slots, skipped = due_slots(row, report.at)
         report.slots_skipped += skipped
-        claimed = [slot for slot in slots if _claim_slot(conn, campaign_id, slot)]
+        claimed = [slot for slot in slots if store.claim_slot(conn, campaign_id, slot, IN_PROGRESS)]
         if slots:
-            conn.execute(
-                campaign_t.update()
-                .where(campaign_t.c.id == campaign_id)
-                .values(last_slot_at=max(slots), updated_at=utcnow())
-            )
+            store.set_last_slot(conn, campaign_id, max(slots))
     return row, claimed
 
 
@@ -135,9 +122,7 @@ def _start_slot(row: Any, slot: datetime, report: TickReport, mgr: CampaignManag
         runs += 1
         report.duplicates += handle.duplicate
     with get_engine().begin() as conn:
-        conn.execute(
-            slot_t.update().where(slot_t.c.campaign_id == row.id, slot_t.c.slot_at == slot).values(runs=runs)
-        )
+        store.set_slot_runs(conn, row.id, slot, runs)
     report.slots_started += 1
     report.runs_started += runs
     report.slots.append(f"{row.name}@{slot_key(slot)}")
@@ -145,44 +130,15 @@ def _start_slot(row: Any, slot: datetime, report: TickReport, mgr: CampaignManag
 
 def _resume_stale_slots(report: TickReport, mgr: CampaignManager) -> None:
     """Finish slots a tick claimed but did not mark done within ``SLOT_LEASE`` (it died half-way)."""
-    now = utcnow()
     with get_engine().begin() as conn:
-        stale = conn.execute(
-            slot_t.update()
-            .where(slot_t.c.runs == IN_PROGRESS, slot_t.c.created_at < now - SLOT_LEASE)
-            .values(created_at=now)
-            .returning(slot_t.c.campaign_id, slot_t.c.slot_at)
-        ).all()
-        rows = {
-            r.id: r
-            for r in conn.execute(
-                sa.select(campaign_t).where(campaign_t.c.id.in_({s.campaign_id for s in stale}))
-            )
-        }
-    for s in stale:
+        stale = store.reclaim_slots(conn, IN_PROGRESS, utcnow() - SLOT_LEASE)
+        rows = store.campaigns_by_id(conn, {campaign_id for campaign_id, _slot in stale})
+    for campaign_id, slot in stale:
         report.resumed += 1
-        slot = s.slot_at if s.slot_at.tzinfo else s.slot_at.replace(tzinfo=UTC)
-        _start_slot(rows[s.campaign_id], slot, report, mgr)
-
-
-def _insert(conn: Connection, table: sa.Table) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def _claim_slot(conn: Connection, campaign_id: int, slot: datetime) -> bool:
-    stmt = (
-        _insert(conn, slot_t)
-        .values(campaign_id=campaign_id, slot_at=slot, runs=IN_PROGRESS, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["campaign_id", "slot_at"])
-        .returning(slot_t.c.slot_at)
-    )
-    return conn.execute(stmt).first() is not None
+        _start_slot(rows[campaign_id], slot, report, mgr)
 
 
 def _heartbeat(report: TickReport) -> None:
     detail = {k: v for k, v in report.as_dict().items() if k != "slots"}
     with get_engine().begin() as conn:
-        stmt = _insert(conn, heartbeat_t).values(name=BEAT_HEARTBEAT, beat_at=report.at, detail=detail)
-        conn.execute(
-            stmt.on_conflict_do_update(index_elements=["name"], set_={"beat_at": report.at, "detail": detail})
-        )
+        beat(conn, BEAT_HEARTBEAT, report.at, detail)

@@ -6,12 +6,10 @@ from contextlib import AbstractContextManager
 
 from sqlalchemy.engine import Connection
 
-from orchestration.store import get_engine
-from orchestration.store.db import autocommit
+from orchestration.store import step_writer
 
 
 def writer(ends_run: bool) -> AbstractContextManager[Connection]:
     """Where a record write goes: autocommit, unless it also ends the run on a database that needs a
-    transaction to make the two writes one (Postgres makes them one statement)."""
-    engine = get_engine()
-    return engine.begin() if ends_run and engine.dialect.name != "postgresql" else autocommit()
+    transaction to make the two writes one (the store knows which one does)."""
+    return step_writer(ends_run)

@@ -12,16 +12,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from celery import chain, chord, group
 from celery.exceptions import TimeoutError
 
 from orchestration.flows import Flow, parse_flow
-from orchestration.names import BENCH_PLAIN_TASK, TERMINAL_RUN_STATUSES, agent_queue
+from orchestration.names import BENCH_PLAIN_TASK, agent_queue
 from orchestration.orchestrators.base import FlowRunner
 from orchestration.runtime import current
-from orchestration.store import get_engine
-from orchestration.store import repository as repo
+from orchestration.store import get_engine, stats
 
 #: The keys of ``campaignflow bench --json``, one object per shape.
 JSON_KEYS = (
@@ -96,13 +94,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def _count_done(run_ids: list[str]) -> int:
     with get_engine().connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.count()).where(
-                    repo.run_t.c.run_id.in_(run_ids), repo.run_t.c.status.in_(TERMINAL_RUN_STATUSES)
-                )
-            ).scalar_one()
-        )
+        return stats.count_finished(conn, run_ids)
 
 
 def run_campaignflow(
@@ -134,12 +126,8 @@ def run_campaignflow(
 def _first_step_starts(run_ids: list[str], flow: Flow) -> dict[str, float]:
     first_ids = ["s0"] if flow.name.endswith("sequence") else [f"p{i}" for i in range(5)]
     with get_engine().connect() as conn:
-        rows = conn.execute(
-            sa.select(repo.step_t.c.run_id, sa.func.min(repo.step_t.c.started_at))
-            .where(repo.step_t.c.run_id.in_(run_ids), repo.step_t.c.step_id.in_(first_ids))
-            .group_by(repo.step_t.c.run_id)
-        ).all()
-    return {r[0]: repo._aware(r[1]).timestamp() for r in rows if r[1] is not None}  # type: ignore[union-attr]
+        starts = stats.first_step_starts(conn, run_ids, first_ids)
+    return {run_id: at.timestamp() for run_id, at in starts.items()}
 
 
 def _wait(result: Any, *, interval: float, timeout: float = 120.0) -> None:

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from orchestration.names import AGENT_QUEUE_PREFIX, BEAT_HEARTBEAT, ENGINE_QUEUE, SWEEPER_HEARTBEAT
 from orchestration.runtime import current
 from orchestration.settings import Settings, get_settings
-from orchestration.store import get_engine, migrate
-from orchestration.timefmt import as_utc, iso_utc
+from orchestration.store import get_engine, migrate, stats
+from orchestration.store.heartbeats import last_beats
+from orchestration.timefmt import iso_utc
 
 Status = Literal["ok", "warn", "FAIL"]
 #: Heartbeats written by beat-scheduled tasks, and the setting that gives each one's interval.
@@ -76,7 +77,7 @@ def check_database(url: str) -> Check:
     shown = sa.engine.make_url(url).render_as_string(hide_password=True)
     try:
         with get_engine(url).connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+            stats.ping(conn)
     except sa.exc.DBAPIError as exc:
         return Check("database", "FAIL", f"{shown}: {_first_line(exc.orig)}; check CAMPAIGNFLOW_DATABASE_URL")
     return Check("database", "ok", f"{shown} answered in {_ms(started)}")
@@ -126,11 +127,10 @@ def check_beat(url: str, settings: Settings, *, require: bool) -> Check:
     bad: Status = "FAIL" if require else "warn"
     try:
         with get_engine(url).connect() as conn:
-            rows = conn.execute(sa.text("SELECT name, beat_at FROM heartbeat")).all()
+            beats = last_beats(conn)
     except sa.exc.DBAPIError as exc:
         return Check("beat", bad, f"cannot read the heartbeat table ({_first_line(exc.orig)})")
     now = datetime.now(UTC)
-    beats = {str(r.name): as_utc(r.beat_at) for r in rows}  # SQLite gives naive text: read as UTC
     ages = {name: (now - at).total_seconds() for name, at in beats.items()}
     seen = "; ".join(f"{n} at {iso_utc(beats[n])} ({a:.0f} s ago)" for n, a in sorted(ages.items()))
     ticks = [n for n in TICKS if n in ages]

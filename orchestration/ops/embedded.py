@@ -24,7 +24,7 @@ from orchestration.errors import ConfigurationError
 from orchestration.names import TERMINAL_RUN_STATUSES
 from orchestration.runtime import Runtime, current
 from orchestration.settings import EMBEDDED_BROKER_URL, get_settings
-from orchestration.store import get_engine, reset_engines
+from orchestration.store import get_engine, reset_engines, stats
 from orchestration.store import repository as repo
 
 
@@ -111,6 +111,6 @@ def count_rows(table: str) -> int | None:
     """Rows of one of our tables in the run store (None when the table does not exist)."""
     try:
         with get_engine().connect() as conn:
-            return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+            return stats.count_rows(conn, table)
     except sa.exc.DBAPIError:
         return None

@@ -22,16 +22,13 @@ from orchestration.engine import step_metrics as steps
 from orchestration.names import KOMBU_UNACKED_KEY, LIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES
 from orchestration.runtime import current
 from orchestration.settings import get_settings
-from orchestration.store import get_engine
+from orchestration.store import get_engine, stats
 
 log = logging.getLogger(__name__)
 
 #: kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists named ``<queue>\x06\x16<n>``.
 PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = (3, 6, 9)
-RUN_COUNTS = sa.text(
-    "SELECT flow_name, status, count(*), count(started_at) FROM run GROUP BY flow_name, status"
-)
 
 
 def queue_keys(queue: str, key_prefix: str = "") -> list[str]:
@@ -65,7 +62,7 @@ class CampaignflowCollector(Collector):
         up = GaugeMetricFamily("campaignflow_store_up", "1 when the run store answered.")
         try:
             with get_engine().connect() as conn:
-                rows = conn.execute(RUN_COUNTS).all()
+                rows = stats.run_counts(conn)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("run store not readable for metrics: %s", exc)
             up.add_metric([], 0)

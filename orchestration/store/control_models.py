@@ -1,5 +1,5 @@
-"""Models of the control plane: rejected events, beat-scheduled campaigns and their slots, the
-delivery ledger of sent messages, and heartbeats (beat's last tick)."""
+"""Models of the control plane: rejected events, routing rules, beat-scheduled campaigns and their
+slots, and heartbeats (beat's last tick). The delivery ledger belongs to the agents (``agents.tables``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from orchestration.store.models import Base, JSONType, _now
+from orchestration.store.metadata import Base, JSONType, server_now
 
 
 class RejectedEvent(Base):
@@ -24,7 +24,7 @@ class RejectedEvent(Base):
     problems: Mapped[Any] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(sa.String(16), server_default="rejected")
     replay_run_id: Mapped[str | None] = mapped_column(sa.String(36))
-    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    created_at: Mapped[datetime] = mapped_column(server_default=server_now())
     replayed_at: Mapped[datetime | None]
 
 
@@ -39,7 +39,7 @@ class RoutingRule(Base):
     campaign: Mapped[str | None] = mapped_column(sa.String(120))
     orchestrator: Mapped[str | None] = mapped_column(sa.String(120))
     flow: Mapped[str | None] = mapped_column(sa.String(120))
-    created_at: Mapped[datetime] = mapped_column(server_default=_now())
+    created_at: Mapped[datetime] = mapped_column(server_default=server_now())
 
     __table_args__ = (
         sa.CheckConstraint(
@@ -66,8 +66,8 @@ class Campaign(Base):
     max_catchup: Mapped[int] = mapped_column(sa.Integer, server_default="3")
     starts_at: Mapped[datetime | None]
     last_slot_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(server_default=_now())
-    updated_at: Mapped[datetime] = mapped_column(server_default=_now())
+    created_at: Mapped[datetime] = mapped_column(server_default=server_now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=server_now())
 
     __table_args__ = (sa.CheckConstraint(sa.column("schedule_kind").in_(("interval", "cron")), name="kind"),)
 
@@ -82,24 +82,7 @@ class CampaignSlot(Base):
     )
     slot_at: Mapped[datetime] = mapped_column(primary_key=True)
     runs: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    created_at: Mapped[datetime] = mapped_column(server_default=_now())
-
-
-class Delivery(Base):
-    """The ledger of sent messages: one row per idempotency key (run_id:step_id)."""
-
-    __tablename__ = "delivery"
-
-    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(sa.String(240), unique=True)
-    run_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
-    channel: Mapped[str] = mapped_column(sa.String(40))
-    recipient: Mapped[str] = mapped_column(sa.String(320))
-    subject: Mapped[str | None] = mapped_column(sa.String(400))
-    status: Mapped[str] = mapped_column(sa.String(16))
-    provider_message_id: Mapped[str | None] = mapped_column(sa.String(200))
-    created_at: Mapped[datetime] = mapped_column(server_default=_now())
-    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=server_now())
 
 
 class Heartbeat(Base):
@@ -108,5 +91,5 @@ class Heartbeat(Base):
     __tablename__ = "heartbeat"
 
     name: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
-    beat_at: Mapped[datetime] = mapped_column(server_default=_now())
+    beat_at: Mapped[datetime] = mapped_column(server_default=server_now())
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -6,10 +6,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestration.envelope import Envelope, RunMetadata
-from orchestration.envelope import StepRecord as StepRecordModel
+from orchestration.envelope import Envelope, RunMetadata, StepRecord
 from orchestration.errors import RunNotFoundError
-from orchestration.store.base import _aware, run_t, step_t, utcnow
+from orchestration.store.base import aware, utcnow
+from orchestration.store.tables import run_t, step_t
 
 
 def get_envelope(conn: Connection, run_id: str) -> Envelope:
@@ -18,13 +18,13 @@ def get_envelope(conn: Connection, run_id: str) -> Envelope:
         raise RunNotFoundError(run_id)
     steps = conn.execute(sa.select(step_t).where(step_t.c.run_id == run_id).order_by(step_t.c.id)).all()
     records = [
-        StepRecordModel(
+        StepRecord(
             step_id=s.step_id,
             agent=s.agent,
             status=s.status,
             attempts=s.attempts,
-            started_at=_aware(s.started_at),
-            finished_at=_aware(s.finished_at),
+            started_at=aware(s.started_at),
+            finished_at=aware(s.finished_at),
             output=s.output,
             error=s.error,
             attempt_errors=s.attempt_errors or [],
@@ -37,10 +37,10 @@ def get_envelope(conn: Connection, run_id: str) -> Envelope:
         orchestrator=run.orchestrator,
         flow_version=run.flow_version,
         mode=run.mode,
-        created_at=_aware(run.created_at),
-        started_at=_aware(run.started_at),
-        finished_at=_aware(run.finished_at),
-        deadline_at=_aware(run.deadline_at),
+        created_at=aware(run.created_at),
+        started_at=aware(run.started_at),
+        finished_at=aware(run.finished_at),
+        deadline_at=aware(run.deadline_at),
         redrives=run.redrives,
         error=run.error,
         payload=run.payload,
@@ -97,8 +97,8 @@ def list_runs(
             r.status,
             r.campaign,
             r.event_id,
-            _aware(r.created_at) or utcnow(),
-            _aware(r.finished_at),
+            aware(r.created_at) or utcnow(),
+            aware(r.finished_at),
         )
         for r in conn.execute(query)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from alembic import command
@@ -9,14 +10,23 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-import migrations
+from orchestration.errors import ConfigurationError
 from orchestration.settings import get_settings
 from orchestration.store.db import get_engine
 
 
+def script_location() -> Path:
+    """The directory of the ``migrations`` package, found without importing it (its ``env.py``
+    imports the store: the dependency goes that way only)."""
+    spec = importlib.util.find_spec("migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigurationError("the migrations package is not installed; reinstall campaignflow")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def alembic_config(url: str | None = None) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    cfg.set_main_option("script_location", str(script_location()))
     cfg.set_main_option("sqlalchemy.url", (url or get_settings().effective_database_url()).replace("%", "%%"))
     return cfg
 

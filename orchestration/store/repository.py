@@ -4,40 +4,35 @@
 - A step record is keyed by ``(run_id, step_id)``: a redelivered step updates its record.
 - Terminal statuses are written with a conditional update, so one or many callers agree.
 
-The functions live in ``base`` (tables, clock, helpers), ``runs``, ``step_records`` and
-``envelopes``; this module is the one name callers import them by.
+The functions live in ``runs``, ``transitions``, ``step_records`` and ``envelopes`` (the SQL that
+differs per database in ``dialects``, picked by ``queries``); this module is the one name callers
+import them by.
 """
 
-from orchestration.store.base import _aware, _insert, key_t, run_t, step_t, utcnow
+from orchestration.store.base import aware, utcnow
 from orchestration.store.envelopes import RunSummary, get_envelope, list_runs
-from orchestration.store.runs import (
-    NewRun,
-    RunState,
-    finish_run,
-    load_state,
-    mark_run_running,
-    open_run,
-    run_status,
-)
+from orchestration.store.queries import step_writer
+from orchestration.store.runs import NewRun, load_state, lock_run, open_run, reopen_run
+from orchestration.store.states import RunState, StepStart
 from orchestration.store.step_records import (
-    StepStart,
     begin_step,
     discard_step,
     fail_unfinished_steps,
     finish_step,
     first_failed_step,
     record_step,
+    skip_pending_steps,
     skip_steps,
     start_step,
 )
+from orchestration.store.transitions import finish_run, mark_run_running, run_status
 
 __all__ = [
     "NewRun",
     "RunState",
     "RunSummary",
     "StepStart",
-    "_aware",
-    "_insert",
+    "aware",
     "begin_step",
     "discard_step",
     "fail_unfinished_steps",
@@ -45,16 +40,17 @@ __all__ = [
     "finish_step",
     "first_failed_step",
     "get_envelope",
-    "key_t",
     "list_runs",
     "load_state",
+    "lock_run",
     "mark_run_running",
     "open_run",
     "record_step",
+    "reopen_run",
     "run_status",
-    "run_t",
+    "skip_pending_steps",
     "skip_steps",
     "start_step",
-    "step_t",
+    "step_writer",
     "utcnow",
 ]

@@ -1,0 +1,29 @@
+"""Every table of the store as a SQLAlchemy Core ``Table`` (the repositories write Core SQL), and the
+one ``MetaData`` that holds them all: importing this module registers every model."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import sqlalchemy as sa
+
+from orchestration.store.control_models import Campaign, CampaignSlot, Heartbeat, RejectedEvent, RoutingRule
+from orchestration.store.metadata import Base
+from orchestration.store.models import IngestKey, Run, StepRecordRow
+
+#: The store's tables (the agents keep theirs on their own ``MetaData``: ``agents.tables``).
+metadata: sa.MetaData = Base.metadata
+
+
+def _table(model: type[Base]) -> sa.Table:
+    return cast(sa.Table, model.__table__)
+
+
+run_t = _table(Run)
+step_t = _table(StepRecordRow)
+key_t = _table(IngestKey)
+rejected_t = _table(RejectedEvent)
+route_t = _table(RoutingRule)
+campaign_t = _table(Campaign)
+slot_t = _table(CampaignSlot)
+heartbeat_t = _table(Heartbeat)

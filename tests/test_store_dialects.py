@@ -1,0 +1,361 @@
+"""The store behaves the same on Postgres and on SQLite (the embedded default): every test here runs
+against both, each built from empty by the same Alembic migrations, with no mocks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from migrations.metadata import TARGET_METADATA
+from orchestration.control.campaigns import CampaignSpec
+from orchestration.envelope import Envelope
+from orchestration.errors import RunNotFoundError
+from orchestration.store import campaigns, get_engine, heartbeats, migrate, rejected, routes, step_writer
+from orchestration.store import repository as repo
+from orchestration.store.dialects.postgres import PostgresQueryComponents
+from orchestration.store.dialects.sqlite import SqliteQueryComponents
+from orchestration.store.queries import queries
+from tests.support import services
+
+DIALECTS = ("postgresql", "sqlite")
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A store built by ``alembic upgrade head``: a Postgres schema of its own, or a SQLite file."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'runs.db'}"
+        migrate.upgrade(url)
+        yield url
+        get_engine(url).dispose()
+        return
+    services.check_services()
+    schema = services.new_schema_name("cf_dialect")
+    services.create_schema(schema)
+    url = services.schema_url(schema)
+    migrate.upgrade(url)
+    yield url
+    get_engine(url).dispose()
+    get_engine(url, autocommit=True).dispose()
+    services.drop_schema(schema)
+
+
+@pytest.fixture
+def url(store_url: str) -> str:
+    """The store with every table empty."""
+    with get_engine(store_url).begin() as conn:
+        for meta in TARGET_METADATA:
+            for table in reversed(meta.sorted_tables):
+                conn.execute(table.delete())
+    return store_url
+
+
+def new_run(
+    event_id: str | None = None,
+    *,
+    campaign: str | None = None,
+    orchestrator: str | None = None,
+    deadline_at: datetime | None = None,
+) -> repo.NewRun:
+    return repo.NewRun(
+        run_id=str(uuid.uuid4()),
+        flow_name="parity",
+        flow_version="1",
+        flow_def={"name": "parity", "steps": [{"id": "a", "agent": "noop"}]},
+        payload={"email": "ada@example.com"},
+        event_id=event_id,
+        campaign=campaign,
+        orchestrator=orchestrator,
+        deadline_at=deadline_at,
+    )
+
+
+def open_run(url: str, event_id: str | None = None, **fields: Any) -> str:
+    with get_engine(url).begin() as conn:
+        run_id, _duplicate = repo.open_run(conn, new_run(event_id, **fields))
+    return run_id
+
+
+def envelope(url: str, run_id: str) -> Envelope:
+    with get_engine(url).connect() as conn:
+        return repo.get_envelope(conn, run_id)
+
+
+# ------------------------------------------------------------------------------------------- runs
+
+
+def test_each_engine_gets_its_own_dialect_components_once(url: str) -> None:
+    engine = get_engine(url)
+    expected = PostgresQueryComponents if engine.dialect.name == "postgresql" else SqliteQueryComponents
+    with engine.connect() as conn:
+        assert isinstance(queries(conn), expected)
+        assert queries(conn) is queries(engine)
+
+
+def test_the_same_event_id_opens_the_same_run(url: str) -> None:
+    with get_engine(url).begin() as conn:
+        first, dup_first = repo.open_run(conn, new_run("evt-1"))
+    with get_engine(url).begin() as conn:
+        second, dup_second = repo.open_run(conn, new_run("evt-1"))
+    assert (second, dup_first, dup_second) == (first, False, True)
+    assert open_run(url) != open_run(url)  # no event id: a new run each time
+    with get_engine(url).connect() as conn:
+        assert repo.run_status(conn, first) == "queued"
+        assert len(repo.list_runs(conn)) == 3
+
+
+def test_a_run_ends_terminal_once(url: str) -> None:
+    run_id = open_run(url)
+    with get_engine(url).begin() as conn:
+        assert repo.finish_run(conn, run_id, "failed", {"type": "Boom", "message": "boom"})
+        assert not repo.finish_run(conn, run_id, "succeeded")
+        assert not repo.finish_run(conn, run_id, "cancelled")
+    env = envelope(url, run_id)
+    assert env.status == "failed" and env.metadata.error is not None
+    assert env.metadata.error.type == "Boom"
+    assert env.metadata.finished_at is not None and env.metadata.finished_at.tzinfo is not None
+
+
+def test_an_unknown_run_is_not_found(url: str) -> None:
+    with get_engine(url).connect() as conn, pytest.raises(RunNotFoundError):
+        repo.load_state(conn, "no-such-run")
+    with get_engine(url).connect() as conn, pytest.raises(RunNotFoundError):
+        repo.start_step(conn, "no-such-run", "a", "noop")
+
+
+# ------------------------------------------------------------------------------------------ steps
+
+
+def test_start_step_starts_the_run_and_a_redelivery_counts_a_second_try(url: str) -> None:
+    run_id = open_run(url)
+    with get_engine(url).begin() as conn:
+        state, start = repo.start_step(conn, run_id, "a", "noop")
+    assert state.payload == {"email": "ada@example.com"} and state.statuses == {}
+    assert start is not None and (start.status, start.attempts, start.already_done) == ("running", 1, False)
+    with get_engine(url).begin() as conn:
+        state, again = repo.start_step(conn, run_id, "a", "noop")
+    assert state.status == "running" and state.statuses == {"a": "running"}
+    assert again is not None and again.attempts == 2
+    env = envelope(url, run_id)
+    assert [(r.step_id, r.status, r.attempts) for r in env.records] == [("a", "running", 2)]
+    assert env.metadata.started_at is not None
+
+
+def test_a_finished_step_redelivered_is_updated_never_added(url: str) -> None:
+    run_id = open_run(url)
+    with get_engine(url).begin() as conn:
+        repo.start_step(conn, run_id, "a", "noop")
+        assert repo.finish_step(conn, run_id, "a", status="succeeded", output={"score": 7})
+    with get_engine(url).begin() as conn:
+        state, start = repo.start_step(conn, run_id, "a", "noop")
+        # a succeeded record is never overwritten
+        assert not repo.finish_step(
+            conn, run_id, "a", status="failed", error={"type": "Late", "message": "x"}
+        )
+    assert start is not None and start.already_done and start.output == {"score": 7}
+    assert state.outputs == {"a": {"score": 7}}
+    env = envelope(url, run_id)
+    assert [(r.step_id, r.status, r.attempts, r.output) for r in env.records] == [
+        ("a", "succeeded", 1, {"score": 7})
+    ]
+
+
+def test_a_retried_step_keeps_its_attempt_errors(url: str) -> None:
+    run_id = open_run(url)
+    err = {"type": "Flaky", "message": "try again", "attempt": 1}
+    with get_engine(url).begin() as conn:
+        first = repo.begin_step(conn, run_id, "a", "noop")
+        repo.finish_step(conn, run_id, "a", status="pending", error=err, attempt_errors=[err])
+        second = repo.begin_step(conn, run_id, "a", "noop")
+    assert (first.attempts, second.attempts, second.attempt_errors) == (1, 2, [err])
+    with get_engine(url).begin() as conn:
+        repo.finish_step(conn, run_id, "a", status="failed", error=err, attempt_errors=[err, err])
+        assert repo.first_failed_step(conn, run_id) == ("a", err)
+    record = envelope(url, run_id).records[0]
+    assert record.status == "failed" and len(record.attempt_errors) == 2 and record.finished_at is not None
+
+
+def test_the_last_write_ends_the_run_with_it(url: str) -> None:
+    run_id = open_run(url)
+    with get_engine(url).begin() as conn:
+        repo.start_step(conn, run_id, "a", "noop")
+    with step_writer(True, url) as conn:
+        assert repo.finish_step(conn, run_id, "a", status="succeeded", output=[1, 2], ends_run=True)
+    env = envelope(url, run_id)
+    assert (env.status, env.records[0].status, env.records[0].output) == ("succeeded", "succeeded", [1, 2])
+    join_run = open_run(url)
+    with step_writer(True, url) as conn:
+        repo.record_step(conn, join_run, "join", agent="engine.join", status="succeeded", ends_run=True)
+    assert envelope(url, join_run).status == "succeeded"
+
+
+def test_no_step_begins_past_the_run_deadline(url: str) -> None:
+    run_id = open_run(url, deadline_at=datetime.now(UTC) - timedelta(seconds=1))
+    with get_engine(url).begin() as conn:
+        state, start = repo.start_step(conn, run_id, "a", "noop")
+    assert start is None and state.status == "queued" and state.deadline_at is not None
+    assert envelope(url, run_id).records == []
+
+
+def test_a_step_that_ends_after_its_run_was_cancelled_is_discarded(url: str) -> None:
+    run_id = open_run(url)
+    with get_engine(url).begin() as conn:
+        repo.start_step(conn, run_id, "a", "noop")
+        repo.finish_run(conn, run_id, "cancelled")
+        state, start = repo.start_step(conn, run_id, "b", "noop")
+        assert start is None and state.status == "cancelled"  # a stopped run begins no step
+        assert not repo.finish_step(conn, run_id, "a", status="succeeded", output={"late": True})
+        repo.discard_step(conn, run_id, "a")
+    env = envelope(url, run_id)
+    assert [(r.step_id, r.status, r.output) for r in env.records] == [("a", "skipped", None)]
+    assert env.status == "cancelled"
+
+
+def test_skipped_steps_leave_existing_records_alone(url: str) -> None:
+    run_id = open_run(url)
+    with get_engine(url).begin() as conn:
+        repo.record_step(conn, run_id, "branch", agent="engine.branch", status="succeeded", output={"arm": 0})
+        repo.skip_steps(conn, run_id, [("branch", "engine.branch"), ("b", "noop"), ("c", None)])
+        repo.skip_steps(conn, run_id, [("b", "noop")])  # a redelivered branch skips again: no change
+        repo.record_step(conn, run_id, "branch", agent="engine.branch", status="failed")  # no overwrite
+        state = repo.load_state(conn, run_id)
+    assert state.statuses == {"branch": "succeeded", "b": "skipped", "c": "skipped"}
+    assert state.outputs == {"branch": {"arm": 0}}
+    records = {r.step_id: r for r in envelope(url, run_id).records}
+    assert (records["b"].attempts, records["b"].started_at, records["b"].agent) == (0, None, "noop")
+
+
+def test_unfinished_steps_fail_together(url: str) -> None:
+    run_id = open_run(url)
+    err = {"type": "WorkerLost", "message": "gone"}
+    with get_engine(url).begin() as conn:
+        repo.begin_step(conn, run_id, "a", "noop")
+        repo.begin_step(conn, run_id, "b", "noop")
+        repo.finish_step(conn, run_id, "b", status="succeeded")
+        assert repo.fail_unfinished_steps(conn, run_id, err) == ["a"]
+    assert {r.step_id: r.status for r in envelope(url, run_id).records} == {"a": "failed", "b": "succeeded"}
+
+
+# -------------------------------------------------------------------------------------- reading runs
+
+
+def test_the_envelope_holds_the_run_and_its_records_in_order(url: str) -> None:
+    deadline = datetime.now(UTC) + timedelta(hours=1)
+    run_id = open_run(url, "evt-env", campaign="spring", orchestrator="lead", deadline_at=deadline)
+    with get_engine(url).begin() as conn:
+        repo.start_step(conn, run_id, "a", "noop")
+        repo.finish_step(conn, run_id, "a", status="succeeded", output={"n": 1})
+        repo.start_step(conn, run_id, "b", "noop")
+    env = envelope(url, run_id)
+    meta = env.metadata
+    assert (env.run_id, env.flow, env.status) == (run_id, "parity", "running")
+    assert (meta.event_id, meta.campaign, meta.orchestrator, meta.mode) == (
+        "evt-env",
+        "spring",
+        "lead",
+        "async",
+    )
+    assert meta.deadline_at == deadline and meta.created_at is not None and meta.created_at.tzinfo is not None
+    assert meta.payload == {"email": "ada@example.com"}
+    assert [(r.step_id, r.status) for r in env.records] == [("a", "succeeded"), ("b", "running")]
+    started = env.records[0].started_at
+    assert started is not None and started.tzinfo is not None
+
+
+def test_list_runs_filters_and_puts_the_newest_first(url: str) -> None:
+    older = open_run(url, campaign="spring")
+    newer = open_run(url, campaign="spring")
+    other = open_run(url, campaign="autumn")
+    with get_engine(url).begin() as conn:
+        repo.finish_run(conn, other, "succeeded")
+    with get_engine(url).connect() as conn:
+        assert [r.run_id for r in repo.list_runs(conn, campaign="spring")] == [newer, older]
+        assert [r.run_id for r in repo.list_runs(conn, status="succeeded")] == [other]
+        assert [r.run_id for r in repo.list_runs(conn, flow="parity", limit=1)] == [other]
+        assert repo.list_runs(conn, flow="nope") == []
+        since = datetime.now(UTC) + timedelta(minutes=1)
+        assert repo.list_runs(conn, since=since) == []
+
+
+# ----------------------------------------------------------------------------------- control plane
+
+
+def test_rejected_events_are_stored_listed_and_replayed(url: str) -> None:
+    body = {"id": "evt-bad", "type": "lead.created", "payload": {}}
+    values = {"event_id": "evt-bad", "raw": body, "reason": "invalid_payload: email", "problems": ["email"]}
+    with get_engine(url).begin() as conn:
+        first = rejected.insert_rejected(conn, values)
+        assert rejected.open_rejection(conn, "evt-bad", body) == first
+        assert rejected.open_rejection(conn, "evt-bad", {**body, "payload": {"x": 1}}) is None
+        second = rejected.insert_rejected(conn, {**values, "event_id": None, "raw": "not json at all"})
+    with get_engine(url).connect() as conn:
+        assert [r.id for r in rejected.list_rejected(conn, "rejected", 50)] == [second, first]
+        row = rejected.get_rejected(conn, first)
+        assert row is not None and (row.raw, row.problems, row.status) == (body, ["email"], "rejected")
+        assert rejected.get_rejected(conn, 10_000) is None
+    with get_engine(url).begin() as conn:
+        rejected.mark_replayed(conn, first, body, "run-1")
+    with get_engine(url).connect() as conn:
+        replayed = rejected.list_rejected(conn, "replayed", 50)
+        assert [(r.id, r.replay_run_id) for r in replayed] == [(first, "run-1")]
+        assert rejected.open_rejection(conn, "evt-bad", body) is None
+        assert len(rejected.list_rejected(conn, None, 50)) == 2
+
+
+def test_campaigns_are_stored_paused_and_their_slots_claimed_once(url: str) -> None:
+    spec = CampaignSpec.model_validate({"name": "weekly", "event_type": "lead.created", "every": 60})
+    with get_engine(url).begin() as conn:
+        campaign_id = campaigns.insert_campaign(conn, spec.row())
+        assert campaign_id is not None
+        assert campaigns.insert_campaign(conn, spec.row()) is None  # the name is taken
+        assert campaigns.replace_campaign(conn, "weekly", {**spec.row(), "max_catchup": 5}) == campaign_id
+        assert campaigns.replace_campaign(conn, "nope", spec.row()) is None
+    with get_engine(url).connect() as conn:
+        [listed] = campaigns.list_campaigns(conn)
+        assert (listed["name"], listed["max_catchup"], listed["enabled"]) == ("weekly", 5, True)
+        assert campaigns.enabled_campaign_ids(conn) == [campaign_id]
+    slot = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    with get_engine(url).begin() as conn:
+        row = campaigns.lock_enabled_campaign(conn, campaign_id)
+        assert row is not None and row.name == "weekly"
+        assert campaigns.claim_slot(conn, campaign_id, slot, -1)
+        assert not campaigns.claim_slot(conn, campaign_id, slot, -1)
+        campaigns.set_last_slot(conn, campaign_id, slot)
+    with get_engine(url).begin() as conn:
+        assert campaigns.reclaim_slots(conn, -1, datetime.now(UTC) + timedelta(seconds=1)) == [
+            (campaign_id, slot)
+        ]
+        campaigns.set_slot_runs(conn, campaign_id, slot, 3)
+        assert campaigns.reclaim_slots(conn, -1, datetime.now(UTC) + timedelta(seconds=1)) == []
+        assert campaigns.set_enabled(conn, "weekly", False)
+        assert not campaigns.set_enabled(conn, "nope", False)
+    with get_engine(url).connect() as conn:
+        assert campaigns.enabled_campaign_ids(conn) == []
+        assert campaigns.lock_enabled_campaign(conn, campaign_id) is None
+        assert campaigns.campaign_names(conn) == ["weekly"]
+        assert campaigns.campaigns_by_id(conn, [campaign_id])[campaign_id].last_slot_at is not None
+
+
+def test_routes_and_heartbeats(url: str) -> None:
+    at = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    with get_engine(url).begin() as conn:
+        route_id = routes.insert_route(conn, {"event_type": "lead.created", "flow": "lead_handling"})
+        heartbeats.beat(conn, "beat", at, {"runs_started": 1})
+        heartbeats.beat(conn, "beat", at + timedelta(minutes=1), {"runs_started": 2})
+    with get_engine(url).begin() as conn:
+        assert [(r.id, r.event_type, r.flow) for r in routes.list_routes(conn)] == [
+            (route_id, "lead.created", "lead_handling")
+        ]
+        assert routes.delete_route(conn, route_id) and not routes.delete_route(conn, route_id)
+        assert heartbeats.last_beats(conn) == {"beat": at + timedelta(minutes=1)}
+
+
+def test_the_migrations_built_the_same_tables(url: str) -> None:
+    with get_engine(url).connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    assert tables == {t for meta in TARGET_METADATA for t in meta.tables} | {"alembic_version"}
