@@ -30,6 +30,9 @@ class StepRecord(BaseModel):
     output: Any = None
     error: StepError | None = None
     attempt_errors: list[StepError] = Field(default_factory=list)
+    note: str | None = Field(
+        None, description='What the status alone does not say: "finished after the run was cancelled".'
+    )
 
 
 class RunMetadata(BaseModel):

@@ -127,6 +127,11 @@ class StepStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+#: A record's ``note`` when its try ended after its run was cancelled (its outcome is kept as it was).
+NOTE_AFTER_CANCEL = "finished after the run was cancelled"
+#: A record's ``note`` when its try ended after its run's deadline (the run fails; the outcome is kept).
+NOTE_AFTER_DEADLINE = "finished after the run's deadline"
+
 #: Run statuses that never change again: a finished run.
 TERMINAL_RUN_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 #: Run statuses whose steps still run (the gate every step passes, the sweeper's candidates).

@@ -20,7 +20,8 @@ class StepError(BaseModel):
     """Why a step try, a step or a run failed (or was cancelled).
 
     ``type`` is an exception class name or one of the engine's own reasons (``DeadlineExceeded``,
-    ``Stalled``, ``Cancelled``, ``MapInputError``, ``TaskFailed``). The stored JSON holds ``type``
+    ``Stalled``, ``Cancelled``, ``MapInputError``, ``TaskFailed``, ``WorkerLost``,
+    ``TimeLimitExceeded``). The stored JSON holds ``type``
     and ``message`` plus the fields a constructor gave (see :meth:`as_dict`); the envelope shows
     every field but ``task_id``.
     """
@@ -62,9 +63,26 @@ class StepError(BaseModel):
         return cls(type="Cancelled", message="cancelled on request")
 
     @classmethod
-    def result_discarded(cls) -> StepError:
-        """A step finished after its run was cancelled: its record is skipped, its result dropped."""
-        return cls(type="Cancelled", message="the run was cancelled while this step ran; result discarded")
+    def cancelled_open(cls) -> StepError:
+        """A record still open when its run was cancelled: closed ``skipped``. A try still running
+        records its result when it ends (with a note), never hidden."""
+        return cls(type="Cancelled", message="the run was cancelled before this step finished")
+
+    @classmethod
+    def worker_lost(cls, attempt: int, reason: str | None = None) -> StepError:
+        """A try that never ended: its process died (``reason``: ``exit code 13``, ``signal 11
+        (SIGSEGV)``) or its whole worker went away (no reason known)."""
+        what = reason or "the try did not finish (its worker was killed or restarted)"
+        return cls(type="WorkerLost", message=f"worker lost: {what}", attempt=attempt)
+
+    @classmethod
+    def time_limit(cls, seconds: float | None, attempt: int | None = None) -> StepError:
+        """The hard time limit ended a try (its process killed on the workers)."""
+        limit = f" ({seconds:g}s)" if seconds is not None else ""
+        message = f"hard time limit{limit} exceeded"
+        if attempt is None:
+            return cls(type="TimeLimitExceeded", message=message)
+        return cls(type="TimeLimitExceeded", message=message, attempt=attempt)
 
     @classmethod
     def map_input(cls, over: str, items: object, step_id: str) -> StepError:

@@ -45,9 +45,21 @@ def test_engine_reasons_have_their_exact_shape() -> None:
         "message": "no progress for 900s after 3 re-drives",
     }
     assert StepError.cancelled().as_dict() == {"type": "Cancelled", "message": "cancelled on request"}
-    assert StepError.result_discarded().as_dict() == {
+    assert StepError.cancelled_open().as_dict() == {
         "type": "Cancelled",
-        "message": "the run was cancelled while this step ran; result discarded",
+        "message": "the run was cancelled before this step finished",
+    }
+    assert StepError.worker_lost(2, "exit code 13").as_dict() == {
+        "type": "WorkerLost",
+        "message": "worker lost: exit code 13",
+        "attempt": 2,
+    }
+    assert StepError.worker_lost(1).message == (
+        "worker lost: the try did not finish (its worker was killed or restarted)"
+    )
+    assert StepError.time_limit(2.5).as_dict() == {
+        "type": "TimeLimitExceeded",
+        "message": "hard time limit (2.5s) exceeded",
     }
     assert StepError.map_input("$payload.items", {"a": 1}, "fan").as_dict() == {
         "type": "MapInputError",

@@ -15,6 +15,8 @@ from migrations.metadata import TARGET_METADATA
 from orchestration.control.campaigns import CampaignSpec
 from orchestration.envelope import Envelope
 from orchestration.errors import RunNotFoundError
+from orchestration.names import NOTE_AFTER_CANCEL
+from orchestration.step_error import StepError
 from orchestration.store import campaigns, get_engine, heartbeats, migrate, rejected, routes, step_writer
 from orchestration.store import repository as repo
 from orchestration.store.dialects.postgres import PostgresQueryComponents
@@ -202,17 +204,27 @@ def test_no_step_begins_past_the_run_deadline(url: str) -> None:
     assert envelope(url, run_id).records == []
 
 
-def test_a_step_that_ends_after_its_run_was_cancelled_is_discarded(url: str) -> None:
+def test_cancel_closes_open_records_and_a_late_result_is_kept_with_a_note(url: str) -> None:
     run_id = open_run(url)
     with get_engine(url).begin() as conn:
         repo.start_step(conn, run_id, "a", "noop")
+        repo.record_step(conn, run_id, "m", agent="engine.map", status="running", output={"items": 2})
         repo.finish_run(conn, run_id, "cancelled")
+        assert sorted(repo.close_open_steps(conn, run_id, StepError.cancelled_open().as_dict())) == ["a", "m"]
         state, start = repo.start_step(conn, run_id, "b", "noop")
         assert start is None and state.status == "cancelled"  # a stopped run begins no step
         assert not repo.finish_step(conn, run_id, "a", status="succeeded", output={"late": True})
-        repo.discard_step(conn, run_id, "a")
+        assert repo.record_late_result(
+            conn, run_id, "a", status="succeeded", output={"late": True}, note=NOTE_AFTER_CANCEL
+        )
     env = envelope(url, run_id)
-    assert [(r.step_id, r.status, r.output) for r in env.records] == [("a", "skipped", None)]
+    shown = [(r.step_id, r.status, r.output, r.note) for r in env.records]
+    assert shown == [
+        ("a", "succeeded", {"late": True}, NOTE_AFTER_CANCEL),
+        ("m", "skipped", {"items": 2}, None),
+    ]
+    assert env.record("a").error is None  # type: ignore[union-attr]
+    assert env.record("m").error.type == "Cancelled"  # type: ignore[union-attr]
     assert env.status == "cancelled"
 
 

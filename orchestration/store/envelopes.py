@@ -28,6 +28,7 @@ def get_envelope(conn: Connection, run_id: str) -> Envelope:
             output=s.output,
             error=s.error,
             attempt_errors=s.attempt_errors or [],
+            note=s.note,
         )
         for s in steps
     ]

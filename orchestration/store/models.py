@@ -59,6 +59,10 @@ class StepRecordRow(Base):
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     attempt_errors: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    #: What the status alone does not say: "finished after the run was cancelled" and the like.
+    note: Mapped[str | None] = mapped_column(sa.String(200))
+    #: Tries made before the current retry budget (a retried run gives its retried steps a fresh one).
+    retry_base: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=server_now())

@@ -16,16 +16,18 @@ from orchestration.store.runs import NewRun, load_state, lock_run, open_run, reo
 from orchestration.store.states import RunState, StepStart
 from orchestration.store.step_records import (
     begin_step,
-    discard_step,
+    close_open_steps,
     fail_unfinished_steps,
+    fail_without_try,
     finish_step,
     first_failed_step,
+    record_late_result,
     record_step,
-    skip_pending_steps,
+    set_attempt_errors,
     skip_steps,
     start_step,
 )
-from orchestration.store.transitions import finish_run, mark_run_running, run_status
+from orchestration.store.transitions import finish_run, mark_run_running, run_status, succeed_run
 
 __all__ = [
     "NewRun",
@@ -34,8 +36,9 @@ __all__ = [
     "StepStart",
     "aware",
     "begin_step",
-    "discard_step",
+    "close_open_steps",
     "fail_unfinished_steps",
+    "fail_without_try",
     "finish_run",
     "finish_step",
     "first_failed_step",
@@ -45,12 +48,14 @@ __all__ = [
     "lock_run",
     "mark_run_running",
     "open_run",
+    "record_late_result",
     "record_step",
     "reopen_run",
     "run_status",
-    "skip_pending_steps",
+    "set_attempt_errors",
     "skip_steps",
     "start_step",
     "step_writer",
+    "succeed_run",
     "utcnow",
 ]

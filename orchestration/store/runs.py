@@ -87,13 +87,20 @@ def lock_run(conn: Connection, run_id: str) -> AnyRow | None:
     ).first()
 
 
-def reopen_run(conn: Connection, run_id: str, payload: dict[str, Any] | None = None) -> None:
-    """Set a failed run back to ``running`` (one more re-drive, no deadline) with its failed and
-    running records ``pending``; a new ``payload`` replaces the stored one."""
+def reopen_run(
+    conn: Connection,
+    run_id: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    deadline_at: datetime | None = None,
+) -> None:
+    """Set a failed run back to ``running`` (one more re-drive) with its unfinished and failed
+    records ``pending``, each with a fresh budget of tries (``retry_base``); a new ``payload``
+    replaces the stored one, ``deadline_at`` is the run's new deadline (None: none)."""
     conn.execute(
         step_t.update()
-        .where(step_t.c.run_id == run_id, step_t.c.status.in_(("failed", "running")))
-        .values(status="pending", finished_at=None)
+        .where(step_t.c.run_id == run_id, step_t.c.status.in_(("failed", "running", "pending")))
+        .values(status="pending", finished_at=None, note=None, retry_base=step_t.c.attempts)
     )
     values: dict[str, Any] = {} if payload is None else {"payload": payload}
     conn.execute(
@@ -105,7 +112,7 @@ def reopen_run(conn: Connection, run_id: str, payload: dict[str, Any] | None = N
             finished_at=None,
             redrives=run_t.c.redrives + 1,
             updated_at=utcnow(),
-            deadline_at=None,
+            deadline_at=deadline_at,
             **values,
         )
     )

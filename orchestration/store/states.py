@@ -55,6 +55,13 @@ class StepStart:
     attempts: int
     output: Any
     attempt_errors: list[dict[str, Any]]
+    #: Tries made before the current retry budget (see ``step_record.retry_base``).
+    retry_base: int = 0
+
+    @property
+    def tries(self) -> int:
+        """Tries in the current budget, this one included."""
+        return self.attempts - self.retry_base
 
     @property
     def already_done(self) -> bool:

@@ -3,13 +3,13 @@ record is never overwritten, and the last write of a run can end it in the same 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestration.names import FINISHED_STEP_STATUSES, UNFINISHED_STEP_STATUSES
-from orchestration.step_error import StepError
+from orchestration.names import FINISHED_STEP_STATUSES, UNFINISHED_STEP_STATUSES, StepStatus
 from orchestration.store.base import utcnow
 from orchestration.store.queries import queries
 from orchestration.store.states import RunState, StepStart
@@ -41,14 +41,16 @@ def finish_step(
     error: dict[str, Any] | None = None,
     attempt_errors: list[dict[str, Any]] | None = None,
     ends_run: bool = False,
+    now: datetime | None = None,
 ) -> bool:
     """Write the outcome of one attempt; False when nothing was written: the record had already
-    succeeded, or the run was cancelled meanwhile (see :func:`discard_step`).
+    succeeded or was skipped, or the run was cancelled meanwhile (see :func:`record_late_result`).
 
     ``ends_run``: when the record is written, the run ends ``succeeded`` too, atomically (one
-    statement on Postgres; elsewhere the caller's transaction holds both).
+    statement on Postgres; elsewhere the caller's transaction holds both), unless its deadline
+    passed before ``now`` (default: the time of the write).
     """
-    now = utcnow()
+    now = now or utcnow()
     params: dict[str, Any] = {
         "rid": run_id,
         "sid": step_id,
@@ -63,21 +65,70 @@ def finish_step(
     return queries(conn).finish_step(conn, params, ends_run=ends_run)
 
 
-def discard_step(conn: Connection, run_id: str, step_id: str) -> None:
-    """A step that finished after its run was cancelled: its result is discarded, not recorded."""
-    conn.execute(
+def record_late_result(
+    conn: Connection,
+    run_id: str,
+    step_id: str,
+    *,
+    status: str,
+    note: str,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    attempt_errors: list[dict[str, Any]] | None = None,
+) -> bool:
+    """A try that ended after its run ended (cancelled, or past its deadline): its outcome is
+    recorded as what it was, with ``note`` saying when it came, never hidden. Applies to a record
+    that was tried (``attempts > 0``) and is not already succeeded, the one that cancel closed
+    included."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": status,
+        "output": output,
+        "error": error,
+        "note": note,
+        "finished_at": now,
+        "updated_at": now,
+    }
+    if attempt_errors is not None:
+        values["attempt_errors"] = attempt_errors
+    result = conn.execute(
         step_t.update()
         .where(
             step_t.c.run_id == run_id,
             step_t.c.step_id == step_id,
-            step_t.c.status.in_(UNFINISHED_STEP_STATUSES),
+            step_t.c.attempts > 0,
+            step_t.c.status.in_((*UNFINISHED_STEP_STATUSES, StepStatus.SKIPPED)),
         )
+        .values(**values)
+    )
+    return bool(result.rowcount)
+
+
+def set_attempt_errors(conn: Connection, run_id: str, step_id: str, errors: list[dict[str, Any]]) -> None:
+    """Replace the record's list of failed tries (lost tries found when the next one starts)."""
+    conn.execute(
+        step_t.update()
+        .where(step_t.c.run_id == run_id, step_t.c.step_id == step_id)
+        .values(attempt_errors=errors, updated_at=utcnow())
+    )
+
+
+def fail_without_try(
+    conn: Connection, run_id: str, step_id: str, error: dict[str, Any], attempt_errors: list[dict[str, Any]]
+) -> None:
+    """The step's tries are spent (its last ones lost with their worker): the start that found it out
+    is not a try; the record fails with ``error``."""
+    now = utcnow()
+    conn.execute(
+        step_t.update()
+        .where(step_t.c.run_id == run_id, step_t.c.step_id == step_id, step_t.c.status == "running")
         .values(
-            status="skipped",
-            output=None,
-            error=StepError.result_discarded().as_dict(),
-            finished_at=utcnow(),
-            updated_at=utcnow(),
+            status="failed",
+            attempts=step_t.c.attempts - 1,
+            error=error,
+            attempt_errors=attempt_errors,
+            finished_at=now,
+            updated_at=now,
         )
     )
 
@@ -133,17 +184,34 @@ def skip_steps(conn: Connection, run_id: str, steps: list[tuple[str, str | None]
     )
 
 
-def skip_pending_steps(conn: Connection, run_id: str) -> None:
-    """Records still ``pending`` (a cancelled run's) become ``skipped``."""
-    conn.execute(
+def close_open_steps(conn: Connection, run_id: str, error: dict[str, Any]) -> list[str]:
+    """Records still ``pending`` or ``running`` (a cancelled run's: its steps, its map) become
+    ``skipped`` with ``error``; a try still running records its result later
+    (:func:`record_late_result`). Returns their step ids."""
+    rows = conn.execute(
         step_t.update()
-        .where(step_t.c.run_id == run_id, step_t.c.status == "pending")
-        .values(status="skipped", finished_at=utcnow())
-    )
+        .where(step_t.c.run_id == run_id, step_t.c.status.in_(UNFINISHED_STEP_STATUSES))
+        .values(status="skipped", error=error, finished_at=utcnow(), updated_at=utcnow())
+        .returning(step_t.c.step_id)
+    ).all()
+    return [r.step_id for r in rows]
 
 
 def fail_unfinished_steps(conn: Connection, run_id: str, error: dict[str, Any]) -> list[str]:
-    """Mark records still ``running`` or ``pending`` as failed (a lost worker, a hard time limit)."""
+    """Mark records still ``running`` or ``pending`` as failed (a lost worker, a hard time limit, a
+    stall); a try that was running gets ``error`` in its list of failed tries too."""
+    running = conn.execute(
+        sa.select(step_t.c.step_id, step_t.c.attempts, step_t.c.attempt_errors).where(
+            step_t.c.run_id == run_id, step_t.c.status == "running"
+        )
+    ).all()
+    for row in running:
+        entry = {**error, "attempt": row.attempts}
+        conn.execute(
+            step_t.update()
+            .where(step_t.c.run_id == run_id, step_t.c.step_id == row.step_id, step_t.c.status == "running")
+            .values(attempt_errors=[*(row.attempt_errors or []), entry])
+        )
     rows = conn.execute(
         step_t.update()
         .where(step_t.c.run_id == run_id, step_t.c.status.in_(UNFINISHED_STEP_STATUSES))

@@ -3,6 +3,7 @@ the status. The dialect implementations build on these too."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +34,22 @@ def finish_run(conn: Connection, run_id: str, status: str, error: dict[str, Any]
         run_t.update()
         .where(run_t.c.run_id == run_id, run_t.c.status.in_(LIVE_RUN_STATUSES))
         .values(status=status, error=error, finished_at=now, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def succeed_run(conn: Connection, run_id: str, now: datetime | None = None) -> bool:
+    """End a live run ``succeeded``, unless its deadline passed before ``now``: a run never ends
+    ``succeeded`` after its deadline. Returns False when nothing changed."""
+    now = now or utcnow()
+    result = conn.execute(
+        run_t.update()
+        .where(
+            run_t.c.run_id == run_id,
+            run_t.c.status.in_(LIVE_RUN_STATUSES),
+            sa.or_(run_t.c.deadline_at.is_(None), run_t.c.deadline_at >= now),
+        )
+        .values(status="succeeded", error=None, finished_at=now, updated_at=now)
     )
     return bool(result.rowcount)
 

@@ -25,7 +25,13 @@ from orchestration.store.tables import step_t
 #: An ``INSERT`` with ``on_conflict_do_nothing`` / ``on_conflict_do_update``.
 Upsert: TypeAlias = postgresql.Insert | sqlite.Insert
 
-_START_COLUMNS = (step_t.c.status, step_t.c.attempts, step_t.c.output, step_t.c.attempt_errors)
+_START_COLUMNS = (
+    step_t.c.status,
+    step_t.c.attempts,
+    step_t.c.output,
+    step_t.c.attempt_errors,
+    step_t.c.retry_base,
+)
 
 
 class QueryComponents(ABC):
@@ -66,9 +72,10 @@ class QueryComponents(ABC):
 
     @abstractmethod
     def finish_step(self, conn: Connection, params: dict[str, Any], *, ends_run: bool) -> bool:
-        """Write an attempt's outcome unless the record succeeded or the run was cancelled; with
-        ``ends_run`` the run ends ``succeeded`` with it. ``params``: ``rid``, ``sid``, ``status``,
-        ``output``, ``error``, ``now``, ``finished`` and, to replace them, ``attempt_errors``."""
+        """Write an attempt's outcome unless the record succeeded or was skipped or the run was
+        cancelled; with ``ends_run`` the run ends ``succeeded`` with it (unless past its deadline).
+        ``params``: ``rid``, ``sid``, ``status``, ``output``, ``error``, ``now``, ``finished`` and,
+        to replace them, ``attempt_errors``."""
 
     @abstractmethod
     def record_step(self, conn: Connection, values: dict[str, Any], *, ends_run: bool) -> bool:
@@ -88,7 +95,7 @@ class QueryComponents(ABC):
             row = conn.execute(
                 sa.select(*_START_COLUMNS).where(step_t.c.run_id == run_id, step_t.c.step_id == step_id)
             ).one()
-        return StepStart(row.status, row.attempts, row.output, list(row.attempt_errors or []))
+        return StepStart(row.status, row.attempts, row.output, list(row.attempt_errors or []), row.retry_base)
 
     def _begin_step_stmt(self) -> Any:
         now = sa.bindparam("now", type_=sa.DateTime(timezone=True))

@@ -71,20 +71,20 @@ _START_STEP = """
             started_at = COALESCE(s.started_at, EXCLUDED.started_at),
             finished_at = NULL, updated_at = EXCLUDED.updated_at
         WHERE s.status NOT IN ('succeeded', 'skipped')
-        RETURNING s.status, s.attempts, s.output, s.attempt_errors
+        RETURNING s.status, s.attempts, s.output, s.attempt_errors, s.retry_base
     )
     SELECT r.*,
         (SELECT json_agg(json_build_array(step_id, status, output)) FROM step_record
          WHERE run_id = %(rid)s) AS steps,
         up.status AS my_status, up.attempts AS my_attempts, up.output AS my_output,
-        up.attempt_errors AS my_errors
+        up.attempt_errors AS my_errors, up.retry_base AS my_retry_base
     FROM r LEFT JOIN up ON true
 """
 
 _FINISH_STEP = """
     UPDATE step_record SET status = %(status)s, output = %(output)s, error = %(error)s,
         updated_at = %(now)s, finished_at = %(finished)s{errors}
-    WHERE run_id = %(rid)s AND step_id = %(sid)s AND status <> 'succeeded'
+    WHERE run_id = %(rid)s AND step_id = %(sid)s AND status NOT IN ('succeeded', 'skipped')
       AND NOT EXISTS (SELECT 1 FROM run WHERE run.run_id = %(rid)s AND run.status = 'cancelled')
 """
 _FINISH_STEP_PLAIN = _FINISH_STEP.format(errors="")
@@ -107,6 +107,7 @@ _ENDS_RUN = """
     fin AS (
         UPDATE run SET status = 'succeeded', finished_at = %(now)s, updated_at = %(now)s
         WHERE run_id = %(rid)s AND status IN ('queued', 'running') AND EXISTS (SELECT 1 FROM w)
+          AND (deadline_at IS NULL OR deadline_at >= %(now)s)
     )
     SELECT count(*) FROM w
 """
@@ -139,7 +140,9 @@ class PostgresQueryComponents(QueryComponents):
             raise RunNotFoundError(run_id)
         state = run_state(run_id, row)
         if row.my_status is not None:
-            return state, StepStart(row.my_status, row.my_attempts, row.my_output, list(row.my_errors or []))
+            return state, StepStart(
+                row.my_status, row.my_attempts, row.my_output, list(row.my_errors or []), row.my_retry_base
+            )
         mine = state.statuses.get(step_id)
         if mine in DONE_STEP_STATUSES:
             return state, StepStart(mine, 0, state.outputs.get(step_id), [])

@@ -17,7 +17,7 @@ from orchestration.store.db import autocommit, get_engine
 from orchestration.store.dialects.base import QueryComponents
 from orchestration.store.states import RunState, StepStart, run_state
 from orchestration.store.tables import run_t, step_t
-from orchestration.store.transitions import finish_run, mark_run_running
+from orchestration.store.transitions import mark_run_running, succeed_run
 
 
 def _load_state_stmt() -> Any:
@@ -56,7 +56,7 @@ def _finish_step_stmt(with_errors: bool) -> Any:
         .where(
             step_t.c.run_id == sa.bindparam("rid"),
             step_t.c.step_id == sa.bindparam("sid"),
-            step_t.c.status != "succeeded",
+            step_t.c.status.notin_(DONE_STEP_STATUSES),
             ~cancelled,
         )
         .values(**values)
@@ -94,7 +94,7 @@ class SqliteQueryComponents(QueryComponents):
         stmt = self.prepared(f"finish_step_{with_errors}", lambda: _finish_step_stmt(with_errors))
         written = bool(conn.execute(stmt, params).rowcount)
         if written and ends_run:
-            finish_run(conn, params["rid"], "succeeded")
+            succeed_run(conn, params["rid"], params["now"])
         return written
 
     def record_step(self, conn: Connection, values: dict[str, Any], *, ends_run: bool) -> bool:
@@ -109,7 +109,7 @@ class SqliteQueryComponents(QueryComponents):
         )
         written = bool(conn.execute(stmt).rowcount)
         if written and ends_run:
-            finish_run(conn, values["run_id"], "succeeded")
+            succeed_run(conn, values["run_id"], values["updated_at"])
         return written
 
     def step_writer(self, ends_run: bool, url: str | None = None) -> AbstractContextManager[Connection]:
