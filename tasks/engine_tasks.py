@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import TimeLimitExceeded
 
 from orchestration.control.sweeper import sweep as run_sweep
 from orchestration.engine import nodes
 from orchestration.engine.compiler import chain_of
 from orchestration.engine.outcome import Action
+from orchestration.errors import StepFailedError
 from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, LIVE_RUN_STATUSES, MAP_TASK, SWEEP_TASK
 from orchestration.runtime import Runtime
 from orchestration.step_error import StepError
@@ -24,13 +26,15 @@ def bind(runtime: Runtime) -> list[str]:
     app = runtime.app
 
     @app.task(name=JOIN_TASK, bind=True, acks_late=True)
-    def join(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
+    def join(self: Task, run_id: str, node_id: str, final: bool = False, deadline: str | None = None) -> Any:
         """The explicit join after a parallel block or a map."""
         outcome = nodes.join(run_id, node_id, final=final)
         return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
 
     @app.task(name=BRANCH_TASK, bind=True, acks_late=True)
-    def branch(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
+    def branch(
+        self: Task, run_id: str, node_id: str, final: bool = False, deadline: str | None = None
+    ) -> Any:
         """Evaluate the branch and replace this task with the chosen arm (the chain goes on after it)."""
         outcome, taken = nodes.choose_branch(run_id, node_id)
         if outcome.action is not Action.CONTINUE:
@@ -40,16 +44,18 @@ def bind(runtime: Runtime) -> list[str]:
                 nodes.finalize(run_id)
             return None
         in_header = bool(self.request.chord)  # standing in for a chord member: keep the results
-        arm = runtime.engine.compile_node(taken, run_id, final=final, in_header=in_header)
+        arm = runtime.engine.compile_node(taken, run_id, final=final, in_header=in_header, deadline=deadline)
         return self.replace(chain_of(arm))
 
     @app.task(name=MAP_TASK, bind=True, acks_late=True)
-    def map_items(self: Task, run_id: str, node_id: str, final: bool = False) -> Any:
+    def map_items(
+        self: Task, run_id: str, node_id: str, final: bool = False, deadline: str | None = None
+    ) -> Any:
         """Expand the map over its list and replace this task with the lanes and their join."""
         outcome, node, count = nodes.expand_map(run_id, node_id)
         if outcome.action is not Action.CONTINUE:
             return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
-        return self.replace(runtime.engine.map_canvas(node, run_id, count, final=final))
+        return self.replace(runtime.engine.map_canvas(node, run_id, count, final=final, deadline=deadline))
 
     @app.task(name=FAIL_RUN_TASK, acks_late=True)
     def fail_run(failed_task_id: str | None = None, *, run_id: str) -> None:
@@ -60,6 +66,8 @@ def bind(runtime: Runtime) -> list[str]:
         killed worker after its retries, a hard time limit, an error outside the step's own code.
         """
         reason = failure_reason(app, failed_task_id)
+        if reason is None:  # the step recorded its failure and ended the run itself
+            return  # (the run may be retried by now: this errback must not fail it again)
         with get_engine().begin() as conn:
             if repo.run_status(conn, run_id) not in LIVE_RUN_STATUSES:
                 return
@@ -84,10 +92,16 @@ def bind(runtime: Runtime) -> list[str]:
     return [t.name for t in (join, branch, map_items, fail_run, sweep)]
 
 
-def failure_reason(app: Celery, task_id: str | None) -> StepError:
-    """What the failed task's stored result says, as an error record."""
+def failure_reason(app: Celery, task_id: str | None) -> StepError | None:
+    """What the failed task's stored result says, as an error record; None when it is the error a
+    step raises after recording its own failure (``StepFailedError``)."""
     if not task_id:
         return StepError.task_failed()
     result = app.AsyncResult(task_id)
     exc = result.result
+    if isinstance(exc, StepFailedError):
+        return None
+    if isinstance(exc, TimeLimitExceeded):  # the hard limit killed the try
+        limit = StepError.time_limit(exc.args[0] if exc.args else None)
+        return StepError(type=limit.type, message=limit.message, task_id=task_id)
     return StepError.task_failed(task_id, exc if isinstance(exc, BaseException) else result.state)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestration.envelope import Envelope
 from tests.support.flows import flow, run
+from tests.support.runs import comparable
 
 STEPS: list[dict[str, Any]] = [
     {"id": "a", "agent": "noop", "input": {"v": "$payload.v"}},
@@ -48,26 +48,6 @@ STEPS: list[dict[str, Any]] = [
     {"id": "opt", "agent": "fail", "input": {"permanent": True}, "on_error": "continue"},
     {"id": "z", "agent": "fail", "input": {"permanent": True}, "fallback": {"id": "zb", "agent": "noop"}},
 ]
-
-
-def comparable(env: Envelope) -> dict[str, Any]:
-    """The envelope without ids, timings and run mode."""
-    records = sorted(
-        (
-            {
-                "step_id": r.step_id,
-                "agent": r.agent,
-                "status": r.status,
-                "attempts": r.attempts,
-                "output": r.output,
-                "error": r.error.type if r.error else None,
-                "attempt_errors": [(e.type, e.attempt) for e in r.attempt_errors],
-            }
-            for r in env.records
-        ),
-        key=lambda r: r["step_id"],
-    )
-    return {"flow": env.flow, "status": env.status, "records": records, "payload": env.metadata.payload}
 
 
 def test_inline_and_async_envelopes_are_the_same(worker: object) -> None:

@@ -7,20 +7,24 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from celery.signals import task_postrun
 
 from orchestration.control import run_control as control
-from orchestration.errors import FieldError, RunNotFoundError
+from orchestration.envelope import Envelope
+from orchestration.errors import FieldError, RunNotFoundError, StepFailedError
 from orchestration.flows import Flow, parse_flow
+from orchestration.names import FAIL_RUN_TASK
 from orchestration.orchestrators.base import FlowRunner
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from tests.support.agents import ledger
-from tests.support.runs import envelope, wait_for_run
-from tests.support.wiring import engine, registry
+from tests.support.runs import envelope, record, wait_for_run
+from tests.support.wait import eventually
+from tests.support.wiring import app, engine, registry
 
 FLAKY = {
     "name": "control-flaky",
@@ -29,6 +33,19 @@ FLAKY = {
         {"id": "a", "agent": "effect"},
         {"id": "b", "agent": "fail", "input": {"permanent": True, "fail_attempts": "$payload.fail_attempts"}},
         {"id": "c", "agent": "effect"},
+    ],
+}
+MAPPED = {
+    "name": "control-mapped",
+    "steps": [
+        {
+            "kind": "map",
+            "id": "m",
+            "over": "$payload.xs",
+            "concurrency": 2,
+            "do": {"id": "nap", "agent": "sleep", "input": {"seconds": "$item"}},
+        },
+        {"id": "after", "agent": "noop"},
     ],
 }
 SLOW = {
@@ -99,6 +116,48 @@ def test_retry_redrives_from_the_failed_step_with_a_payload_patch(worker: object
     assert env.metadata.redrives == 1
 
 
+def test_retry_gives_a_fresh_budget_of_tries_and_a_fresh_deadline(worker: object) -> None:
+    f = flow(
+        {
+            "name": "control-budget",
+            "deadline_seconds": 600,
+            "steps": [
+                {
+                    "id": "b",
+                    "agent": "fail",
+                    "input": {"fail_attempts": "$payload.fail_attempts"},
+                    "retry": {"max_attempts": 2, "backoff_seconds": 0.01, "jitter": False},
+                },
+                {"id": "c", "agent": "noop"},
+            ],
+        }
+    )
+    handle = FlowRunner(engine(), f).run({"fail_attempts": 99}, mode="async")
+    failed = wait_for_run(handle.run_id)
+    assert failed.status == "failed" and record(failed, "b").attempts == 2
+
+    # tries 3 and 4 are the retry's own budget of 2: try 3 still fails, try 4 succeeds
+    before = datetime.now(UTC)
+    control.retry_run(handle.run_id, {"fail_attempts": 3})
+    env = wait_for_run(handle.run_id)
+    assert env.status == "succeeded", env.model_dump_json(indent=2)
+    b = record(env, "b")
+    assert b.attempts == 4 and [e.attempt for e in b.attempt_errors] == [1, 2, 3]
+    deadline = env.metadata.deadline_at  # the flow's deadline again, counted from the retry
+    assert deadline is not None
+    assert before + timedelta(seconds=600) <= deadline <= datetime.now(UTC) + timedelta(seconds=600)
+
+
+def test_the_first_failures_late_errback_does_not_fail_the_retried_run(worker: object) -> None:
+    handle = FlowRunner(engine(), flow(FLAKY)).run({"fail_attempts": 99}, mode="async")
+    assert wait_for_run(handle.run_id).status == "failed"
+    control.reopen_failed_run(handle.run_id, {"fail_attempts": 0})  # retried, not re-driven yet
+    failed_task = str(uuid.uuid4())  # the step's task that failed the first time, as stored
+    app.backend.mark_as_failure(failed_task, StepFailedError("b: failing on purpose (attempt 1)"))
+    app.tasks[FAIL_RUN_TASK](failed_task, run_id=handle.run_id)  # its errback, arriving now
+    assert envelope(handle.run_id).status == "running"
+
+
 def test_retry_refuses_live_runs_and_bad_patches(worker: object) -> None:
     handle = FlowRunner(engine(), flow(FLAKY)).run({"fail_attempts": 99}, mode="async")
     wait_for_run(handle.run_id)
@@ -123,16 +182,51 @@ def test_cancel_running_run_runs_no_further_step(worker: object, task_log: TaskL
         time.sleep(0.02)
 
     assert control.cancel_run(handle.run_id) == "cancelled"
-    # s1 finishes its sleep after the cancel: its result is discarded and the chain ends there
+    # s1 finishes its sleep after the cancel: its outcome is recorded as what it was (its effect
+    # happened), with a note, and the chain ends there
     assert task_log.wait_for("s1") == "IGNORED"
     env = envelope(handle.run_id)
     assert env.status == "cancelled" and env.metadata.error.type == "Cancelled"
-    s1 = env.record("s1")
-    assert s1 is not None and s1.status == "skipped" and s1.output is None
-    assert s1.error is not None and s1.error.type == "Cancelled"
+    s1 = record(env, "s1")
+    assert (s1.status, s1.output, s1.error) == ("succeeded", {"slept": 1.5}, None)
+    assert s1.note == "finished after the run was cancelled"
     assert "s2" not in {r.step_id for r in env.records} and "s3" not in {r.step_id for r in env.records}
     assert calls(handle.run_id, "s2") == 0 and calls(handle.run_id, "s3") == 0
     assert all(step not in ("s2", "s3") for step, _ in task_log.seen)  # the chain ended at s1
+
+
+def test_cancel_closes_every_open_record_of_a_map(worker: object) -> None:
+    f = flow(MAPPED)
+    handle = FlowRunner(engine(), f).run({"xs": [0.5, 0.5, 0.5, 0.5, 0.5, 0.5]}, mode="async")
+
+    def items_running() -> bool:
+        env = envelope(handle.run_id)
+        return any(r.step_id.startswith("m[") and r.status == "running" for r in env.records)
+
+    eventually(items_running, 30, "the map's first items to start")
+    assert control.cancel_run(handle.run_id) == "cancelled"
+
+    def settled() -> Envelope:
+        env = envelope(handle.run_id)
+        still = [r.step_id for r in env.records if r.status in ("pending", "running")]
+        assert not still, f"records still open: {still}"
+        late = [r for r in env.records if r.step_id.startswith("m[") and r.status == "skipped"]
+        assert not late, f"items cancelled mid-try whose result has not come back: {late}"
+        return env
+
+    env = eventually(settled, 15, "every record of the cancelled run to be closed")
+    m = record(env, "m")
+    assert (m.status, m.output) == ("skipped", {"items": 6})
+    assert m.error is not None and m.error.type == "Cancelled"
+    items = [r for r in env.records if r.step_id.startswith("m[")]
+    assert items and len(items) < 6  # the items in flight, not the ones after the cancel
+    for item in items:  # each item in flight at the cancel finished: recorded as it was
+        assert (item.status, item.output, item.note) == (
+            "succeeded",
+            {"slept": 0.5},
+            "finished after the run was cancelled",
+        )
+    assert env.status == "cancelled" and "after" not in {r.step_id for r in env.records}
 
 
 def test_cancel_queued_run_then_its_messages_do_nothing(worker: object, task_log: TaskLog) -> None:

@@ -1,18 +1,26 @@
 """Run control: cancel a live run, retry a failed one from where it failed.
 
-Cancelling marks the run ``cancelled`` in one conditional update. Its queued messages are not
-revoked one by one: every step task reads the run first (``steps._gate``) and stops without calling
-its agent when the run is terminal, so a cancelled run runs no further step. A step already inside
-its agent finishes that call, but the run stays ``cancelled`` (a terminal status is never replaced).
+Cancelling marks the run ``cancelled`` and closes every record still open (``skipped``: pending
+and running steps, a map that had not joined) in one transaction. Its queued messages are not
+revoked one by one: every step task reads the run first (``engine.context.gate_run``) and stops
+without calling its agent when the run is terminal, so a cancelled run runs no further step. A step
+already inside its agent finishes that call; its outcome is recorded as what it was, with the note
+"finished after the run was cancelled" (its side effect happened: it is never hidden), and the run
+stays ``cancelled`` (a terminal status is never replaced).
+
+Retrying a failed run re-drives it from where it failed, with a fresh deadline (the flow's,
+counted from the retry) and a fresh budget of tries for every step it retries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestration.errors import CampaignflowError, FieldError, RunNotFoundError
 from orchestration.flows import Flow
+from orchestration.orchestrators.base import deadline_from
 from orchestration.runtime import current
 from orchestration.step_error import StepError
 from orchestration.store import get_engine
@@ -24,13 +32,14 @@ class RunStateError(CampaignflowError):
 
 
 def cancel_run(run_id: str) -> str:
-    """Mark a queued or running run ``cancelled``; its remaining steps see it and stop.
+    """Mark a queued or running run ``cancelled`` and close its open records; its remaining steps
+    see it and stop.
 
     Returns the run's status afterwards (``cancelled``, or the terminal status it already had).
     """
     with get_engine().begin() as conn:
         if repo.finish_run(conn, run_id, "cancelled", StepError.cancelled().as_dict()):
-            repo.skip_pending_steps(conn, run_id)
+            repo.close_open_steps(conn, run_id, StepError.cancelled_open().as_dict())
             return "cancelled"
         return repo.run_status(conn, run_id)
 
@@ -48,8 +57,12 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-def reopen_failed_run(run_id: str, payload_patch: Mapping[str, Any] | None = None) -> Flow:
-    """Set a failed run back to ``running`` with its failed records pending; succeeded steps stay.
+def reopen_failed_run(
+    run_id: str, payload_patch: Mapping[str, Any] | None = None
+) -> tuple[Flow, datetime | None]:
+    """Set a failed run back to ``running`` with its failed records pending, each with a fresh
+    budget of tries; succeeded steps stay. The run gets the flow's deadline again, counted from now.
+    Returns the flow and the new deadline.
 
     ``payload_patch`` (a JSON merge patch) corrects the stored payload before the re-drive.
     """
@@ -64,8 +77,9 @@ def reopen_failed_run(run_id: str, payload_patch: Mapping[str, Any] | None = Non
         if payload_patch:
             payload = merge_patch(row.payload, payload_patch)
             _check_payload(flow, payload)
-        repo.reopen_run(conn, run_id, payload)
-    return flow
+        deadline_at = deadline_from(flow, datetime.now(UTC))
+        repo.reopen_run(conn, run_id, payload, deadline_at=deadline_at)
+    return flow, deadline_at
 
 
 def _check_payload(flow: Flow, payload: dict[str, Any]) -> None:
@@ -79,6 +93,6 @@ def _check_payload(flow: Flow, payload: dict[str, Any]) -> None:
 
 def retry_run(run_id: str, payload_patch: Mapping[str, Any] | None = None) -> str:
     """Re-drive a failed run on the workers from its failed step; returns ``running``."""
-    flow = reopen_failed_run(run_id, payload_patch)
-    current().engine.start(flow, run_id)
+    flow, deadline_at = reopen_failed_run(run_id, payload_patch)
+    current().engine.start(flow, run_id, deadline_at)
     return "running"

@@ -48,7 +48,7 @@ def sweep(
                 report.past_deadline.append(run_id)
     with get_engine().begin() as conn:
         stalled = sweeps.stalled_runs(conn, now - timedelta(seconds=stall_seconds), limit)
-        to_start: list[tuple[str, Flow]] = []
+        to_start: list[tuple[str, Flow, datetime | None]] = []
         for row in stalled:
             if row.redrives >= max_redrives:
                 err = StepError.stalled(stall_seconds, row.redrives).as_dict()
@@ -57,9 +57,9 @@ def sweep(
                 report.failed.append(row.run_id)
                 continue
             sweeps.count_redrive(conn, row.run_id, now)
-            to_start.append((row.run_id, Flow.model_validate(row.flow_def)))
+            to_start.append((row.run_id, Flow.model_validate(row.flow_def), repo.aware(row.deadline_at)))
         beat(conn, SWEEPER_HEARTBEAT, now, report.as_dict())
-    for run_id, flow in to_start:  # publish after commit: a crash in between is found next time
-        engine.start(flow, run_id)
+    for run_id, flow, deadline_at in to_start:  # publish after commit: a crash in between is found next time
+        engine.start(flow, run_id, deadline_at)
         report.redriven.append(run_id)
     return report

@@ -10,6 +10,7 @@ the join's meaning (everything done before the join) and never nests a chord in 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from celery import Celery, chain, chord, group
@@ -20,6 +21,7 @@ from orchestration.engine.nodes import map_item_ids
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
 from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, MAP_TASK
 from orchestration.registry import Registry
+from orchestration.timefmt import iso_utc
 
 
 def is_flat(node: Node) -> bool:
@@ -39,6 +41,15 @@ def _result_options(in_header: bool) -> dict[str, Any]:
     return {} if in_header else {"ignore_result": True}
 
 
+def _task_kwargs(run_id: str, key: str, node_id: str, final: bool, deadline: str | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"run_id": run_id, key: node_id}
+    if final:
+        kwargs["final"] = True
+    if deadline is not None:
+        kwargs["deadline"] = deadline
+    return kwargs
+
+
 def chain_of(parts: list[Signature]) -> Signature:
     return parts[0] if len(parts) == 1 else chain(*parts)
 
@@ -49,14 +60,20 @@ class OrchestrationEngine:
         self.registry = registry
 
     # compiling
-    def compile(self, flow: Flow, run_id: str) -> Signature:
-        """The whole flow as one canvas, with the run-failure errback linked everywhere."""
-        canvas = chain_of(self.compile_node(flow.root, run_id, final=True))
+    def compile(self, flow: Flow, run_id: str, deadline_at: datetime | None = None) -> Signature:
+        """The whole flow as one canvas, with the run-failure errback linked everywhere.
+
+        ``deadline_at`` (the run's) goes into every task's kwargs as ``deadline``: an agent task's
+        time limits are capped by the time left when it starts, and the engine tasks hand it on to
+        what they build at run time (branch arms, map lanes, fallbacks).
+        """
+        deadline = iso_utc(deadline_at) if deadline_at is not None else None
+        canvas = chain_of(self.compile_node(flow.root, run_id, final=True, deadline=deadline))
         canvas.link_error(self.app.signature(FAIL_RUN_TASK, kwargs={"run_id": run_id}))
         return canvas
 
     def compile_node(
-        self, node: Node, run_id: str, *, final: bool, in_header: bool = False
+        self, node: Node, run_id: str, *, final: bool, in_header: bool = False, deadline: str | None = None
     ) -> list[Signature]:
         """The chain segment of one node; ``final`` marks the segment that ends the run.
 
@@ -64,34 +81,49 @@ class OrchestrationEngine:
         members of a chord header (``in_header``), whose results the chord joins.
         """
         if isinstance(node, StepNode):
-            return [self.step_signature(node, run_id, node.id, final=final, in_header=in_header)]
+            return [
+                self.step_signature(
+                    node, run_id, node.id, final=final, in_header=in_header, deadline=deadline
+                )
+            ]
         if isinstance(node, SequenceNode):
             last = len(node.steps) - 1
             return [
                 sig
                 for i, child in enumerate(node.steps)
-                for sig in self.compile_node(child, run_id, final=final and i == last, in_header=in_header)
+                for sig in self.compile_node(
+                    child, run_id, final=final and i == last, in_header=in_header, deadline=deadline
+                )
             ]
         if isinstance(node, ParallelNode):
-            return self._parallel(node, run_id, final=final)
-        if isinstance(node, BranchNode):
-            return [self._engine_sig(BRANCH_TASK, run_id, node.id, final, in_header)]
-        return [self._engine_sig(MAP_TASK, run_id, node.id, final, in_header)]
+            return self._parallel(node, run_id, final=final, deadline=deadline)
+        name = BRANCH_TASK if isinstance(node, BranchNode) else MAP_TASK
+        return [self._engine_sig(name, run_id, node.id, final, in_header, deadline)]
 
-    def _parallel(self, node: ParallelNode, run_id: str, *, final: bool) -> list[Signature]:
+    def _parallel(
+        self, node: ParallelNode, run_id: str, *, final: bool, deadline: str | None
+    ) -> list[Signature]:
         flat = [m for m in node.members if is_flat(m)]
         stages = [
-            sig for m in node.members if not is_flat(m) for sig in self.compile_node(m, run_id, final=False)
+            sig
+            for m in node.members
+            if not is_flat(m)
+            for sig in self.compile_node(m, run_id, final=False, deadline=deadline)
         ]
-        join = self._engine_sig(JOIN_TASK, run_id, node.id, final)
+        join = self._engine_sig(JOIN_TASK, run_id, node.id, final, deadline=deadline)
         if not flat:
             return [*stages, join]
-        members = [chain_of(self.compile_node(m, run_id, final=False, in_header=True)) for m in flat]
+        members = [
+            chain_of(self.compile_node(m, run_id, final=False, in_header=True, deadline=deadline))
+            for m in flat
+        ]
         return [*stages, chord(group(members), join)]
 
-    def map_canvas(self, node: MapNode, run_id: str, count: int, *, final: bool) -> Signature:
+    def map_canvas(
+        self, node: MapNode, run_id: str, count: int, *, final: bool, deadline: str | None = None
+    ) -> Signature:
         """At run time: ``count`` items in at most ``concurrency`` lanes, each lane a flat chain."""
-        join = self._engine_sig(JOIN_TASK, run_id, node.id, final)
+        join = self._engine_sig(JOIN_TASK, run_id, node.id, final, deadline=deadline)
         if count == 0:
             return join
         lanes: list[list[Signature]] = [[] for _ in range(min(node.concurrency, count))]
@@ -103,16 +135,23 @@ class OrchestrationEngine:
         for i in range(count):
             for step, sid in zip(inner, map_item_ids(node, i), strict=True):
                 lane = lanes[i % len(lanes)]
-                lane.append(self.step_signature(step, run_id, sid, final=False, in_header=True))
+                lane.append(
+                    self.step_signature(step, run_id, sid, final=False, in_header=True, deadline=deadline)
+                )
         return chord(group([chain_of(lane) for lane in lanes]), join)
 
     def step_signature(
-        self, node: StepNode, run_id: str, step_id: str, *, final: bool, in_header: bool = False
+        self,
+        node: StepNode,
+        run_id: str,
+        step_id: str,
+        *,
+        final: bool,
+        in_header: bool = False,
+        deadline: str | None = None,
     ) -> Signature:
         spec = self.registry.agent(node.agent)
-        kwargs: dict[str, Any] = {"run_id": run_id, "step_id": step_id}
-        if final:
-            kwargs["final"] = True
+        kwargs = _task_kwargs(run_id, "step_id", step_id, final, deadline)
         options = _result_options(in_header)
         if node.soft_time_limit is not None:
             options["soft_time_limit"] = node.soft_time_limit
@@ -121,17 +160,21 @@ class OrchestrationEngine:
         return self.app.signature(spec.task_name, kwargs=kwargs, immutable=True, **options)
 
     def _engine_sig(
-        self, name: str, run_id: str, node_id: str, final: bool, in_header: bool = False
+        self,
+        name: str,
+        run_id: str,
+        node_id: str,
+        final: bool,
+        in_header: bool = False,
+        deadline: str | None = None,
     ) -> Signature:
-        kwargs: dict[str, Any] = {"run_id": run_id, "node_id": node_id}
-        if final:
-            kwargs["final"] = True
+        kwargs = _task_kwargs(run_id, "node_id", node_id, final, deadline)
         return self.app.signature(name, kwargs=kwargs, immutable=True, **_result_options(in_header))
 
     # running
-    def start(self, flow: Flow, run_id: str) -> None:
-        """Publish the compiled canvas; the workers take it from there."""
-        self.compile(flow, run_id).apply_async()
+    def start(self, flow: Flow, run_id: str, deadline_at: datetime | None = None) -> None:
+        """Publish the compiled canvas (``deadline_at``: the run's); the workers take it from there."""
+        self.compile(flow, run_id, deadline_at).apply_async()
 
     def run_inline(self, flow: Flow, run_id: str) -> None:
         """Run every step in this process, in order, with the same records as on the workers."""

@@ -99,12 +99,14 @@ def step_input(node: StepNode, scope: dict[str, Any]) -> Any:
 
 
 def gate_run(conn: Connection, state: repo.RunState) -> Outcome | None:
-    """Stop when the run is already terminal or past its deadline; start it when queued."""
+    """Stop when the run is already terminal or past its deadline (failing it, and its open
+    records); start it when queued."""
     if state.status in TERMINAL_RUN_STATUSES:
         return Outcome(Action.STOP)
     if state.deadline_at is not None and datetime.now(UTC) > state.deadline_at:
         err = StepError.deadline_exceeded(state.deadline_at)
-        repo.finish_run(conn, state.run_id, "failed", err.as_dict())
+        if repo.finish_run(conn, state.run_id, "failed", err.as_dict()):
+            repo.fail_unfinished_steps(conn, state.run_id, err.as_dict())  # nothing stays open
         return Outcome(Action.STOP, error=err)
     if state.status == "queued":
         repo.mark_run_running(conn, state.run_id)

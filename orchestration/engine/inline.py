@@ -1,10 +1,13 @@
 """The inline runner: every step of a flow in the caller's process, in order, leaving the same
-records as the workers would (``campaignflow demo --inline``, ``BaseOrchestrator.run(mode="inline")``)."""
+records as the workers would (``campaignflow demo --inline``, ``BaseOrchestrator.run(mode="inline")``).
+
+Each agent call runs within the step's time limits, capped by the run's deadline, as on the workers
+(:func:`orchestration.engine.limits.call_with_limits`)."""
 
 from __future__ import annotations
 
 from orchestration.engine import logs
-from orchestration.engine.agent_step import run_agent_step, sleep_for_retry
+from orchestration.engine.agent_step import call_limited, run_agent_step, sleep_for_retry
 from orchestration.engine.nodes import choose_branch, expand_map, finalize, join, map_item_ids
 from orchestration.engine.outcome import Action
 from orchestration.flows.model import BranchNode, Flow, Node, ParallelNode, SequenceNode, StepNode
@@ -59,7 +62,8 @@ class InlineRunner:
 
     def _inline_tries(self, node: StepNode, run_id: str, step_id: str, *, final: bool) -> bool:
         while True:
-            outcome = run_agent_step(run_id, step_id, spec=self.registry.agent(node.agent), final=final)
+            spec = self.registry.agent(node.agent)
+            outcome = run_agent_step(run_id, step_id, spec=spec, final=final, call=call_limited)
             if outcome.action is Action.RETRY:
                 sleep_for_retry(outcome.countdown)
                 continue

@@ -12,6 +12,7 @@ from orchestration.engine.outcome import Action, Outcome
 from orchestration.engine.writer import writer
 from orchestration.flows.model import BranchNode, MapNode, Node, StepNode, walk
 from orchestration.flows.refs import lookup
+from orchestration.names import LIVE_RUN_STATUSES
 from orchestration.step_error import StepError
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
@@ -111,6 +112,7 @@ def _choice(conn: Connection, state: repo.RunState, node: BranchNode) -> int | N
 
 
 def finalize(run_id: str) -> None:
-    """End the run ``succeeded`` unless it already ended."""
+    """End the run ``succeeded`` unless it already ended; past its deadline it fails instead."""
     with autocommit() as conn:
-        repo.finish_run(conn, run_id, "succeeded")
+        if not repo.succeed_run(conn, run_id) and repo.run_status(conn, run_id) in LIVE_RUN_STATUSES:
+            repo.finish_run(conn, run_id, "failed", StepError.deadline_exceeded().as_dict())

@@ -29,6 +29,11 @@ class RunHandle:
         return {"run_id": self.run_id, "status": self.status, "duplicate": self.duplicate}
 
 
+def deadline_from(flow: Flow, start: datetime) -> datetime | None:
+    """When a run of ``flow`` that starts at ``start`` must end (None: the flow sets no deadline)."""
+    return start + timedelta(seconds=flow.deadline_seconds) if flow.deadline_seconds else None
+
+
 class BaseOrchestrator:
     """Subclasses set ``name`` and implement :meth:`flow`; :meth:`run` is the contract."""
 
@@ -77,7 +82,7 @@ class BaseOrchestrator:
             event_id=event_id,
             campaign=campaign,
             orchestrator=self.name,
-            deadline_at=now + timedelta(seconds=flow.deadline_seconds) if flow.deadline_seconds else None,
+            deadline_at=deadline_from(flow, now),
             extra=extra or {},
         )
         # with an event id, the key and the run are written in one transaction; without, one INSERT
@@ -86,7 +91,7 @@ class BaseOrchestrator:
             if duplicate:
                 return RunHandle(run_id, repo.run_status(conn, run_id), True)
         if mode == "async":
-            self.engine.start(flow, run_id)
+            self.engine.start(flow, run_id, new.deadline_at)
             return RunHandle(run_id, "queued", False)
         self.engine.run_inline(flow, run_id)
         with get_engine().connect() as conn:

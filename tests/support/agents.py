@@ -69,6 +69,28 @@ def stubborn(inp: StubbornInput, ctx: AgentContext) -> EffectOutput:
     return EffectOutput(key=ctx.idempotency_key, effects=0)
 
 
+class CrashInput(BaseModel):
+    crash_attempts: int = 1_000_000
+    exit_code: int = 13
+    signal: int | None = None
+
+
+class CrashOutput(BaseModel):
+    attempt: int
+
+
+def crash(inp: CrashInput, ctx: AgentContext) -> CrashOutput:
+    """Ends its own process on purpose in its first ``crash_attempts`` tries: ``os._exit(exit_code)``,
+    or ``signal`` sent to itself (11: a segfault), as a crashing native library or the OOM killer
+    would. Counts its calls in the ledger."""
+    ledger().incr(f"calls:{ctx.idempotency_key}")
+    if ctx.attempt <= inp.crash_attempts:
+        if inp.signal is not None:
+            os.kill(os.getpid(), inp.signal)
+        os._exit(inp.exit_code)
+    return CrashOutput(attempt=ctx.attempt)
+
+
 #: The agents only the tests use.
 TEST_AGENTS = (
     AgentSpec(
@@ -102,6 +124,16 @@ TEST_AGENTS = (
         soft_time_limit=20,
         time_limit=30,
         retry=RetryPolicy(max_attempts=2, backoff_seconds=0.05, jitter=False),
+    ),
+    AgentSpec(
+        name="crash_isolated",
+        handler=crash,
+        input_model=CrashInput,
+        output_model=CrashOutput,
+        pool="isolated",
+        soft_time_limit=20,
+        time_limit=30,
+        retry=RetryPolicy(max_attempts=3, backoff_seconds=0.05, jitter=False),
     ),
     AgentSpec(
         name="stubborn_isolated",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from orchestration.envelope import Envelope, StepRecord
 from orchestration.store import get_engine
@@ -31,3 +32,32 @@ def record(env: Envelope, step_id: str) -> StepRecord:
     found = env.record(step_id)
     assert found is not None, f"no record {step_id!r}: {env.model_dump_json(indent=2)}"
     return found
+
+
+def comparable(env: Envelope) -> dict[str, Any]:
+    """The envelope without ids, timings and run mode: what inline and async runs must share."""
+    records = sorted(
+        (
+            {
+                "step_id": r.step_id,
+                "agent": r.agent,
+                "status": r.status,
+                "attempts": r.attempts,
+                "output": r.output,
+                "error": r.error.type if r.error else None,
+                "attempt_errors": [(e.type, e.attempt) for e in r.attempt_errors],
+                "note": r.note,
+            }
+            for r in env.records
+        ),
+        key=lambda r: r["step_id"],
+    )
+    error = env.metadata.error
+    run_error = (error.type, error.step_id) if error else None
+    return {
+        "flow": env.flow,
+        "status": env.status,
+        "records": records,
+        "payload": env.metadata.payload,
+        "error": run_error,
+    }
