@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestration.errors import ConfigurationError, UnknownAgentError, UnknownOrchestratorError
 from orchestration.flows.retry import RetryPolicy
+from orchestration.flows.strict import StrictModel
 from orchestration.names import AGENT_TASK_PREFIX, ENGINE_QUEUE, agent_queue, agent_task
 
 if TYPE_CHECKING:
@@ -22,10 +23,10 @@ if TYPE_CHECKING:
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
-class AgentSpec(BaseModel):
+class AgentSpec(StrictModel):
     """Everything the engine and the workers need to know about one agent."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN)
     handler: Callable[..., Any] = Field(exclude=True)

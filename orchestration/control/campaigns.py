@@ -11,9 +11,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
 
 from orchestration.errors import CampaignflowError
+from orchestration.flows.strict import StrictModel
 from orchestration.store import campaigns as store
 from orchestration.store import get_engine
 
@@ -55,7 +56,7 @@ def parse_cron(expr: str) -> crontab:
     return crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow)
 
 
-class CampaignSpec(BaseModel):
+class CampaignSpec(StrictModel):
     """A campaign as an operator writes it (flags, or one entry of a YAML/JSON file)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -23,6 +23,7 @@ from orchestration.control import rejected
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.errors import ConfigurationError, EventValidationError, RouteNotFoundError
 from orchestration.flows import FlowCatalog
+from orchestration.flows.strict import StrictModel
 from orchestration.flows.validate import format_loc
 from orchestration.orchestrators import BaseOrchestrator, FlowRunner, RunHandle
 from orchestration.orchestrators.base import Mode
@@ -46,7 +47,7 @@ class Event(BaseModel):
     occurred_at: datetime | None = None
 
 
-class Route(BaseModel):
+class Route(StrictModel):
     """Events of ``event_type`` (and, when set, of ``campaign``) go to ``orchestrator`` or ``flow``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -99,11 +100,14 @@ def file_routes(path: Path | None = None) -> tuple[Route, ...]:
     items = data.get("routes") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise ConfigurationError(f"CAMPAIGNFLOW_ROUTES_FILE {path}: expected a list of routing rules")
-    try:
-        return tuple(Route.model_validate(item) for item in items)
-    except ValidationError as exc:
-        problems = "; ".join(f"{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigurationError(f"CAMPAIGNFLOW_ROUTES_FILE {path}: {problems}") from None
+    routes: list[Route] = []
+    for i, item in enumerate(items):
+        try:
+            routes.append(Route.model_validate(item))
+        except ValidationError as exc:
+            problems = "; ".join(f"{format_loc(['routes', i, *e['loc']])}: {e['msg']}" for e in exc.errors())
+            raise ConfigurationError(f"CAMPAIGNFLOW_ROUTES_FILE {path}: {problems}") from None
+    return tuple(routes)
 
 
 def db_routes() -> tuple[Route, ...]:

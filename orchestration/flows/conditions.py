@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from orchestration.flows.refs import RefSyntaxError, lookup, parse_path
+from orchestration.flows.strict import StrictModel
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "contains"]
 
@@ -39,7 +40,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-class Compare(BaseModel):
+class Compare(StrictModel):
     """``{"field": PATH, "op": OP, "value": V}``: one comparison on the run's state."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -70,7 +71,7 @@ class Compare(BaseModel):
         return [self.field]
 
 
-class AllOf(BaseModel):
+class AllOf(StrictModel):
     """``{"all": [...]}``: true when every condition is."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -83,7 +84,7 @@ class AllOf(BaseModel):
         return [f for c in self.all for f in c.fields()]
 
 
-class AnyOf(BaseModel):
+class AnyOf(StrictModel):
     """``{"any": [...]}``: true when at least one condition is."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -96,7 +97,7 @@ class AnyOf(BaseModel):
         return [f for c in self.any for f in c.fields()]
 
 
-class Not(BaseModel):
+class Not(StrictModel):
     """``{"not": {...}}``: true when the condition is not."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -16,13 +16,14 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from orchestration.flows.conditions import Condition
 from orchestration.flows.refs import RefSyntaxError, parse_path
 from orchestration.flows.retry import RetryPolicy
+from orchestration.flows.strict import StrictModel
 
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
 StepId = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
 OnError = Literal["fail", "continue"]
 
 
-class _Node(BaseModel):
+class _Node(StrictModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from orchestration.flows.strict import StrictModel
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(StrictModel):
     """How often a step is tried and how long to wait between tries."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
