@@ -85,8 +85,9 @@ def test_non_retryable_error_fails_at_once(worker: object) -> None:
     declared = flow(
         [{"id": "x", "agent": "fail", "retry": {"max_attempts": 5, "non_retryable": ["TransientAgentError"]}}]
     )
-    bad_input = flow([{"id": "y", "agent": "sleep", "input": {"seconds": "not a number"}}])
-    env1, env2 = run(declared), run(bad_input)
+    # a literal bad value is refused when the flow is parsed; one that comes in the payload fails at once
+    bad_input = flow([{"id": "y", "agent": "sleep", "input": {"seconds": "$payload.seconds"}}])
+    env1, env2 = run(declared), run(bad_input, {"seconds": "not a number"})
     assert env1.status == "failed" and env1.record("x").attempts == 1
     assert env2.status == "failed" and env2.record("y").error.type == "ValidationError"
     assert "seconds" in env2.record("y").error.message

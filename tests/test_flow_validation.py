@@ -147,3 +147,39 @@ def test_cli_graph_prints_mermaid() -> None:
     assert result.exit_code == 0
     assert result.output.startswith("flowchart TD\n")
     assert "n_route -- \"payload.tier eq 'gold'\" --> n_vip" in result.output
+
+
+def test_literal_inputs_are_checked_against_the_agents_input_model() -> None:
+    msgs = problems(
+        [
+            {"id": "a", "agent": "sleep", "input": {"seconds": "abc", "bogus": 1}},
+            {"id": "b", "agent": "enrich", "input": {"name": "$payload.name", "title": 5}},
+            {"id": "c", "agent": "noop", "input": {"anything": "goes"}},  # its model allows extra fields
+            {"id": "d", "agent": "sleep", "input": {"seconds": "$payload.wait"}},  # checked at run time
+        ]
+    )
+    assert msgs == [
+        "steps[0].input.seconds: Input should be a valid number, unable to parse string as a number "
+        "(agent 'sleep'); fix the value",
+        "steps[0].input.bogus: agent 'sleep' takes no field 'bogus' (fields: seconds); "
+        "remove it or check its spelling",
+        "steps[1].input.email: required by agent 'enrich'; give it a value or a $reference",
+        "steps[1].input.title: Input should be a valid string (agent 'enrich'); fix the value",
+    ]
+
+
+def test_literal_inputs_unescape_dollars_and_check_map_steps() -> None:
+    assert parse_flow(
+        {"name": "ok", "steps": [{"id": "a", "agent": "fail", "input": {"message": "$$5 off"}}]}, registry
+    )
+    (msg,) = problems(
+        [
+            {
+                "kind": "map",
+                "id": "m",
+                "over": "$payload.xs",
+                "do": {"id": "i", "agent": "sleep", "input": {"secs": "$item"}},
+            }
+        ]
+    )
+    assert msg.startswith("steps[0].do.input.secs: agent 'sleep' takes no field 'secs' (fields: seconds)")

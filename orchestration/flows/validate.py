@@ -10,9 +10,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from orchestration.errors import FlowValidationError
-from orchestration.flows.agents import AgentLookup
+from orchestration.flows.agents import AgentInfo, AgentLookup
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
-from orchestration.flows.refs import RefSyntaxError, parse_path, refs_in
+from orchestration.flows.refs import RefSyntaxError, parse_path, refs_in, resolve
+from orchestration.flows.strict import known_fields
 
 _TAGS = {"step", "sequence", "parallel", "branch", "map", "compare", "all", "any", "not"}
 _UNION_FIELDS = {"then", "else", "when", "not", "fallback", "do", "all", "any"}
@@ -62,6 +63,41 @@ def parse_flow(raw: Mapping[str, Any] | Flow, registry: AgentLookup | None = Non
     if problems:
         raise FlowValidationError(problems)
     return flow
+
+
+def literal_input_problems(template: dict[str, Any], agent: AgentInfo, path: str) -> list[str]:
+    """What the agent's input model says about a step's input before it runs: wrong literal values
+    (fields whose value holds no ``$reference``; the referenced ones are checked at run time),
+    fields the agent does not take, required fields given neither a value nor a reference."""
+    model = agent.input_model
+    literal = {k: resolve(v, {}) for k, v in template.items() if not refs_in(v)}
+    referenced = set(template) - set(literal)
+    errors: list[Any] = []
+    try:
+        model.model_validate(literal)
+    except ValidationError as exc:
+        errors = list(exc.errors())
+    fields = known_fields(model)
+    problems = []
+    for err in errors:
+        loc = err["loc"]
+        if not loc or loc[0] in referenced:  # a check of the whole input needs the referenced values
+            continue
+        if err["type"] == "missing":
+            fix = f"required by agent {agent.name!r}; give it a value or a $reference"
+        elif err["type"] == "extra_forbidden":
+            fix = f"agent {agent.name!r} takes no such field (fields: {', '.join(fields)}); remove it"
+        else:
+            fix = f"{err['msg']} (agent {agent.name!r}); fix the value"
+        problems.append(f"{path}.{format_loc(loc)}: {fix}")
+    if model.model_config.get("extra") != "allow":
+        problems += [
+            f"{path}.{name}: agent {agent.name!r} takes no field {name!r} (fields: {', '.join(fields)}); "
+            "remove it or check its spelling"
+            for name in template
+            if name not in fields and not any(err["loc"][:1] == (name,) for err in errors)
+        ]
+    return problems
 
 
 class _Checker:
@@ -155,6 +191,8 @@ class _Checker:
                     self.problems.append(
                         f"{path}.soft_time_limit: {soft} must be below time_limit {limit}; lower it"
                     )
+                if node.input is not None:
+                    self.problems += literal_input_problems(node.input, spec, f"{path}.input")
         if node.input is not None:
             self._refs(node.input, f"{path}.input", available, in_map)
         after = available | {node.id}
