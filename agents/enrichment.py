@@ -32,19 +32,40 @@ FREE_MAIL = frozenset(
     }
 )
 _EMAIL = re.compile(r"^[^@\s]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
+#: Title terms, matched as whole words (``cto`` is not inside ``director``, ``coo`` not inside
+#: ``coordinator``); the first level and the first department with a matching term win.
 _SENIORITY = (
-    ("executive", ("chief", "ceo", "cto", "cfo", "coo", "cmo", "founder", "owner", "president")),
-    ("vp", ("vp", "vice president", "head of")),
-    ("director", ("director",)),
-    ("manager", ("manager", "lead", "principal")),
+    (
+        "executive",
+        "chief, ceo, cto, cfo, coo, cmo, cro, cio, ciso, cpo, founder, cofounder, co founder, "
+        "owner, president, managing partner",
+    ),
+    ("vp", "vp, svp, evp, avp, head of"),
+    ("director", "director, directors"),
+    ("manager", "manager, managers, lead, team lead, principal, supervisor"),
 )
 _DEPARTMENTS = (
-    ("engineering", ("engineer", "developer", "cto", "architect", "devops", "software")),
-    ("marketing", ("marketing", "cmo", "growth", "brand", "content")),
-    ("sales", ("sales", "account executive", "business development", "revenue")),
-    ("finance", ("finance", "cfo", "accounting", "controller")),
-    ("operations", ("operations", "coo", "ops")),
+    (
+        "engineering",
+        "engineer, engineers, engineering, developer, developers, cto, architect, devops, "
+        "software, sre, site reliability, technology, technical, programmer",
+    ),
+    ("marketing", "marketing, marketer, cmo, growth, brand, content, seo, demand generation"),
+    ("sales", "sales, account executive, account manager, business development, revenue, cro, bdr, sdr"),
+    ("finance", "finance, financial, cfo, accounting, accountant, controller, treasurer"),
+    ("operations", "operations, operating, coo, ops, supply chain, logistics"),
 )
+
+
+def title_words(title: str | None) -> str:
+    """The title in lower case, one space between words, padded: `` vp sales ``. A vice president
+    reads as ``vp`` (so ``president`` alone means the president)."""
+    words = " ".join(re.findall(r"[a-z0-9]+", (title or "").lower()))
+    return f" {words} ".replace(" vice president ", " vp ")
+
+
+def _mentions(words: str, terms: str) -> bool:
+    return any(f" {term.strip()} " in words for term in terms.split(","))
 
 
 class EnrichInput(BaseModel):
@@ -83,9 +104,10 @@ def company_from_domain(domain: str) -> str:
 
 
 def classify_title(title: str | None) -> tuple[str, str | None]:
-    text = (title or "").lower()
-    seniority = next((level for level, words in _SENIORITY if any(w in text for w in words)), "staff")
-    department = next((dept for dept, words in _DEPARTMENTS if any(w in text for w in words)), None)
+    """Seniority (executive, vp, director, manager or staff) and department from a job title."""
+    words = title_words(title)
+    seniority = next((level for level, terms in _SENIORITY if _mentions(words, terms)), "staff")
+    department = next((dept for dept, terms in _DEPARTMENTS if _mentions(words, terms)), None)
     return seniority, department
 
 
