@@ -4,7 +4,8 @@
 {llm_api_key}`` (all three from the agent's context). Errors tell the engine what to do: a timeout,
 a refused connection, 429 or 5xx raise :class:`TransientAgentError` (the step's retry policy tries
 again); any other 4xx or an answer that is not a chat completion raises :class:`PermanentAgentError`.
-With no ``llm_base_url`` the message comes from the deterministic ``hot_lead`` template instead.
+With no ``llm_base_url``, or with ``llm: false`` (a flow's fallback when the endpoint is down), the
+message comes from the deterministic template instead (``source: template``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class ComposeInput(BaseModel):
     segment: str | None = None
     points: int | None = None
     template: str = Field("hot_lead", description="Template used when no LLM endpoint is configured.")
+    llm: bool = Field(
+        True, description="Ask the LLM endpoint when one is configured; false: the template, always."
+    )
     instructions: str | None = Field(None, description="Extra guidance for the model.")
     timeout_seconds: float = Field(20.0, gt=0, le=300, description="Per-request HTTP timeout.")
     max_tokens: int = Field(400, ge=16, le=4000)
@@ -129,7 +133,7 @@ def compose(inp: ComposeInput, ctx: AgentContext) -> ComposeOutput:
     values = {"name": inp.name, "title": inp.title, "company": inp.company, "email": inp.email}
     subject, body = render(TEMPLATES[inp.template], values, name=inp.template)
     base_url = ctx.config.get("llm_base_url")
-    if not base_url:
+    if not base_url or not inp.llm:
         return ComposeOutput(subject=subject, body=body, source="template")
     model = ctx.config.get("llm_model") or "gpt-4o-mini"
     text = chat_completion(

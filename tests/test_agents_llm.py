@@ -34,6 +34,13 @@ def test_template_fallback_without_endpoint_is_deterministic() -> None:
     assert bare.body.startswith("Hi there,") and "your team" in bare.subject
 
 
+def test_llm_false_uses_the_template_even_with_an_endpoint() -> None:
+    with FakeLLM(["Subject: never asked"]) as llm:
+        out = compose(LEAD.model_copy(update={"llm": False}), ctx(llm.base_url))
+    assert out == compose(LEAD, ctx(None))
+    assert out.source == "template" and llm.requests == []
+
+
 def test_chat_completion_request_and_answer() -> None:
     with FakeLLM(["Subject: Robots that follow up\n\nHi Ada, quick idea for Acme."]) as llm:
         out = compose(LEAD.model_copy(update={"instructions": "Mention robots."}), ctx(llm.base_url))

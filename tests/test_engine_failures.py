@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from orchestration.orchestrators.base import FlowRunner
+import pytest
+
+from orchestration.orchestrators.base import FlowRunner, Mode
 from tests.support.agents import ledger
 from tests.support.flows import flow, run, statuses
 from tests.support.runs import envelope, wait_for_run
@@ -121,6 +123,37 @@ def test_on_error_fallback_runs_the_fallback_step(worker: object) -> None:
     assert env.status == "succeeded", env.metadata.error
     assert statuses(env) == {"primary": "failed", "backup": "succeeded", "next": "succeeded"}
     assert env.record("next").output["echo"] == {"b": "backup"}
+
+
+@pytest.mark.parametrize("mode", ["async", "inline"])
+def test_a_fallback_stands_in_for_its_step_in_later_references(worker: object, mode: Mode) -> None:
+    f = flow(
+        [
+            {
+                "id": "primary",
+                "agent": "fail",
+                "input": {"permanent": True},
+                "fallback": {"id": "backup", "agent": "noop", "input": {"via": "backup"}},
+            },
+            {"id": "next", "agent": "noop", "input": {"b": "$steps.primary"}},
+            {
+                "kind": "branch",
+                "id": "check",
+                "cases": [
+                    {
+                        "when": {"field": "steps.primary", "op": "exists"},
+                        "then": {"id": "seen", "agent": "noop"},
+                    }
+                ],
+            },
+        ]
+    )
+    env = run(f, mode=mode)
+    assert env.status == "succeeded", env.metadata.error
+    backup = {"ok": True, "echo": {"via": "backup"}}
+    assert env.record("next").output["echo"] == {"b": backup}  # type: ignore[union-attr]
+    assert statuses(env)["seen"] == "succeeded"
+    assert statuses(env)["primary"] == "failed"  # the step's own record stays what it was
 
 
 def test_fallback_in_a_parallel_member_and_as_last_step(worker: object) -> None:

@@ -183,3 +183,20 @@ def test_literal_inputs_unescape_dollars_and_check_map_steps() -> None:
         ]
     )
     assert msg.startswith("steps[0].do.input.secs: agent 'sleep' takes no field 'secs' (fields: seconds)")
+
+
+def test_a_reference_to_a_step_with_a_fallback_must_suit_both_outputs() -> None:
+    (msg,) = problems(
+        [
+            {
+                "id": "a",
+                "agent": "score",
+                "input": {"email": "x@y.co", "free_mail": False},
+                "fallback": {"id": "b", "agent": "fail"},
+            },
+            {"id": "c", "agent": "noop", "input": {"p": "$steps.a.points"}},
+        ]
+    )
+    assert msg == (
+        "steps[1].input: $steps.a.points: its fallback's agent 'fail' outputs no field 'points' (fields: attempt)"
+    )

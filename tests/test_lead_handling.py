@@ -77,7 +77,8 @@ def test_cold_lead_goes_to_nurture_without_email(smtp: SmtpSink) -> None:
     assert record(env, "score").output["segment"] == "cold"
     ran = [r.step_id for r in env.records if r.status == "succeeded"]
     assert ran == ["enrich", "score", "route", "crm_cold", "nurture"]
-    assert {r.step_id for r in env.records if r.status == "skipped"} == {"crm", "compose", "send"}
+    skipped = {r.step_id for r in env.records if r.status == "skipped"}
+    assert skipped == {"crm", "compose", "compose_template", "send"}
     assert smtp.messages == []
     assert record(env, "nurture").output == {
         "email": "bob@gmail.com",
@@ -140,3 +141,24 @@ def test_llm_429_is_retried_and_its_message_is_sent(smtp: SmtpSink, monkeypatch:
     assert msg["Subject"] == "Ada, robots that follow up"
     assert msg.get_content().strip() == "Hi Ada, a quick idea for Acme Robotics."
     assert record(envelope(env.run_id), "send").output["status"] == "sent"
+
+
+def test_hot_lead_gets_the_template_message_when_the_llm_is_down(
+    smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (
+        FakeLLM(default=503) as llm,
+        settings_env(monkeypatch, llm_base_url=llm.base_url, llm_api_key="sk-t"),
+    ):
+        env = wait_for_run(manager().ingest_event(lead("evt-llm-down", HOT)).run_id, timeout=60)
+
+    assert env.status == "succeeded", env.model_dump_json(indent=2)
+    compose = record(env, "compose")  # every try answered 503: recorded as such
+    assert (compose.status, compose.attempts, len(llm.requests)) == ("failed", 4, 4)
+    assert all("answered 503" in e.message for e in compose.attempt_errors)
+    fallback = record(env, "compose_template")
+    assert fallback.status == "succeeded" and fallback.output["source"] == "template"
+    [msg] = smtp.messages
+    assert msg["Subject"] == "Acme Robotics and campaignflow: a next step"
+    assert "As VP Marketing at Acme Robotics" in msg.get_content()
+    assert record(env, "send").output["status"] == "sent"

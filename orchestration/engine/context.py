@@ -36,21 +36,57 @@ class StepContext:
         return f"{self.run_id}:{self.step_id}"
 
 
-_flows: dict[tuple[str, str], tuple[dict[str, Any] | str, Flow, dict[str, Node]]] = {}
+@dataclass(frozen=True)
+class _Parsed:
+    snapshot: dict[str, Any] | str
+    flow: Flow
+    index: dict[str, Node]
+    #: (step id, its fallback's id) for every step with a fallback
+    fallbacks: tuple[tuple[str, str], ...]
 
 
-def flow_of(state: repo.RunState) -> tuple[Flow, dict[str, Node]]:
-    """The run's flow (its stored snapshot), parsed once per process per name, version and text."""
+_flows: dict[tuple[str, str], _Parsed] = {}
+
+
+def _parsed(state: repo.RunState) -> _Parsed:
     key = (state.flow_name, state.flow_version)
     cached = _flows.get(key)
-    if cached is None or cached[0] != state.flow_def:
+    if cached is None or cached.snapshot != state.flow_def:
         snapshot = state.flow_def
         if isinstance(snapshot, str):
             flow = Flow.model_validate_json(snapshot)
         else:
             flow = Flow.model_validate(snapshot)
-        cached = _flows[key] = (snapshot, flow, flow.step_index())
-    return cached[1], cached[2]
+        index = flow.step_index()
+        fallbacks = tuple(
+            (node.id, node.fallback.id)
+            for node in index.values()
+            if isinstance(node, StepNode) and node.fallback is not None
+        )
+        cached = _flows[key] = _Parsed(snapshot, flow, index, fallbacks)
+    return cached
+
+
+def flow_of(state: repo.RunState) -> tuple[Flow, dict[str, Node]]:
+    """The run's flow (its stored snapshot), parsed once per process per name, version and text."""
+    parsed = _parsed(state)
+    return parsed.flow, parsed.index
+
+
+def scope_of(state: repo.RunState) -> dict[str, Any]:
+    """What references and conditions read: the payload, the steps' outputs, the run. A step that
+    failed and whose fallback succeeded reads as its fallback's output (``$steps.compose`` is the
+    message, whichever of the two made it)."""
+    scope = state.scope()
+    outputs = scope["steps"]
+    stand_ins = {
+        step: outputs[fallback]
+        for step, fallback in _parsed(state).fallbacks
+        if step not in outputs and fallback in outputs
+    }
+    if stand_ins:
+        scope["steps"] = {**outputs, **stand_ins}
+    return scope
 
 
 def agent_config() -> dict[str, str | None]:
@@ -68,7 +104,7 @@ def resolve_step(
     state: repo.RunState, index: dict[str, Node], step_id: str
 ) -> tuple[StepNode, dict[str, Any]]:
     """The node of ``step_id`` and the scope its input is built from (map items get ``item``)."""
-    scope = state.scope()
+    scope = scope_of(state)
     match = _ITEM_ID.match(step_id)
     if match is None:
         node = index[step_id]
@@ -85,7 +121,7 @@ def resolve_step(
     inner = index[match["inner"]]
     assert isinstance(inner, StepNode)
     own = {s.id: state.outputs.get(f"{prefix}.{s.id}") for s in map_node.do.steps if isinstance(s, StepNode)}
-    scope["steps"] = {**state.outputs, **{k: v for k, v in own.items() if v is not None}}
+    scope["steps"] = {**scope["steps"], **{k: v for k, v in own.items() if v is not None}}
     return inner, scope
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from orchestration.engine.context import flow_of, gate_run
+from orchestration.engine.context import flow_of, gate_run, scope_of
 from orchestration.engine.outcome import Action, Outcome
 from orchestration.engine.writer import writer
 from orchestration.flows.model import BranchNode, MapNode, Node, StepNode, walk
@@ -30,7 +30,7 @@ def join(run_id: str, node_id: str, *, final: bool = False) -> Outcome:
         node = index[node_id]
         output: Any = None
         if isinstance(node, MapNode):
-            count = len(lookup(state.scope(), node.over[1:]) or [])
+            count = len(lookup(scope_of(state), node.over[1:]) or [])
             last = node.do.id if isinstance(node.do, StepNode) else node.do.steps[-1].id
             ids = [item_step_id(node, i, last) for i in range(count)]
             output = [state.outputs.get(sid) for sid in ids]
@@ -61,7 +61,7 @@ def expand_map(run_id: str, node_id: str) -> tuple[Outcome, MapNode, int]:
         gate = gate_run(conn, state)
         if gate is not None:
             return gate, node, 0
-        items = lookup(state.scope(), node.over[1:])
+        items = lookup(scope_of(state), node.over[1:])
         if not isinstance(items, list):
             err = StepError.map_input(node.over, items, node_id)
             repo.record_step(conn, run_id, node_id, agent="engine.map", status="failed", error=err.as_dict())
@@ -95,7 +95,7 @@ def _choice(conn: Connection, state: repo.RunState, node: BranchNode) -> int | N
     previous = state.outputs.get(node.id)
     if isinstance(previous, dict) and "arm" in previous:
         return previous["arm"]  # type: ignore[no-any-return]
-    scope = state.scope()
+    scope = scope_of(state)
     chosen: int | None = next((i for i, c in enumerate(node.cases) if c.when.evaluate(scope)), None)
     label = f"cases[{chosen}]" if chosen is not None else "else" if node.else_ is not None else "none"
     if chosen is None and node.else_ is not None:

@@ -105,7 +105,8 @@ class _Checker:
         self.registry = registry
         self.problems: list[str] = []
         self.seen: dict[str, str] = {}
-        self.agents: dict[str, str] = {}
+        #: step id -> the agents whose output ``$steps.<id>`` may read: its own, then its fallback's
+        self.agents: dict[str, list[str]] = {}
 
     def check(self, flow: Flow) -> list[str]:
         available: set[str] = set()
@@ -143,15 +144,18 @@ class _Checker:
                 f"(available here: {have})"
             )
             return
-        agent = self.agents.get(step)
-        if len(parts) > 2 and agent and self.registry is not None:
+        if len(parts) < 3 or self.registry is None:
+            return
+        for i, agent in enumerate(self.agents.get(step, [])):  # the step's agent, then its fallback's
             model = self.registry.agent(agent).output_model
             fields = model.model_fields
             if parts[2] not in fields and model.model_config.get("extra") != "allow":
+                whose = f"agent {agent!r}" if i == 0 else f"its fallback's agent {agent!r}"
                 self.problems.append(
-                    f"{path}: {prefix}{ref}: agent {agent!r} outputs no field {parts[2]!r} "
+                    f"{path}: {prefix}{ref}: {whose} outputs no field {parts[2]!r} "
                     f"(fields: {', '.join(sorted(fields))})"
                 )
+                return
 
     def _condition(self, cond: BaseModel, path: str, available: set[str], in_map: bool) -> None:
         fields: list[str] = cond.fields()  # type: ignore[attr-defined]
@@ -184,7 +188,7 @@ class _Checker:
                 self.problems.append(str(exc).strip("'\""))
                 spec = None
             if spec is not None:
-                self.agents[node.id] = spec.name
+                self.agents[node.id] = [spec.name]
                 limit = node.time_limit or spec.time_limit
                 soft = node.soft_time_limit or spec.soft_time_limit
                 if soft >= limit:
@@ -200,6 +204,8 @@ class _Checker:
             after = self._step(node.fallback, f"{path}.fallback", available, in_map)
             self._id(node.fallback.id, f"{path}.fallback")
             after |= {node.id}
+            if node.id in self.agents:  # the fallback's output stands in for the step's
+                self.agents[node.id] += self.agents.get(node.fallback.id, [])
         return after
 
     def _branch(self, node: BranchNode, path: str, available: set[str], in_map: bool) -> set[str]:

@@ -3,7 +3,8 @@
 ``script`` is the list of answers to give, in order: an int is an HTTP error status, a string is the
 content of a 200 chat completion, a dict is a 200 answer of that JSON (not a chat completion),
 ``("sleep", seconds)`` waits before answering with ``default``; after the script
-every request gets ``default``. Every request is kept (path, headers, JSON body).
+every request gets ``default`` (any of these but a sleep: ``FakeLLM(default=503)`` is an endpoint that is
+down). Every request is kept (path, headers, JSON body).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ Answer = int | str | tuple[str, float] | dict[str, Any]
 
 class FakeLLM:
     def __init__(
-        self, script: list[Answer] | None = None, default: str = "Subject: Hello\n\nHi there."
+        self, script: list[Answer] | None = None, default: Answer = "Subject: Hello\n\nHi there."
     ) -> None:
         self.script = list(script or [])
         self.default = default
@@ -53,6 +54,7 @@ class FakeLLM:
                 if isinstance(answer, tuple):
                     time.sleep(answer[1])
                     answer = fake.default
+                    assert not isinstance(answer, tuple), "default cannot be a sleep"
                 if self.path != "/v1/chat/completions":
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                 elif isinstance(answer, dict):
