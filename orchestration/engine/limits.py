@@ -21,8 +21,9 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from orchestration.flows.model import StepNode
 from orchestration.registry import AgentSpec
 
-#: The shortest limit handed out: a step that starts at its run's deadline still gets a moment.
-MIN_LIMIT = 0.01
+#: The shortest soft limit handed out: a step that starts at (or past) its run's deadline still
+#: gets the moment it needs to see the deadline and record it, not a limit that fires first.
+MIN_LIMIT = 1.0
 #: Inline: how long an agent has to show it got its soft limit before it counts as blocked in a call.
 SOFT_GRACE = 0.2
 
