@@ -26,7 +26,7 @@ echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "== mypy"
-.venv/bin/mypy orchestration agents tasks celeryconfig.py
+.venv/bin/mypy orchestration agents tasks celeryconfig.py tests migrations
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest "$@"

@@ -10,6 +10,7 @@ import pytest
 from orchestration.flows import load_flow
 from orchestration.registry import registry
 from tests.support.flows import run
+from tests.support.runs import record
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples" / "flows").glob("*.yaml"))
 
@@ -30,5 +31,5 @@ def test_example_flow_runs(worker: object, path: Path) -> None:
         statuses = {r.step_id: r.status for r in env.records}
         assert statuses["notify_owner"] == "succeeded" and statuses["park"] == "skipped"
         assert statuses["optional_extra"] == "failed" and statuses["final_write_backup"] == "succeeded"
-        assert env.record("flaky_lookup").attempts == 2
-        assert [o["segment"] for o in env.record("each_lead").output] == ["hot", "cold", "warm"]
+        assert record(env, "flaky_lookup").attempts == 2
+        assert [o["segment"] for o in record(env, "each_lead").output] == ["hot", "cold", "warm"]

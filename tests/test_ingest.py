@@ -18,6 +18,7 @@ from orchestration.control.manager import Route, add_route, file_routes, manager
 from orchestration.control.rejected import EventRejectedError, list_rejected, replay
 from orchestration.errors import ConfigurationError, UnknownFlowError
 from orchestration.orchestrators.catalog import flows
+from orchestration.settings import get_settings
 from orchestration.store import get_engine
 from tests.support.runs import wait_for_run
 
@@ -80,7 +81,7 @@ def _ingest_in_process(barrier: Any, event_id: str, threads: int, out: Any) -> N
     from orchestration.store import db
 
     # a small pool per process, so 100 callers fit in the server's connection limit (they queue)
-    url = db.get_settings().effective_database_url()
+    url = get_settings().effective_database_url()
     small = {"pool_size": 3, "max_overflow": 0, "pool_timeout": 120}
     db._engines[(os.getpid(), url, False)] = sa.create_engine(url, **small)
     db._engines[(os.getpid(), url, True)] = sa.create_engine(url, isolation_level="AUTOCOMMIT", **small)
@@ -133,7 +134,7 @@ def test_hundred_concurrent_ingests_from_processes_give_one_run(noop_route: Rout
 
 def test_bad_shape_no_route_and_bad_payload_are_stored_not_dropped(worker: object) -> None:
     flows().add(NOOP_FLOW)
-    cases = [
+    cases: list[tuple[dict[str, Any], str, str]] = [
         ({"id": "evt-shape", "type": "Bad Type", "payload": []}, "invalid_event", "type:"),
         ({"id": "evt-noroute", "type": "nobody.listens", "payload": {}}, "no_route", "nobody.listens"),
         (noop_event("evt-badpayload", who=""), "invalid_payload", "payload.who"),

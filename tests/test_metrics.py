@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from kombu import Connection, Exchange, Producer, Queue
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.messaging import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestration.app import app
@@ -24,7 +26,7 @@ from orchestration.ops.metrics import queue_keys
 from tests.support import services
 from tests.support.background import CLI, ROOT, background, free_port, wait_http
 from tests.support.flows import flow, run
-from tests.support.runs import wait_for_run
+from tests.support.runs import record, wait_for_run
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -69,7 +71,7 @@ def test_endpoint_reflects_runs_steps_and_retries(worker: object, endpoint: str)
     assert [wait_for_run(r).status for r in ok] == ["succeeded", "succeeded"]
     assert wait_for_run(bad).status == "failed"
     flaky = run(flow([{"id": "once", "agent": "effect", "input": {"fail_first": 1}}], name="metrics-flaky"))
-    assert flaky.status == "succeeded" and flaky.record("once").attempts == 2
+    assert flaky.status == "succeeded" and record(flaky, "once").attempts == 2
 
     # a step's metrics are written after its task returns, so the last step of a run may be a
     # moment behind the run's terminal status: scrape until the workers' counts are complete
@@ -123,13 +125,21 @@ def test_queue_depth_counts_every_priority_under_the_key_prefix(database: str) -
     target, other = queues[-1], queues[0]
     url = app.conf.broker_url
     try:
-        with Connection(url, transport_options={"global_keyprefix": prefix}) as conn:
-            producer = Producer(conn.default_channel)
+        # kombu's constructors and publish() carry no annotations
+        with Connection(url, transport_options={"global_keyprefix": prefix}) as conn:  # type: ignore[no-untyped-call]
+            producer = Producer(conn.default_channel)  # type: ignore[no-untyped-call]
             for name, priorities in ((target, (0, 5, 9)), (other, (0,))):
-                queue = Queue(name, Exchange(name, type="direct"), routing_key=name, max_priority=9)
+                exchange = Exchange(name, type="direct")  # type: ignore[no-untyped-call]
+                queue = Queue(name, exchange, routing_key=name, max_priority=9)  # type: ignore[no-untyped-call]
                 for priority in priorities:
-                    producer.publish({"n": priority}, routing_key=name, exchange=queue.exchange,
-                                     declare=[queue], priority=priority, serializer="json")  # fmt: skip
+                    producer.publish(  # type: ignore[no-untyped-call]
+                        {"n": priority},
+                        routing_key=name,
+                        exchange=queue.exchange,
+                        declare=[queue],
+                        priority=priority,
+                        serializer="json",
+                    )
         raw = redis.Redis.from_url(url)
         # kombu's layout: the plain list, then one list per priority step (5 lands in step 3)
         assert [raw.llen(k) for k in queue_keys(target, prefix)] == [1, 1, 0, 1]

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from tests.support import services
 from tests.support.flows import flow
-from tests.support.runs import envelope, wait_for_run
+from tests.support.runs import envelope, record, wait_for_run
 from tests.support.workers import ROOT, WorkerProcess
 
 pytestmark = pytest.mark.crash
@@ -61,7 +61,7 @@ def test_database_connections_cut_mid_step(worker: object, database: str) -> Non
         time.sleep(0.05)
     assert env.status == "succeeded", env.model_dump_json(indent=2)
     assert [r.step_id for r in env.records] == ["slow", "after"]
-    assert env.record("after").attempts == 1
+    assert record(env, "after").attempts == 1
 
 
 def test_a_cut_connection_takes_the_idle_ones_with_it(worker: object, database: str) -> None:
@@ -72,7 +72,9 @@ def test_a_cut_connection_takes_the_idle_ones_with_it(worker: object, database: 
     from orchestration.store.db import autocommit, get_engine
 
     def select_one(conn: sa.Connection) -> int:
-        return int(conn.connection.driver_connection.execute("select 1").fetchone()[0])
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        return int(driver.execute("select 1").fetchone()[0])
 
     with contextlib.ExitStack() as stack:  # five connections at once: five idle ones afterwards
         held = [stack.enter_context(autocommit()) for _ in range(5)]

@@ -6,6 +6,7 @@ from typing import Any
 
 from orchestration.envelope import Envelope
 from tests.support.flows import flow, run
+from tests.support.runs import run_error
 
 STEPS: list[dict[str, Any]] = [
     {"id": "a", "agent": "noop", "input": {"v": "$payload.v"}},
@@ -109,5 +110,5 @@ def test_inline_failure_matches_async_failure(worker: object) -> None:
     assert inline.status == remote.status == "failed"
     assert comparable(inline) == comparable(remote)
     assert inline.metadata.error is not None and remote.metadata.error is not None
-    assert inline.metadata.error.step_id == remote.metadata.error.step_id == "b"
-    assert inline.metadata.error.message == remote.metadata.error.message
+    assert run_error(inline).step_id == run_error(remote).step_id == "b"
+    assert run_error(inline).message == run_error(remote).message

@@ -23,7 +23,7 @@ from orchestration.orchestrators.catalog import flows
 from orchestration.registry import ENGINE_QUEUE, route_task
 from tasks.public import PUBLIC_TASKS
 from tests.support.agents import ledger
-from tests.support.runs import envelope, wait_for_run
+from tests.support.runs import envelope, record, wait_for_run
 
 DOCUMENTED = {
     "campaignflow.ingest_event",
@@ -138,7 +138,7 @@ def test_send_task_from_a_process_that_imports_nothing_of_ours(routed: None, tmp
     assert retried == {"run_id": run_id, "status": "running", "error": None}
     assert refused["error"] and "only failed runs can be retried" in refused["error"]
     env = wait_for_run(run_id)
-    assert env.status == "succeeded" and env.record("a").attempts == 1
+    assert env.status == "succeeded" and record(env, "a").attempts == 1
     assert int(ledger().get(f"calls:{run_id}:a") or 0) == 1
 
     slow = outsider(

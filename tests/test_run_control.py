@@ -21,7 +21,7 @@ from orchestration.registry import registry
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from tests.support.agents import ledger
-from tests.support.runs import envelope, wait_for_run
+from tests.support.runs import envelope, record, run_error, wait_for_run
 
 FLAKY = {
     "name": "control-flaky",
@@ -83,7 +83,7 @@ def task_log() -> Iterator[TaskLog]:
 def test_retry_redrives_from_the_failed_step_with_a_payload_patch(worker: object) -> None:
     handle = FlowRunner(engine(), flow(FLAKY)).run({"fail_attempts": 99, "keep": 1}, mode="async")
     failed = wait_for_run(handle.run_id)
-    assert failed.status == "failed" and failed.metadata.error.step_id == "b"
+    assert failed.status == "failed" and run_error(failed).step_id == "b"
     assert {r.step_id: r.status for r in failed.records} == {"a": "succeeded", "b": "failed"}
 
     assert control.retry_run(handle.run_id, {"fail_attempts": 0}) == "running"
@@ -94,8 +94,8 @@ def test_retry_redrives_from_the_failed_step_with_a_payload_patch(worker: object
         "b": "succeeded",
         "c": "succeeded",
     }
-    assert env.record("a").attempts == 1 and calls(handle.run_id, "a") == 1  # not run again
-    assert env.record("b").attempts == 2 and calls(handle.run_id, "c") == 1
+    assert record(env, "a").attempts == 1 and calls(handle.run_id, "a") == 1  # not run again
+    assert record(env, "b").attempts == 2 and calls(handle.run_id, "c") == 1
     assert env.metadata.payload == {"fail_attempts": 0, "keep": 1}
     assert env.metadata.redrives == 1
 
@@ -127,9 +127,9 @@ def test_cancel_running_run_runs_no_further_step(worker: object, task_log: TaskL
     # s1 finishes its sleep after the cancel: its result is discarded and the chain ends there
     assert task_log.wait_for("s1") == "IGNORED"
     env = envelope(handle.run_id)
-    assert env.status == "cancelled" and env.metadata.error.type == "Cancelled"
-    s1 = env.record("s1")
-    assert s1 is not None and s1.status == "skipped" and s1.output is None
+    assert env.status == "cancelled" and run_error(env).type == "Cancelled"
+    s1 = record(env, "s1")
+    assert s1.status == "skipped" and s1.output is None
     assert s1.error is not None and s1.error.type == "Cancelled"
     assert "s2" not in {r.step_id for r in env.records} and "s3" not in {r.step_id for r in env.records}
     assert calls(handle.run_id, "s2") == 0 and calls(handle.run_id, "s3") == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from orchestration.envelope import Envelope, StepRecord
+from orchestration.envelope import Envelope, StepError, StepRecord
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 
@@ -30,4 +30,18 @@ def record(env: Envelope, step_id: str) -> StepRecord:
     """The record of ``step_id``; fails with the whole envelope when there is none."""
     found = env.record(step_id)
     assert found is not None, f"no record {step_id!r}: {env.model_dump_json(indent=2)}"
+    return found
+
+
+def run_error(env: Envelope) -> StepError:
+    """The run's error; fails with the whole envelope when it has none."""
+    found = env.metadata.error
+    assert found is not None, f"run {env.run_id} has no error: {env.model_dump_json(indent=2)}"
+    return found
+
+
+def step_error(rec: StepRecord) -> StepError:
+    """The error of one step record; fails with the record when it has none."""
+    found = rec.error
+    assert found is not None, f"step {rec.step_id!r} has no error: {rec.model_dump_json(indent=2)}"
     return found
