@@ -151,14 +151,20 @@ class OrchestrationEngine:
                 return False
             return steps.join(run_id, node.id, final=final).action is steps.Action.CONTINUE
         if isinstance(node, BranchNode):
-            outcome, taken = steps.choose_branch(run_id, node.id)
-            if outcome.action is not steps.Action.CONTINUE:
-                return False
-            if taken is None:
-                if final:
-                    steps.finalize(run_id)
-                return True
-            return self._inline(taken, run_id, final=final)
+            return self._inline_branch(node, run_id, final=final)
+        return self._inline_map(node, run_id, final=final)
+
+    def _inline_branch(self, node: BranchNode, run_id: str, *, final: bool) -> bool:
+        outcome, taken = steps.choose_branch(run_id, node.id)
+        if outcome.action is not steps.Action.CONTINUE:
+            return False
+        if taken is None:
+            if final:
+                steps.finalize(run_id)
+            return True
+        return self._inline(taken, run_id, final=final)
+
+    def _inline_map(self, node: MapNode, run_id: str, *, final: bool) -> bool:
         outcome, map_node, count = steps.expand_map(run_id, node.id)
         if outcome.action is not steps.Action.CONTINUE:
             return False
