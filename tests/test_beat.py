@@ -21,6 +21,7 @@ from orchestration.control.manager import Route, add_route
 from orchestration.orchestrators.catalog import flows
 from orchestration.store import get_engine
 from orchestration.store.repository import utcnow
+from tests.support.figures import figure
 from tests.support.runs import wait_for_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,14 +119,16 @@ def test_two_beats_start_each_slot_once_per_member(
     }
     assert duplicates == 0
     assert [s.runs for s in slots] == [3] * len(slots)
-    assert set(per_event) == expected and len(runs) == 3 * len(slots)
+    assert set(per_event) == expected
+    assert len(runs) == 3 * len(slots)
     assert all((s.slot_at - anchor) % timedelta(seconds=1) == timedelta(0) for s in slots)
     assert len({s.slot_at for s in slots}) == len(slots)
     for run in runs:
         assert wait_for_run(run.run_id).status == "succeeded"
     beat = query("select detail from heartbeat where name = 'beat'")
-    assert len(beat) == 1 and "slots_started" in beat[0].detail
-    print(
-        f"FIGURE beat: two beats sent {ticks} ticks; {len(slots)} slots started, "
+    assert len(beat) == 1
+    assert "slots_started" in beat[0].detail
+    figure(
+        f"beat: two beats sent {ticks} ticks; {len(slots)} slots started, "
         f"{len(runs)} runs for 3 members, duplicates = {duplicates}"
     )

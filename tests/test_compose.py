@@ -88,7 +88,8 @@ def test_compose_shape(tmp_path: Path) -> None:
     assert set(consumers) == {"orchestration", *(f"agents.{p}" for p in pools)}
 
     beats = [n for n, s in svc.items() if s.get("command", [])[:2] == ["campaignflow", "beat"]]
-    assert beats == ["beat"] and svc["beat"]["deploy"]["replicas"] == 1
+    assert beats == ["beat"]
+    assert svc["beat"]["deploy"]["replicas"] == 1
     assert any(v.endswith("/var/lib/campaignflow") for v in svc["beat"]["volumes"])  # schedule kept
 
     flower = svc["flower"]
@@ -99,10 +100,12 @@ def test_compose_shape(tmp_path: Path) -> None:
     )
     assert all(p.startswith("127.0.0.1:") for p in flower["ports"])
     # every app service (Flower and beat included) loads the same JSON-only celeryconfig
-    assert accept_content == result_accept_content == ["json"] and task_serializer == "json"
+    assert accept_content == result_accept_content == ["json"]
+    assert task_serializer == "json"
 
     redis_cmd = " ".join(svc["redis"]["command"])
-    assert "--appendonly yes" in redis_cmd and "--maxmemory-policy noeviction" in redis_cmd
+    assert "--appendonly yes" in redis_cmd
+    assert "--maxmemory-policy noeviction" in redis_cmd
     assert "redis-cli" in svc["redis"]["healthcheck"]["test"]
     assert "pg_isready" in svc["postgres"]["healthcheck"]["test"][1]
     assert any(v.endswith("/var/lib/postgresql/data") for v in svc["postgres"]["volumes"])
@@ -115,7 +118,8 @@ def test_compose_shape(tmp_path: Path) -> None:
         deps = spec["depends_on"]
         assert deps["migrate"] == {"condition": "service_completed_successfully"}, name
         assert deps["redis"]["condition"] == deps["postgres"]["condition"] == "service_healthy", name
-        assert spec["build"] == "." and spec["env_file"] == [".env"], name
+        assert spec["build"] == ".", name
+        assert spec["env_file"] == [".env"], name
 
 
 def test_env_example_covers_compose_and_no_env_is_committed() -> None:
@@ -307,7 +311,8 @@ def test_service_commands_run_a_lead_and_beat_ticks(stack: Stack, tmp_path: Path
     port = free_port()
     stack.start("metrics", [local_arg(a, port, 9808) for a in svc["metrics"]["command"]])
     body = wait_for("/metrics", lambda: http_get(f"http://127.0.0.1:{port}/metrics"), stack)
-    assert "campaignflow_broker_up 1.0" in body and "campaignflow_store_up 1.0" in body
+    assert "campaignflow_broker_up 1.0" in body
+    assert "campaignflow_store_up 1.0" in body
 
 
 def local_arg(arg: str, port: int, default_port: int) -> str:

@@ -81,7 +81,8 @@ def test_soft_time_limit_from_the_flow_retries_then_fails_the_run(
     env = run(f, timeout=60)
     rec = record(env, "slow")
     assert env.status == "failed"
-    assert rec.status == "failed" and rec.attempts == 2
+    assert rec.status == "failed"
+    assert rec.attempts == 2
     assert [e.type for e in rec.attempt_errors] == ["SoftTimeLimitExceeded", "SoftTimeLimitExceeded"]
     assert run_error(env).step_id == "slow"
     assert "never" not in statuses(env)

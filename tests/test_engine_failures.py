@@ -39,8 +39,10 @@ def test_failing_parallel_member_fails_the_run_once_without_hanging(worker: obje
     assert st["bad"] == "failed"
     # a member that started before the failure records its outcome; one still queued stops at the
     # gate without running
-    assert st.get("ok1", "succeeded") == "succeeded" and st.get("ok2", "succeeded") == "succeeded"
-    assert "fan" not in st and "never" not in st
+    assert st.get("ok1", "succeeded") == "succeeded"
+    assert st.get("ok2", "succeeded") == "succeeded"
+    assert "fan" not in st
+    assert "never" not in st
     assert record(env, "bad").attempts == 1  # permanent: no retry
 
 
@@ -57,7 +59,8 @@ def test_retries_exhausted_records_every_attempt(worker: object) -> None:
     )
     env = run(f)
     rec = record(env, "flaky")
-    assert env.status == "failed" and rec.status == "failed"
+    assert env.status == "failed"
+    assert rec.status == "failed"
     assert rec.attempts == 3
     assert [e.attempt for e in rec.attempt_errors] == [1, 2, 3]
     assert all(e.type == "TransientAgentError" for e in rec.attempt_errors)
@@ -77,7 +80,9 @@ def test_retry_then_success(worker: object) -> None:
     )
     env = run(f)
     rec = record(env, "flaky")
-    assert env.status == "succeeded" and rec.attempts == 3 and rec.output == {"attempt": 3}
+    assert env.status == "succeeded"
+    assert rec.attempts == 3
+    assert rec.output == {"attempt": 3}
     assert len(rec.attempt_errors) == 2
 
 
@@ -87,8 +92,10 @@ def test_non_retryable_error_fails_at_once(worker: object) -> None:
     )
     bad_input = flow([{"id": "y", "agent": "sleep", "input": {"seconds": "not a number"}}])
     env1, env2 = run(declared), run(bad_input)
-    assert env1.status == "failed" and record(env1, "x").attempts == 1
-    assert env2.status == "failed" and step_error(record(env2, "y")).type == "ValidationError"
+    assert env1.status == "failed"
+    assert record(env1, "x").attempts == 1
+    assert env2.status == "failed"
+    assert step_error(record(env2, "y")).type == "ValidationError"
     assert "seconds" in step_error(record(env2, "y")).message
 
 

@@ -93,7 +93,8 @@ def test_branch_takes_first_matching_case_and_skips_the_rest(worker: object) -> 
         "skipped",
         "succeeded",
     ]
-    assert statuses(small)["small"] == "succeeded" and record(small, "route").output["taken"] == "else"
+    assert statuses(small)["small"] == "succeeded"
+    assert record(small, "route").output["taken"] == "else"
     assert all(e.status == "succeeded" for e in (big, mid, small))
 
 
@@ -187,7 +188,8 @@ def test_map_of_50_items_with_a_concurrency_cap(worker: object) -> None:
     env = run(f, {"leads": leads}, timeout=120)
     assert env.status == "succeeded", env.metadata.error
     items = [r for r in env.records if r.step_id.startswith("each[")]
-    assert len(items) == 50 and {r.status for r in items} == {"succeeded"}
+    assert len(items) == 50
+    assert {r.status for r in items} == {"succeeded"}
     joined = record(env, "each").output
     assert [o["echo"]["i"] for o in joined] == list(range(50))
     assert len(record(env, "count").output["echo"]["all"]) == 50
@@ -226,7 +228,8 @@ def test_empty_map_goes_straight_to_its_join(worker: object) -> None:
     )
     env = run(f, {"xs": []})
     assert env.status == "succeeded"
-    assert record(env, "m").output == [] and statuses(env)["after"] == "succeeded"
+    assert record(env, "m").output == []
+    assert statuses(env)["after"] == "succeeded"
 
 
 def test_nested_fan_out_in_a_parallel_member_runs_as_its_own_stage(worker: object) -> None:

@@ -126,10 +126,14 @@ def test_worker_process_writes_json_lines_with_step_fields(clean_db: str, tmp_pa
     steps = [line for line in lines if line.get("run_id") == result["run_id"]]
     assert steps, tail(err)
     for line in steps:
-        assert line["step_id"] and line["task_id"] and line["ts"] and line["level"]
+        assert line["step_id"]
+        assert line["task_id"]
+        assert line["ts"]
+        assert line["level"]
     by_logger = {(line["logger"], line.get("agent")) for line in steps}
     for agent in ("enrich", "score", "crm_write"):
         assert ("celery.app.trace", agent) in by_logger, by_logger  # Celery's own "succeeded" line
         assert ("campaignflow.steps", agent) in by_logger, by_logger
     outside = [line for line in lines if "run_id" not in line]
-    assert outside and all("step_id" not in line for line in outside)
+    assert outside
+    assert all("step_id" not in line for line in outside)

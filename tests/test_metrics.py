@@ -71,7 +71,8 @@ def test_endpoint_reflects_runs_steps_and_retries(worker: object, endpoint: str)
     assert [wait_for_run(r).status for r in ok] == ["succeeded", "succeeded"]
     assert wait_for_run(bad).status == "failed"
     flaky = run(flow([{"id": "once", "agent": "effect", "input": {"fail_first": 1}}], name="metrics-flaky"))
-    assert flaky.status == "succeeded" and record(flaky, "once").attempts == 2
+    assert flaky.status == "succeeded"
+    assert record(flaky, "once").attempts == 2
 
     # a step's metrics are written after its task returns, so the last step of a run may be a
     # moment behind the run's terminal status: scrape until the workers' counts are complete
@@ -92,7 +93,8 @@ def test_endpoint_reflects_runs_steps_and_retries(worker: object, endpoint: str)
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert value(after, "campaignflow_store_up") == 1 and value(after, "campaignflow_broker_up") == 1
+    assert value(after, "campaignflow_store_up") == 1
+    assert value(after, "campaignflow_broker_up") == 1
     # run counts come from the store (tables are empty at the start of the test)
     assert value(after, "campaignflow_runs_started_total", flow="lead_handling") == 3
     assert value(after, "campaignflow_runs_finished_total", flow="lead_handling", status="succeeded") == 2
@@ -190,7 +192,8 @@ def test_step_metrics_are_summed_in_memory_and_sent_whole(worker: object) -> Non
     got = step_metrics.read(conn)[agent]
     assert got.tries == {"success": 505, "retry": 505}
     assert got.retries == 1
-    assert sum(got.buckets) == 1010 and got.buckets[step_metrics._bucket(0.02)] == 1010
+    assert sum(got.buckets) == 1010
+    assert got.buckets[step_metrics._bucket(0.02)] == 1010
     assert got.seconds == pytest.approx(1010 * 0.02)
 
 
@@ -225,4 +228,5 @@ def test_step_metrics_wait_while_redis_is_away(worker: object, monkeypatch: pyte
     step_metrics.record_try(agent, "FAILURE", 0.3)
     step_metrics.flush()
     got = step_metrics.read(conn)[agent]
-    assert got.tries == {"success": 1, "failure": 1} and sum(got.buckets) == 2
+    assert got.tries == {"success": 1, "failure": 1}
+    assert sum(got.buckets) == 2

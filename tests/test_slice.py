@@ -46,7 +46,8 @@ def test_lead_runs_on_three_queues_and_leaves_envelope(worker: object) -> None:
     assert record(env, "enrich").output["company"] == "Acme Robotics"
     assert record(env, "score").output["segment"] == "hot"
     assert env.metadata.event_id == "evt-lead-1"
-    assert env.metadata.started_at is not None and env.metadata.finished_at is not None
+    assert env.metadata.started_at is not None
+    assert env.metadata.finished_at is not None
     with get_engine().connect() as conn:
         row = conn.execute(sa.text("select company, segment, writes from crm_contact")).one()
     assert tuple(row) == ("Acme Robotics", "hot", 1)

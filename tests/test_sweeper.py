@@ -47,7 +47,8 @@ def test_lost_message_is_redriven_to_success(worker: object) -> None:
     report = sweep(engine(), stall_seconds=60, max_redrives=3)
     assert report.redriven == [run_id]
     env = wait_for_run(run_id)
-    assert env.status == "succeeded" and env.metadata.redrives == 1
+    assert env.status == "succeeded"
+    assert env.metadata.redrives == 1
     assert [r.status for r in env.records] == ["succeeded", "succeeded"]
 
 
@@ -63,7 +64,8 @@ def test_step_left_running_by_a_dead_worker_runs_again_once(worker: object) -> N
     assert sweep(engine(), stall_seconds=60, max_redrives=3).redriven == [run_id]
     env = wait_for_run(run_id)
     assert env.status == "succeeded"
-    assert record(env, "a").attempts == 1 and record(env, "fx").attempts == 2
+    assert record(env, "a").attempts == 1
+    assert record(env, "fx").attempts == 2
     assert int(ledger().get(f"effects:{run_id}") or 0) == 1
 
 
@@ -74,9 +76,11 @@ def test_stalled_past_max_redrives_is_failed_with_a_reason(worker: object) -> No
         conn.execute(repo.run_t.update().where(repo.run_t.c.run_id == run_id).values(redrives=2))
     backdate(run_id)
     report = sweep(engine(), stall_seconds=60, max_redrives=2)
-    assert report.failed == [run_id] and report.redriven == []
+    assert report.failed == [run_id]
+    assert report.redriven == []
     env = envelope(run_id)
-    assert env.status == "failed" and run_error(env).type == "Stalled"
+    assert env.status == "failed"
+    assert run_error(env).type == "Stalled"
     assert record(env, "a").status == "failed"
 
 
@@ -90,7 +94,8 @@ def test_run_past_its_deadline_is_failed(worker: object) -> None:
 def test_runs_with_recent_progress_are_left_alone(worker: object) -> None:
     run_id = open_unpublished(flow([{"id": "a", "agent": "noop"}]))
     report = sweep(engine(), stall_seconds=60, max_redrives=3)
-    assert run_id not in report.redriven and envelope(run_id).status == "queued"
+    assert run_id not in report.redriven
+    assert envelope(run_id).status == "queued"
 
 
 def test_sweep_task_runs_on_the_workers_and_leaves_a_heartbeat(worker: object) -> None:

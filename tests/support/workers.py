@@ -61,7 +61,8 @@ class WorkerProcess:
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log()
+            assert self.proc is not None
+            assert self.proc.poll() is None, self.log()
             if app.control.ping(destination=[self.name], timeout=0.5):
                 return
         raise AssertionError(f"worker {self.name} not ready after {timeout}s:\n{self.log()}")
