@@ -9,13 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -25,11 +24,13 @@ from celery import Celery
 from celeryconfig import accept_content, result_accept_content, task_serializer
 from orchestration.store import get_engine, migrate
 from tests.support import services
+from tests.support.wait import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
 CLI = [sys.executable, "-m", "orchestration.cli.main"]
 APP_SERVICES_SKIP = {"redis", "postgres"}
+T = TypeVar("T")
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
@@ -211,16 +212,17 @@ def control_app(env: dict[str, str]) -> Celery:
     )
 
 
-def wait_for(what: str, check: Any, stack: Stack, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        stack.alive()
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen within {timeout}s")
-        time.sleep(0.5)
+def wait_for(what: str, check: Callable[[], T], stack: Stack, timeout: float = 60.0) -> T:
+    """``eventually(check)``, failing at once when a process of the stack has exited."""
+
+    def probe() -> T:
+        try:
+            stack.alive()
+        except AssertionError as exc:
+            pytest.fail(str(exc))
+        return check()
+
+    return eventually(probe, timeout, what, interval=0.5)
 
 
 def test_service_commands_run_a_lead_and_beat_ticks(stack: Stack, tmp_path: Path) -> None:
@@ -311,6 +313,7 @@ def test_service_commands_run_a_lead_and_beat_ticks(stack: Stack, tmp_path: Path
     port = free_port()
     stack.start("metrics", [local_arg(a, port, 9808) for a in svc["metrics"]["command"]])
     body = wait_for("/metrics", lambda: http_get(f"http://127.0.0.1:{port}/metrics"), stack)
+    assert body is not None
     assert "campaignflow_broker_up 1.0" in body
     assert "campaignflow_store_up 1.0" in body
 

@@ -3,7 +3,6 @@ and per-step time limits enforced by the prefork pool."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from orchestration.orchestrators.base import FlowRunner
 from tests.support.agents import ISOLATED_QUEUE, ledger
 from tests.support.flows import flow, run, statuses
 from tests.support.runs import record, run_error, wait_for_run
+from tests.support.wait import eventually
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.crash
@@ -46,10 +46,12 @@ def test_worker_killed_mid_step_run_completes_and_effect_happens_once(
         ]
     )
     handle = FlowRunner(engine(), f).run({}, mode="async")
-    deadline = time.monotonic() + 30
-    while not ledger().get(f"effects:{handle.run_id}"):  # the effect happened; the ack has not
-        assert time.monotonic() < deadline, first.log()
-        time.sleep(0.02)
+
+    def effect_done() -> bool:
+        assert ledger().get(f"effects:{handle.run_id}"), f"no effect yet; worker log:\n{first.log()}"
+        return True
+
+    eventually(effect_done, 30, "the effect of fx")  # the effect happened; the ack has not
     first.kill()
 
     _isolated(workers, "crash2", tmp_path)

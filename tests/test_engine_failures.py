@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from orchestration.app import app, engine
+from orchestration.envelope import Envelope
 from orchestration.orchestrators.base import FlowRunner
 from tests.support.agents import ledger
 from tests.support.flows import flow, run, statuses
 from tests.support.runs import envelope, record, run_error, step_error, wait_for_run
+from tests.support.wait import eventually
 
 
 def test_failing_parallel_member_fails_the_run_once_without_hanging(worker: object) -> None:
@@ -30,10 +30,14 @@ def test_failing_parallel_member_fails_the_run_once_without_hanging(worker: obje
     assert env.status == "failed"
     assert "member broke" in run_error(env).message
     # the run fails fast; a member already running finishes and records its own outcome
-    deadline = time.monotonic() + 10
-    while "running" in statuses(env).values() and time.monotonic() < deadline:
-        time.sleep(0.05)
-        env = envelope(env.run_id)
+    run_id = env.run_id
+
+    def settled() -> Envelope:
+        current = envelope(run_id)
+        assert "running" not in statuses(current).values(), statuses(current)
+        return current
+
+    env = eventually(settled, 10, "the members already running to record their outcome")
     assert env.status == "failed"
     st = statuses(env)
     assert st["bad"] == "failed"
@@ -177,13 +181,13 @@ def test_run_deadline_fails_the_run_with_a_reason(worker: object) -> None:
 
 
 def _wait_status(run_id: str, step_id: str, status: str) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    def reached() -> bool:
         rec = envelope(run_id).record(step_id)
-        if rec is not None and rec.status == status:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{step_id} never reached {status}")
+        assert rec is not None, f"no record of {step_id} yet"
+        assert rec.status == status, f"{step_id} is {rec.status}"
+        return True
+
+    eventually(reached, 15, f"{step_id} to be {status}")
 
 
 def _send_step(run_id: str, step_id: str) -> None:

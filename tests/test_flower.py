@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -25,6 +24,7 @@ from orchestration.errors import ConfigurationError
 from orchestration.ops import flower as flower_plan
 from tests.support.background import CLI, ROOT, background, free_port, tail, wait_http
 from tests.support.runs import wait_for_run
+from tests.support.wait import eventually
 
 AGENT_TASKS = {"campaignflow.agent.enrich", "campaignflow.agent.score", "campaignflow.agent.crm_write"}
 
@@ -141,19 +141,27 @@ def _tasks_of(base: str, auth: str, run_id: str) -> dict[str, dict[str, Any]]:
 def _run_seen_by_flower(base: str, auth: str) -> tuple[str, dict[str, dict[str, Any]]]:
     """Run a lead flow until Flower has every agent task of one run (its event receiver may
     subscribe a moment after the HTTP server answers, so an early run can be missed)."""
+    missed: list[AssertionError] = []
     for _ in range(3):
         lead = {"email": "grace@hopper-labs.com", "name": "Grace", "title": "CTO"}
         handle = manager().ingest_event(
             {"id": f"evt-{uuid.uuid4()}", "type": "lead.created", "payload": lead}
         )
         assert wait_for_run(handle.run_id).status == "succeeded"
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            seen = _tasks_of(base, auth, handle.run_id)
-            if set(seen) >= AGENT_TASKS and all(seen[n]["state"] == "SUCCESS" for n in AGENT_TASKS):
-                return handle.run_id, seen
-            time.sleep(0.3)
-    raise AssertionError(f"Flower never listed all of {sorted(AGENT_TASKS)} for one run")
+
+        def all_listed(run_id: str = handle.run_id) -> dict[str, dict[str, Any]]:
+            seen = _tasks_of(base, auth, run_id)
+            states = {name: seen[name]["state"] if name in seen else None for name in AGENT_TASKS}
+            assert all(state == "SUCCESS" for state in states.values()), states
+            return seen
+
+        try:
+            return handle.run_id, eventually(
+                all_listed, 15, f"Flower to list run {handle.run_id}", interval=0.3
+            )
+        except AssertionError as exc:
+            missed.append(exc)
+    raise AssertionError(f"Flower never listed all of {sorted(AGENT_TASKS)} for one run: {missed[-1]}")
 
 
 def test_flower_shows_run_tasks_only_with_credentials(

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from tests.support import services
 from tests.support.background import CLI, ROOT, background, free_port, wait_http
 from tests.support.flows import flow, run
 from tests.support.runs import record, wait_for_run
+from tests.support.wait import eventually
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -81,14 +81,14 @@ def test_endpoint_reflects_runs_steps_and_retries(worker: object, endpoint: str)
         ("campaignflow_step_duration_seconds_count", "score"): 2,
         ("campaignflow_step_duration_seconds_count", "effect"): 2,
     }
-    deadline = time.monotonic() + 15
-    while True:
+
+    def complete() -> Samples:
         after = scrape(endpoint)
         got = {k: value(after, k[0], agent=k[1]) - value(before, k[0], agent=k[1]) for k in expected}
-        if got == expected or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert got == expected
+        assert got == expected
+        return after
+
+    after = eventually(complete, 15, "the step counts of every run", interval=0.2)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -205,9 +205,12 @@ def test_step_metrics_reach_redis_without_an_explicit_flush(worker: object) -> N
     assert conn is not None
     agent = f"bg-{uuid.uuid4().hex[:8]}"
     step_metrics.record_try(agent, "SUCCESS", 0.5)
-    deadline = time.monotonic() + 10 * step_metrics.FLUSH_SECONDS
-    while agent not in step_metrics.read(conn) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    eventually(
+        lambda: agent in step_metrics.read(conn),
+        10 * step_metrics.FLUSH_SECONDS,
+        f"{agent}'s step metrics in Redis",
+        interval=0.1,
+    )
     assert step_metrics.read(conn)[agent].tries == {"success": 1}
 
 

@@ -12,16 +12,17 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from orchestration.envelope import Envelope
 from tests.support import services
 from tests.support.flows import flow
 from tests.support.runs import envelope, record, wait_for_run
+from tests.support.wait import eventually
 from tests.support.workers import ROOT, WorkerProcess
 
 pytestmark = pytest.mark.crash
@@ -47,18 +48,19 @@ def test_database_connections_cut_mid_step(worker: object, database: str) -> Non
     from orchestration.orchestrators.base import FlowRunner
 
     handle = FlowRunner(engine(), f).run({}, mode="async")
-    deadline = time.monotonic() + 10
-    while envelope(handle.run_id).record("slow") is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    eventually(lambda: envelope(handle.run_id).record("slow") is not None, 10, "step slow to start")
     app_name = database.rsplit("application_name=", 1)[1]
     assert _terminate_backends(app_name) >= 1  # the worker's pooled connections die under it
-    env = None
-    while env is None or not env.terminal:  # this process's pool lost its connections too
-        assert time.monotonic() < deadline + 60
-        with contextlib.suppress(sa.exc.OperationalError):
+
+    def ended() -> Envelope:
+        try:
             env = envelope(handle.run_id)
-        time.sleep(0.05)
+        except sa.exc.OperationalError as exc:  # this process's pool lost its connections too
+            raise AssertionError(f"store not readable yet: {exc}") from exc
+        assert env.terminal, f"still {env.status}"
+        return env
+
+    env = eventually(ended, 70, f"run {handle.run_id} to end")
     assert env.status == "succeeded", env.model_dump_json(indent=2)
     assert [r.step_id for r in env.records] == ["slow", "after"]
     assert record(env, "after").attempts == 1
@@ -122,14 +124,15 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 10
-        while True:
+
+        def accepts() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "private redis did not start"
-                time.sleep(0.05)
+            except OSError as exc:
+                raise AssertionError(str(exc)) from exc
+            return True
+
+        eventually(accepts, 10, f"the private redis on port {self.port} to accept connections")
 
     def crash(self) -> None:
         assert self.proc is not None
@@ -193,14 +196,24 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
             print(FlowRunner(engine(), f).run({{}}, mode="async").run_id)
         """,
         )
-        deadline = time.monotonic() + 30
-        while not any(r.status == "running" for r in envelope(run_id).records):
-            assert time.monotonic() < deadline, worker.log()
-            time.sleep(0.02)
+
+        def a_member_running() -> bool:
+            assert any(r.status == "running" for r in envelope(run_id).records), worker.log()
+            return True
+
+        eventually(a_member_running, 30, "a member of fan to start")
         private_redis.crash()  # two members still queued and the chord counter are gone
         private_redis.start()
-        time.sleep(2.0)
-        assert envelope(run_id).status == "running"
+
+        def reconnected() -> bool:  # the worker lost the broker (cancelling its running member) and is back
+            log = worker.log_path.read_text(errors="replace")
+            lost = log.rfind("Connection to broker lost")
+            assert lost >= 0, "the worker has not noticed the crash yet"
+            assert "Connected to redis://" in log[lost:], "the worker has not reconnected yet"
+            return True
+
+        eventually(reconnected, 30, "the worker to lose the broker and reconnect")
+        assert envelope(run_id).status == "running"  # and nothing is left to deliver: the run is stalled
         with sa.create_engine(database).begin() as conn:  # let the stall show: no progress for an hour
             conn.execute(
                 sa.text("update run set updated_at = now() - interval '1 hour' where run_id = :r"),

@@ -25,6 +25,7 @@ from tasks.public import PUBLIC_TASKS
 from tests.support.agents import ledger
 from tests.support.figures import figure
 from tests.support.runs import envelope, record, wait_for_run
+from tests.support.wait import eventually
 
 DOCUMENTED = {
     "campaignflow.ingest_event",
@@ -153,8 +154,7 @@ def test_send_task_from_a_process_that_imports_nothing_of_ours(routed: None, tmp
         [("campaignflow.ingest_event", {"event": {"id": "pub-slow", "type": "public.slow", "payload": {}}})],
     )
     slow_id = slow[0]["run_id"]
-    while not envelope(slow_id).records:
-        time.sleep(0.02)
+    eventually(lambda: envelope(slow_id).records, 30, f"run {slow_id} to start a step")
     (cancelled,) = outsider(tmp_path, [("campaignflow.cancel_run", {"run_id": slow_id})])
     assert cancelled == {"run_id": slow_id, "status": "cancelled", "error": None}
     assert wait_for_run(slow_id).status == "cancelled"

@@ -4,7 +4,6 @@ payload); cancel stops a queued or running run and no further step runs."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from tests.support.agents import ledger
 from tests.support.runs import envelope, record, run_error, wait_for_run
+from tests.support.wait import eventually
 
 FLAKY = {
     "name": "control-flaky",
@@ -121,10 +121,12 @@ def test_retry_refuses_live_runs_and_bad_patches(worker: object) -> None:
 def test_cancel_running_run_runs_no_further_step(worker: object, task_log: TaskLog) -> None:
     handle = FlowRunner(engine(), flow(SLOW)).run({}, mode="async")
     task_log.run_id = handle.run_id
-    deadline = time.monotonic() + 30
-    while envelope(handle.run_id).status != "running" or not envelope(handle.run_id).records:
-        assert time.monotonic() < deadline, "s1 never started"
-        time.sleep(0.02)
+
+    def started() -> bool:
+        env = envelope(handle.run_id)
+        return env.status == "running" and bool(env.records)
+
+    eventually(started, 30, "s1 to start")
 
     assert control.cancel_run(handle.run_id) == "cancelled"
     # s1 finishes its sleep after the cancel: its result is discarded and the chain ends there
