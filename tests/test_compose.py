@@ -154,10 +154,14 @@ class Stack:
         return [a.replace("/var/lib/campaignflow", str(self.tmp)) for a in cmd]
 
     def start(self, name: str, command: list[str]) -> None:
-        log = (self.tmp / f"{name}.log").open("wb")
-        self.procs[name] = subprocess.Popen(
-            self.local(command), env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with (self.tmp / f"{name}.log").open("wb") as log:  # the child keeps its own descriptor
+            self.procs[name] = subprocess.Popen(
+                self.local(command),
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(encoding="utf-8", errors="replace")
@@ -327,6 +331,9 @@ def http_get(url: str) -> str | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
             return str(resp.read().decode()) if resp.status == 200 else None
+    except urllib.error.HTTPError as exc:
+        exc.close()  # the error holds the response and its socket
+        return None
     except OSError:
         return None
 
@@ -345,6 +352,7 @@ def test_flower_service_requires_basic_auth(stack: Stack) -> None:
     wait_for("Flower /healthcheck", lambda: http_get(f"{base}/healthcheck"), stack)
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(f"{base}/api/workers", timeout=5)
+    denied.value.close()
     assert denied.value.code == 401
     token = b64encode(stack.env["CAMPAIGNFLOW_FLOWER_BASIC_AUTH"].encode()).decode()
     req = urllib.request.Request(f"{base}/api/workers", headers={"Authorization": f"Basic {token}"})

@@ -101,7 +101,8 @@ def _get(url: str, auth: str | None = None, method: str = "GET") -> tuple[int, b
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:  # the error holds the response and its socket
+            return exc.code, exc.read()
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -142,9 +142,9 @@ def test_queue_depth_counts_every_priority_under_the_key_prefix(database: str) -
                         priority=priority,
                         serializer="json",
                     )
-        raw = redis.Redis.from_url(url)
-        # kombu's layout: the plain list, then one list per priority step (5 lands in step 3)
-        assert [raw.llen(k) for k in queue_keys(target, prefix)] == [1, 1, 0, 1]
+        with redis.Redis.from_url(url) as raw:
+            # kombu's layout: the plain list, then one list per priority step (5 lands in step 3)
+            assert [raw.llen(k) for k in queue_keys(target, prefix)] == [1, 1, 0, 1]
 
         env = {**os.environ, "CAMPAIGNFLOW_REDIS_KEY_PREFIX": prefix}
         shown = subprocess.run(
@@ -222,10 +222,10 @@ def test_step_metrics_wait_while_redis_is_away(worker: object, monkeypatch: pyte
     assert conn is not None
     agent = f"away-{uuid.uuid4().hex[:8]}"
     step_metrics.flush()
-    unreachable = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
-    monkeypatch.setattr(step_metrics, "client", lambda: unreachable)
-    step_metrics.record_try(agent, "SUCCESS", 0.3)
-    step_metrics.flush()  # connection refused: nothing sent, nothing lost
+    with redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5) as unreachable:
+        monkeypatch.setattr(step_metrics, "client", lambda: unreachable)
+        step_metrics.record_try(agent, "SUCCESS", 0.3)
+        step_metrics.flush()  # connection refused: nothing sent, nothing lost
     assert agent not in step_metrics.read(conn)
     monkeypatch.setattr(step_metrics, "client", lambda: conn)
     step_metrics.record_try(agent, "FAILURE", 0.3)

@@ -214,7 +214,8 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
 
         eventually(reconnected, 30, "the worker to lose the broker and reconnect")
         assert envelope(run_id).status == "running"  # and nothing is left to deliver: the run is stalled
-        with sa.create_engine(database).begin() as conn:  # let the stall show: no progress for an hour
+        stall = sa.create_engine(database)
+        with stall.begin() as conn:  # let the stall show: no progress for an hour
             conn.execute(
                 sa.text("update run set updated_at = now() - interval '1 hour' where run_id = :r"),
                 {"r": run_id},
@@ -223,6 +224,7 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
                 sa.text("update step_record set updated_at = now() - interval '1 hour' where run_id = :r"),
                 {"r": run_id},
             )
+        stall.dispose()
         report = _script(
             env,
             """

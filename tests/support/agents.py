@@ -3,6 +3,7 @@ call in Redis so a test can count side effects across threads and processes."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -18,7 +19,9 @@ from orchestration.registry import AgentSpec, RetryPolicy, registry
 _LEDGER_DB = int(os.environ.get("TEST_LEDGER_DB", "13"))
 
 
+@functools.cache
 def ledger() -> redis.Redis:
+    """One client per process (thread-safe; redis-py reconnects after a fork)."""
     return redis.Redis(host=os.environ.get("TEST_REDIS_HOST", "127.0.0.1"), db=_LEDGER_DB)
 
 

@@ -68,7 +68,8 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
             pytest.fail(f"{url}: process exited {proc.returncode}:\n{tail(log)}")
         try:
             urllib.request.urlopen(url, timeout=2).close()
-        except urllib.error.HTTPError:
+        except urllib.error.HTTPError as exc:
+            exc.close()  # the error holds the response and its socket
             return True  # an HTTP status is an answer
         except OSError as exc:
             raise AssertionError(f"{exc}; log:\n{tail(log)}") from exc

@@ -33,14 +33,18 @@ def new_schema_name(prefix: str = "cf_test") -> str:
 
 def check_services() -> None:
     try:
-        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=3).ping()
+        with redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=3) as client:
+            client.ping()
     except redis.RedisError as exc:
         pytest.fail(f"Redis at {REDIS_HOST}:{REDIS_PORT} is not reachable ({exc}); start it (see README)")
+    engine = sa.create_engine(PG_BASE)
     try:
-        with sa.create_engine(PG_BASE).connect() as conn:
+        with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
     except sa.exc.OperationalError as exc:
         pytest.fail(f"Postgres at {PG_BASE} is not reachable ({exc.orig}); start it (see README)")
+    finally:
+        engine.dispose()
 
 
 def create_schema(schema: str) -> None:
@@ -59,6 +63,6 @@ def drop_schema(schema: str) -> None:
 
 def clear_prefix(prefix: str) -> None:
     for db in SESSION_REDIS_DBS:
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            client.delete(key)
+        with redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db) as client:
+            for key in client.scan_iter(match=f"{prefix}*", count=1000):
+                client.delete(key)

@@ -54,10 +54,10 @@ class WorkerProcess:
             "-l",
             "INFO",
         ]
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
