@@ -108,7 +108,7 @@ def _get(url: str, auth: str | None = None, method: str = "GET") -> tuple[int, b
 def chromium(*args: str) -> subprocess.CompletedProcess[bytes]:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
-        pytest.fail("chromium is not installed; `apt-get install -y chromium` (scripts/test.sh does it)")
+        pytest.fail("chromium is not installed; run: sudo bash scripts/setup-system.sh")
     with tempfile.TemporaryDirectory() as profile:
         argv = [
             binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -106,7 +106,7 @@ class PrivateRedis:
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.fail("redis-server is not installed; the broker-crash test needs it")
+            pytest.fail("redis-server is not installed; run: sudo bash scripts/setup-system.sh")
         self.proc = subprocess.Popen(
             [
                 binary,
