@@ -4,7 +4,6 @@ call in Redis so a test can count side effects across threads and processes."""
 from __future__ import annotations
 
 import functools
-import os
 import time
 
 import redis
@@ -15,14 +14,13 @@ from agents.errors import TransientAgentError
 from agents.utility import SleepInput, SleepOutput
 from agents.utility import sleep as sleep_agent
 from orchestration.registry import AgentSpec, RetryPolicy, registry
-
-_LEDGER_DB = int(os.environ.get("TEST_LEDGER_DB", "13"))
+from tests.support import testenv
 
 
 @functools.cache
 def ledger() -> redis.Redis:
     """One client per process (thread-safe; redis-py reconnects after a fork)."""
-    return redis.Redis(host=os.environ.get("TEST_REDIS_HOST", "127.0.0.1"), db=_LEDGER_DB)
+    return redis.Redis(host=testenv.REDIS_HOST, port=testenv.REDIS_PORT, db=testenv.LEDGER_REDIS_DB)
 
 
 #: Served only by `celery worker` subprocesses that the crash and time-limit tests start and kill.

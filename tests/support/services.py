@@ -1,20 +1,20 @@
-"""Where the test services are, and a clear failure (never a skip) when one is down."""
+"""Where the test services are (``tests.support.testenv``: from the environment, with the local
+defaults), and a clear failure (never a skip) when one is down."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 import redis
 import sqlalchemy as sa
 
-REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
-REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
-PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-#: Redis databases of the in-process session worker (broker, results). Every test session also
-#: prefixes all its keys with its own schema name, so two sessions never share a queue.
-SESSION_REDIS_DBS = (11, 12)
+from tests.support.testenv import DATABASE_URL
+from tests.support.testenv import REDIS_HOST as REDIS_HOST
+from tests.support.testenv import REDIS_PORT as REDIS_PORT
+from tests.support.testenv import SESSION_REDIS_DBS as SESSION_REDIS_DBS
+
+PG_BASE = DATABASE_URL
 
 
 def redis_url(db: int) -> str:
