@@ -20,7 +20,7 @@ echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "== mypy"
-.venv/bin/mypy orchestration agents tasks celeryconfig.py tests migrations
+.venv/bin/mypy  # pyproject [tool.mypy] files: orchestration agents tasks celeryconfig.py tests migrations
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest "$@"
