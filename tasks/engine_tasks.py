@@ -66,19 +66,8 @@ def bind(runtime: Runtime) -> list[str]:
         killed worker after its retries, a hard time limit, an error outside the step's own code.
         """
         reason = failure_reason(app, failed_task_id)
-        if reason is None:  # the step recorded its failure and ended the run itself
-            return  # (the run may be retried by now: this errback must not fail it again)
-        with get_engine().begin() as conn:
-            if repo.run_status(conn, run_id) not in LIVE_RUN_STATUSES:
-                return
-            failed = repo.first_failed_step(conn, run_id)
-            if failed is None:
-                unfinished = repo.fail_unfinished_steps(conn, run_id, reason.as_dict())
-                error = reason.for_step(unfinished[0] if unfinished else None)
-            else:
-                step_id, stored = failed
-                error = (StepError.model_validate(stored) if stored else reason).for_step(step_id)
-            repo.finish_run(conn, run_id, "failed", error.as_dict())
+        if reason is not None:  # None: the step recorded its failure and ended the run itself (the
+            end_failed_run(run_id, reason)  # run may be retried by now: this must not fail it again)
 
     @app.task(name=SWEEP_TASK, acks_late=True)
     def sweep() -> dict[str, list[str]]:
@@ -90,6 +79,22 @@ def bind(runtime: Runtime) -> list[str]:
         return report.as_dict()
 
     return [t.name for t in (join, branch, map_items, fail_run, sweep)]
+
+
+def end_failed_run(run_id: str, reason: StepError) -> None:
+    """End a live run ``failed``: with its first failed step's error, else ``reason`` (its
+    unfinished records fail with it)."""
+    with get_engine().begin() as conn:
+        if repo.run_status(conn, run_id) not in LIVE_RUN_STATUSES:
+            return
+        failed = repo.first_failed_step(conn, run_id)
+        if failed is None:
+            unfinished = repo.fail_unfinished_steps(conn, run_id, reason.as_dict())
+            error = reason.for_step(unfinished[0] if unfinished else None)
+        else:
+            step_id, stored = failed
+            error = (StepError.model_validate(stored) if stored else reason).for_step(step_id)
+        repo.finish_run(conn, run_id, "failed", error.as_dict())
 
 
 def failure_reason(app: Celery, task_id: str | None) -> StepError | None:

@@ -29,8 +29,10 @@ def test_bench_json_reports_both_shapes(worker: object) -> None:
         text = text[end:].lstrip()
     assert [o["shape"] for o in objects] == ["sequence", "parallel"]
     for o in objects:
-        assert set(o) == KEYS and o["n"] == 5
-        assert o["campaignflow_flows_per_s"] > 0 and o["plain_flows_per_s"] > 0
+        assert set(o) == KEYS
+        assert o["n"] == 5
+        assert o["campaignflow_flows_per_s"] > 0
+        assert o["plain_flows_per_s"] > 0
         # the ratio is of the unrounded rates; the printed rates are rounded to 0.1
         assert abs(o["ratio"] - o["campaignflow_flows_per_s"] / o["plain_flows_per_s"]) < 0.02
         assert 0 < o["p50_first_step_ms"] <= o["p99_first_step_ms"]
@@ -38,7 +40,8 @@ def test_bench_json_reports_both_shapes(worker: object) -> None:
 
 def test_bench_rejects_unknown_shapes() -> None:
     result = CliRunner().invoke(cli, ["bench", "--shape", "zigzag"])
-    assert result.exit_code != 0 and "unknown shape zigzag" in result.output
+    assert result.exit_code != 0
+    assert "unknown shape zigzag" in result.output
 
 
 def test_bench_table_shows_rates_ratio_and_cpu_per_flow(worker: object) -> None:
@@ -59,4 +62,5 @@ def test_bench_table_shows_rates_ratio_and_cpu_per_flow(worker: object) -> None:
     ):
         assert column in header
     cells = next(c for c in map(str.split, lines) if c[:1] == ["sequence"] and len(c) > 2)  # not the bar
-    assert cells[1] == "3" and all(float(c) > 0 for c in cells[2:])
+    assert cells[1] == "3"
+    assert all(float(c) > 0 for c in cells[2:])

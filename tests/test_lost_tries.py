@@ -12,7 +12,7 @@ import pytest
 from orchestration.envelope import Envelope, StepRecord
 from tests.support.agents import ISOLATED_QUEUE, ledger
 from tests.support.flows import flow, run, statuses
-from tests.support.runs import record
+from tests.support.runs import record, run_error, step_error
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.crash
@@ -47,8 +47,8 @@ def test_a_step_whose_process_exits_fails_after_its_tries(worker: object, isolat
     assert env.status == "failed", isolated.log()
     assert (crash.status, crash.attempts) == ("failed", 3)  # the policy's max_attempts, not 4
     assert lost_messages(crash) == [("WorkerLost", "worker lost: exit code 13", n) for n in (1, 2, 3)]
-    assert crash.error is not None and crash.error.message == "worker lost: exit code 13"
-    assert env.metadata.error is not None and env.metadata.error.step_id == "crash"
+    assert step_error(crash).message == "worker lost: exit code 13"
+    assert run_error(env).step_id == "crash"
     assert calls(env, "crash") == 3  # the start that found the tries spent called no agent
     assert "never" not in statuses(env)
 
@@ -89,4 +89,5 @@ def test_when_the_tries_are_spent_the_fallback_runs(worker: object, isolated: Wo
     assert env.status == "succeeded", isolated.log()
     assert statuses(env) == {"crash": "failed", "plan_b": "succeeded", "after": "succeeded"}
     crash = record(env, "crash")
-    assert crash.attempts == 2 and [e.attempt for e in crash.attempt_errors] == [1, 2]
+    assert crash.attempts == 2
+    assert [e.attempt for e in crash.attempt_errors] == [1, 2]

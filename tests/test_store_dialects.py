@@ -23,6 +23,7 @@ from orchestration.store.dialects.postgres import PostgresQueryComponents
 from orchestration.store.dialects.sqlite import SqliteQueryComponents
 from orchestration.store.queries import queries
 from tests.support import services
+from tests.support.runs import record, step_error
 
 DIALECTS = ("postgresql", "sqlite")
 
@@ -118,9 +119,11 @@ def test_a_run_ends_terminal_once(url: str) -> None:
         assert not repo.finish_run(conn, run_id, "succeeded")
         assert not repo.finish_run(conn, run_id, "cancelled")
     env = envelope(url, run_id)
-    assert env.status == "failed" and env.metadata.error is not None
+    assert env.status == "failed"
+    assert env.metadata.error is not None
     assert env.metadata.error.type == "Boom"
-    assert env.metadata.finished_at is not None and env.metadata.finished_at.tzinfo is not None
+    assert env.metadata.finished_at is not None
+    assert env.metadata.finished_at.tzinfo is not None
 
 
 def test_an_unknown_run_is_not_found(url: str) -> None:
@@ -137,12 +140,16 @@ def test_start_step_starts_the_run_and_a_redelivery_counts_a_second_try(url: str
     run_id = open_run(url)
     with get_engine(url).begin() as conn:
         state, start = repo.start_step(conn, run_id, "a", "noop")
-    assert state.payload == {"email": "ada@example.com"} and state.statuses == {}
-    assert start is not None and (start.status, start.attempts, start.already_done) == ("running", 1, False)
+    assert state.payload == {"email": "ada@example.com"}
+    assert state.statuses == {}
+    assert start is not None
+    assert (start.status, start.attempts, start.already_done) == ("running", 1, False)
     with get_engine(url).begin() as conn:
         state, again = repo.start_step(conn, run_id, "a", "noop")
-    assert state.status == "running" and state.statuses == {"a": "running"}
-    assert again is not None and again.attempts == 2
+    assert state.status == "running"
+    assert state.statuses == {"a": "running"}
+    assert again is not None
+    assert again.attempts == 2
     env = envelope(url, run_id)
     assert [(r.step_id, r.status, r.attempts) for r in env.records] == [("a", "running", 2)]
     assert env.metadata.started_at is not None
@@ -159,7 +166,9 @@ def test_a_finished_step_redelivered_is_updated_never_added(url: str) -> None:
         assert not repo.finish_step(
             conn, run_id, "a", status="failed", error={"type": "Late", "message": "x"}
         )
-    assert start is not None and start.already_done and start.output == {"score": 7}
+    assert start is not None
+    assert start.already_done
+    assert start.output == {"score": 7}
     assert state.outputs == {"a": {"score": 7}}
     env = envelope(url, run_id)
     assert [(r.step_id, r.status, r.attempts, r.output) for r in env.records] == [
@@ -179,7 +188,9 @@ def test_a_retried_step_keeps_its_attempt_errors(url: str) -> None:
         repo.finish_step(conn, run_id, "a", status="failed", error=err, attempt_errors=[err, err])
         assert repo.first_failed_step(conn, run_id) == ("a", err)
     record = envelope(url, run_id).records[0]
-    assert record.status == "failed" and len(record.attempt_errors) == 2 and record.finished_at is not None
+    assert record.status == "failed"
+    assert len(record.attempt_errors) == 2
+    assert record.finished_at is not None
 
 
 def test_the_last_write_ends_the_run_with_it(url: str) -> None:
@@ -200,7 +211,9 @@ def test_no_step_begins_past_the_run_deadline(url: str) -> None:
     run_id = open_run(url, deadline_at=datetime.now(UTC) - timedelta(seconds=1))
     with get_engine(url).begin() as conn:
         state, start = repo.start_step(conn, run_id, "a", "noop")
-    assert start is None and state.status == "queued" and state.deadline_at is not None
+    assert start is None
+    assert state.status == "queued"
+    assert state.deadline_at is not None
     assert envelope(url, run_id).records == []
 
 
@@ -212,7 +225,8 @@ def test_cancel_closes_open_records_and_a_late_result_is_kept_with_a_note(url: s
         repo.finish_run(conn, run_id, "cancelled")
         assert sorted(repo.close_open_steps(conn, run_id, StepError.cancelled_open().as_dict())) == ["a", "m"]
         state, start = repo.start_step(conn, run_id, "b", "noop")
-        assert start is None and state.status == "cancelled"  # a stopped run begins no step
+        assert start is None
+        assert state.status == "cancelled"
         assert not repo.finish_step(conn, run_id, "a", status="succeeded", output={"late": True})
         assert repo.record_late_result(
             conn, run_id, "a", status="succeeded", output={"late": True}, note=NOTE_AFTER_CANCEL
@@ -223,8 +237,8 @@ def test_cancel_closes_open_records_and_a_late_result_is_kept_with_a_note(url: s
         ("a", "succeeded", {"late": True}, NOTE_AFTER_CANCEL),
         ("m", "skipped", {"items": 2}, None),
     ]
-    assert env.record("a").error is None  # type: ignore[union-attr]
-    assert env.record("m").error.type == "Cancelled"  # type: ignore[union-attr]
+    assert record(env, "a").error is None
+    assert step_error(record(env, "m")).type == "Cancelled"
     assert env.status == "cancelled"
 
 
@@ -272,11 +286,14 @@ def test_the_envelope_holds_the_run_and_its_records_in_order(url: str) -> None:
         "lead",
         "async",
     )
-    assert meta.deadline_at == deadline and meta.created_at is not None and meta.created_at.tzinfo is not None
+    assert meta.deadline_at == deadline
+    assert meta.created_at is not None
+    assert meta.created_at.tzinfo is not None
     assert meta.payload == {"email": "ada@example.com"}
     assert [(r.step_id, r.status) for r in env.records] == [("a", "succeeded"), ("b", "running")]
     started = env.records[0].started_at
-    assert started is not None and started.tzinfo is not None
+    assert started is not None
+    assert started.tzinfo is not None
 
 
 def test_list_runs_filters_and_puts_the_newest_first(url: str) -> None:
@@ -308,7 +325,8 @@ def test_rejected_events_are_stored_listed_and_replayed(url: str) -> None:
     with get_engine(url).connect() as conn:
         assert [r.id for r in rejected.list_rejected(conn, "rejected", 50)] == [second, first]
         row = rejected.get_rejected(conn, first)
-        assert row is not None and (row.raw, row.problems, row.status) == (body, ["email"], "rejected")
+        assert row is not None
+        assert (row.raw, row.problems, row.status) == (body, ["email"], "rejected")
         assert rejected.get_rejected(conn, 10_000) is None
     with get_engine(url).begin() as conn:
         rejected.mark_replayed(conn, first, body, "run-1")
@@ -334,7 +352,8 @@ def test_campaigns_are_stored_paused_and_their_slots_claimed_once(url: str) -> N
     slot = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     with get_engine(url).begin() as conn:
         row = campaigns.lock_enabled_campaign(conn, campaign_id)
-        assert row is not None and row.name == "weekly"
+        assert row is not None
+        assert row.name == "weekly"
         assert campaigns.claim_slot(conn, campaign_id, slot, -1)
         assert not campaigns.claim_slot(conn, campaign_id, slot, -1)
         campaigns.set_last_slot(conn, campaign_id, slot)
@@ -363,7 +382,8 @@ def test_routes_and_heartbeats(url: str) -> None:
         assert [(r.id, r.event_type, r.flow) for r in routes.list_routes(conn)] == [
             (route_id, "lead.created", "lead_handling")
         ]
-        assert routes.delete_route(conn, route_id) and not routes.delete_route(conn, route_id)
+        assert routes.delete_route(conn, route_id)
+        assert not routes.delete_route(conn, route_id)
         assert heartbeats.last_beats(conn) == {"beat": at + timedelta(minutes=1)}
 
 

@@ -14,7 +14,7 @@ from orchestration.envelope import Envelope
 from orchestration.names import NOTE_AFTER_DEADLINE
 from tests.support.agents import ISOLATED_QUEUE
 from tests.support.flows import flow, run, statuses
-from tests.support.runs import comparable, record
+from tests.support.runs import comparable, record, run_error, step_error
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.crash
@@ -35,7 +35,8 @@ def isolated(
 
 def seconds_past_deadline(env: Envelope) -> float:
     meta = env.metadata
-    assert meta.finished_at is not None and meta.deadline_at is not None
+    assert meta.finished_at is not None
+    assert meta.deadline_at is not None
     return (meta.finished_at - meta.deadline_at).total_seconds()
 
 
@@ -46,8 +47,7 @@ def test_a_step_that_ends_past_the_deadline_does_not_end_the_run_succeeded(worke
 
     nap = record(env, "nap")
     assert env.status == "failed", env.model_dump_json(indent=2)
-    assert env.metadata.error is not None
-    assert (env.metadata.error.type, env.metadata.error.step_id) == ("DeadlineExceeded", "nap")
+    assert (run_error(env).type, run_error(env).step_id) == ("DeadlineExceeded", "nap")
     # what the step did is kept as it was, with a note: never hidden
     assert (nap.status, nap.output, nap.note) == ("succeeded", {"slept": 2.0}, NOTE_AFTER_DEADLINE)
 
@@ -64,9 +64,9 @@ def test_the_deadline_caps_the_running_step_on_the_workers(worker: object, isola
 
     long = record(env, "long")
     assert env.status == "failed", isolated.log()
-    assert env.metadata.error is not None
-    assert (env.metadata.error.type, env.metadata.error.step_id) == ("DeadlineExceeded", "long")
-    assert long.status == "failed" and long.error is not None and long.error.type == "DeadlineExceeded"
+    assert (run_error(env).type, run_error(env).step_id) == ("DeadlineExceeded", "long")
+    assert long.status == "failed"
+    assert step_error(long).type == "DeadlineExceeded"
     assert [e.type for e in long.attempt_errors] == ["SoftTimeLimitExceeded"]  # no retry past it
     assert seconds_past_deadline(env) < 2.0  # the 8 s step was stopped at the deadline
     assert statuses(env) == {"quick": "succeeded", "long": "failed"}
@@ -112,6 +112,6 @@ def test_inline_enforces_the_hard_limit_like_the_workers(worker: object, isolate
     inline, remote = run(f, mode="inline"), run(f, timeout=60)
 
     assert inline.status == "failed"
-    assert inline.metadata.error is not None and inline.metadata.error.type == "TimeLimitExceeded"
+    assert run_error(inline).type == "TimeLimitExceeded"
     assert comparable(inline) == comparable(remote), isolated.log()
-    assert inline.metadata.error.message == remote.metadata.error.message == "hard time limit (2s) exceeded"  # type: ignore[union-attr]
+    assert run_error(inline).message == run_error(remote).message == "hard time limit (2s) exceeded"
