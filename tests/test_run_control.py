@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from celery.signals import task_postrun
 from typer.testing import CliRunner
 
 from orchestration.cli.main import cli
 from orchestration.control import run_control as control
+from orchestration.engine import nodes
 from orchestration.envelope import Envelope
 from orchestration.errors import FieldError, RunNotFoundError, StepFailedError
 from orchestration.flows import Flow, parse_flow
@@ -49,6 +51,11 @@ MAPPED = {
         {"id": "after", "agent": "noop"},
     ],
 }
+#: Sessions of this test session (its application name) waiting for a lock.
+LOCK_WAITERS = (
+    "select count(*) from pg_stat_activity "
+    "where application_name = current_setting('application_name') and wait_event_type = 'Lock'"
+)
 SLOW = {
     "name": "control-slow",
     "steps": [
@@ -271,3 +278,28 @@ def test_cli_retry_with_patch_and_cancel(worker: object) -> None:
     assert wait_for_run(handle.run_id).status == "succeeded"
     done = runner.invoke(cli, ["runs", "cancel", handle.run_id])
     assert done.stdout.strip() == f"{handle.run_id} succeeded"
+
+
+def test_a_map_expanding_while_its_run_is_cancelled_leaves_no_open_record(worker: object) -> None:
+    f = flow(MAPPED)
+    run_id = str(uuid.uuid4())
+    new = repo.NewRun(run_id, f.name, f.version, f.snapshot, {"xs": [0.1, 0.1]})
+    with get_engine().begin() as conn:
+        repo.open_run(conn, new)
+    expanded: list[object] = []
+    with get_engine().begin() as cancel:  # the cancel's writes, not committed yet
+        repo.finish_run(cancel, run_id, "cancelled")
+        repo.close_open_steps(cancel, run_id, {"type": "Cancelled", "message": "test"})
+        expanding = threading.Thread(target=lambda: expanded.append(nodes.expand_map(run_id, "m")))
+        expanding.start()
+
+        def waits_for_the_run_or_is_done() -> bool:
+            with get_engine().connect() as conn:
+                return not expanding.is_alive() or bool(conn.execute(sa.text(LOCK_WAITERS)).scalar())
+
+        eventually(waits_for_the_run_or_is_done, 10, "the map to wait for the cancel or to be done")
+    expanding.join(10)
+    assert len(expanded) == 1
+    env = envelope(run_id)
+    assert env.status == "cancelled"
+    assert [r.step_id for r in env.records if r.status in ("pending", "running")] == []

@@ -52,8 +52,13 @@ def map_item_ids(node: MapNode, index: int) -> list[str]:
 
 
 def expand_map(run_id: str, node_id: str) -> tuple[Outcome, MapNode, int]:
-    """Count the items a map runs over (from the stored payload and outputs: deterministic)."""
+    """Count the items a map runs over (from the stored payload and outputs: deterministic).
+
+    The map's record stays ``running`` until its join, so it is written under the run's row lock:
+    a cancel that commits meanwhile either comes first (the map sees the run cancelled) or waits
+    and then closes the record, never leaving it open."""
     with get_engine().begin() as conn:
+        repo.lock_run(conn, run_id)
         state = repo.load_state(conn, run_id)
         _flow, index = flow_of(state)
         node = index[node_id]
