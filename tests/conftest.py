@@ -35,6 +35,7 @@ TABLES = (
     "ingest_key",
     "crm_contact",
     "rejected_event",
+    "dead_letter",
     "routing_rule",
     "campaign_slot",
     "campaign",

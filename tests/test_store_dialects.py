@@ -13,14 +13,26 @@ import sqlalchemy as sa
 
 from migrations.metadata import TARGET_METADATA
 from orchestration.control.campaigns import CampaignSpec
+from orchestration.control.rejected import get_rejected, reject
 from orchestration.envelope import Envelope
-from orchestration.errors import RunNotFoundError
-from orchestration.store import campaigns, get_engine, heartbeats, migrate, rejected, routes, step_writer
+from orchestration.errors import EventValidationError, RunNotFoundError
+from orchestration.store import (
+    campaigns,
+    deadletters,
+    get_engine,
+    heartbeats,
+    migrate,
+    rejected,
+    routes,
+    step_writer,
+)
 from orchestration.store import repository as repo
 from orchestration.store.dialects.postgres import PostgresQueryComponents
 from orchestration.store.dialects.sqlite import SqliteQueryComponents
+from orchestration.store.jsontext import store_json
 from orchestration.store.queries import queries
 from tests.support import services
+from tests.support.config import settings_env
 
 DIALECTS = ("postgresql", "sqlite")
 
@@ -287,24 +299,81 @@ def test_list_runs_filters_and_puts_the_newest_first(url: str) -> None:
 
 def test_rejected_events_are_stored_listed_and_replayed(url: str) -> None:
     body = {"id": "evt-bad", "type": "lead.created", "payload": {}}
-    values = {"event_id": "evt-bad", "raw": body, "reason": "invalid_payload: email", "problems": ["email"]}
+    stored = store_json(body)
+    columns = {"raw": stored.text, "raw_complete": True, "body_hash": stored.digest}
+    values = {"event_id": "evt-bad", **columns, "reason": "invalid_payload: email", "problems": ["email"]}
     with get_engine(url).begin() as conn:
         first = rejected.insert_rejected(conn, values)
-        assert rejected.open_rejection(conn, "evt-bad", body) == first
-        assert rejected.open_rejection(conn, "evt-bad", {**body, "payload": {"x": 1}}) is None
-        second = rejected.insert_rejected(conn, {**values, "event_id": None, "raw": "not json at all"})
+        assert rejected.open_rejection(conn, "evt-bad", stored.digest) == first
+        assert (
+            rejected.open_rejection(conn, "evt-bad", store_json({**body, "payload": {"x": 1}}).digest) is None
+        )
+        assert rejected.open_rejection(conn, None, stored.digest) is None
+        second = rejected.insert_rejected(
+            conn, {**values, "event_id": None, "raw": "not json at all", "raw_complete": False}
+        )
+        assert rejected.open_rejection(conn, None, stored.digest) == second
     with get_engine(url).connect() as conn:
         assert [r.id for r in rejected.list_rejected(conn, "rejected", 50)] == [second, first]
         row = rejected.get_rejected(conn, first)
-        assert row is not None and (row.raw, row.problems, row.status) == (body, ["email"], "rejected")
+        assert row is not None and (row.raw, row.problems, row.status) == (stored.text, ["email"], "rejected")
         assert rejected.get_rejected(conn, 10_000) is None
     with get_engine(url).begin() as conn:
-        rejected.mark_replayed(conn, first, body, "run-1")
+        rejected.mark_replayed(conn, first, columns, "run-1")
     with get_engine(url).connect() as conn:
         replayed = rejected.list_rejected(conn, "replayed", 50)
         assert [(r.id, r.replay_run_id) for r in replayed] == [(first, "run-1")]
-        assert rejected.open_rejection(conn, "evt-bad", body) is None
+        assert rejected.open_rejection(conn, "evt-bad", stored.digest) is None
         assert len(rejected.list_rejected(conn, None, 50)) == 2
+
+
+def test_any_rejected_body_is_stored_and_reads_back_the_same(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NUL characters and lone surrogates, in values, keys and the event id, on both databases."""
+    body = {"id": "x\u0000y\ud800", "type": "t", "payload": {"a\u0000": ["\udfff", "é", "\u0000"]}}
+    with settings_env(monkeypatch, database_url=url):
+        error = reject(body, EventValidationError(["id: contains a NUL character; remove it\u0000"]))
+        row = get_rejected(error.rejected_id)
+    assert row.raw == body and row.raw_complete
+    assert row.event_id == "x\\u0000y\\ud800"
+    assert row.problems == ["id: contains a NUL character; remove it\\u0000"]
+
+
+def test_dead_letters_are_counted_once_per_message_and_purged(url: str) -> None:
+    values = {
+        "fingerprint": "f" * 64,
+        "queue": "orchestration",
+        "task": None,
+        "reason": "not_utf8",
+        "detail": "body is not UTF-8 text",
+        "headers": "{}",
+        "content_type": "application/json",
+        "content_encoding": "utf-8",
+        "body": b"\xff\x00\xfe",
+        "body_size": 3,
+    }
+    with get_engine(url).begin() as conn:
+        first = deadletters.record(conn, values)
+        assert deadletters.record(conn, values) == first
+        other = deadletters.record(conn, {**values, "fingerprint": "e" * 64, "reason": "bad_json"})
+    with get_engine(url).begin() as conn:
+        row = deadletters.get_dead_letter(conn, first)
+        assert row is not None and (row.count, bytes(row.body), row.status) == (2, b"\xff\x00\xfe", "dead")
+        assert row.last_seen >= row.first_seen
+        assert deadletters.dead_counts(conn) == {"not_utf8": 1, "bad_json": 1}
+        deadletters.mark_replayed(conn, first)
+        assert deadletters.dead_counts(conn) == {"bad_json": 1}
+        assert [r.id for r in deadletters.list_dead_letters(conn, "replayed", None, 10)] == [first]
+        assert deadletters.record(conn, values) == first  # seen again: dead again
+        assert [r.id for r in deadletters.list_dead_letters(conn, "dead", "orchestration", 10)] == [
+            first,
+            other,
+        ]
+        assert deadletters.list_dead_letters(conn, None, "agents.x", 10) == []
+    with get_engine(url).begin() as conn:
+        assert deadletters.purge(conn, datetime.now(UTC) - timedelta(days=1)) == 0
+        assert deadletters.purge(conn, datetime.now(UTC) + timedelta(seconds=1)) == 2
 
 
 def test_campaigns_are_stored_paused_and_their_slots_claimed_once(url: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orchestration.control import rejected
+from orchestration.control import bodies, rejected
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.errors import ConfigurationError, EventValidationError, RouteNotFoundError
 from orchestration.flows import FlowCatalog
@@ -78,12 +78,20 @@ DEFAULT_ROUTES = (
 
 
 def parse_event(raw: Mapping[str, Any] | Event) -> Event:
-    if isinstance(raw, Event):
+    """The event, checked: its body (``orchestration.control.bodies``: text a database can hold,
+    JSON values, depth, size), then its shape. Raises :class:`EventValidationError` with every
+    problem, each naming its field."""
+    body = raw.model_dump() if isinstance(raw, Event) else raw
+    problems = bodies.body_problems(body, max_bytes=get_settings().max_event_bytes)
+    if isinstance(raw, Event) and not problems:
         return raw
     try:
-        return Event.model_validate(raw)
+        event = Event.model_validate(raw)
     except ValidationError as exc:
-        raise EventValidationError([f"{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]) from None
+        problems += [f"{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+    if problems:
+        raise EventValidationError(problems)
+    return event
 
 
 def file_routes(path: Path | None = None) -> tuple[Route, ...]:
