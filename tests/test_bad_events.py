@@ -81,7 +81,7 @@ CASES = [
     ),
     (
         "nul in a payload key",
-        event(**{"a\u0000b": 1}),
+        {**event(), "payload": {"a\u0000b": 1}},
         'payload["a\\\\u0000b"]: the key contains a NUL character',
     ),
     ("nul in the type", {**event(), "type": "test.bad\u0000"}, "type: contains a NUL character; remove it"),

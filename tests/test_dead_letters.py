@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kombu import Connection, Exchange, Producer, Queue
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.messaging import Producer
 from prometheus_client.core import Metric
 from typer.testing import CliRunner
 
@@ -197,11 +199,11 @@ def test_a_dead_letter_is_replayed_once_its_task_is_deployed(
     with pytest.raises(NotReplayableError, match="is still unknown here; deploy the code"):
         replay(letter.id)
 
-    @app.task(name=name, shared=False)
     def late(word: str) -> str:
         ran.set()
         return word
 
+    app.task(name=name, shared=False)(late)
     worker.consumer.update_strategies()
     replayed = replay(letter.id)
     assert replayed.status == "replayed" and replayed.replayed_at is not None
