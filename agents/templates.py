@@ -97,7 +97,8 @@ def render_template(inp: RenderInput, ctx: AgentContext) -> RenderOutput:
     if inp.template is not None:
         name, tpl = inp.template, TEMPLATES[inp.template]
     else:
-        assert inp.subject is not None and inp.body is not None
+        assert inp.subject is not None
+        assert inp.body is not None
         name, tpl = "inline", MessageTemplate(subject=inp.subject, body=inp.body)
     subject, body = render(tpl, inp.vars or {}, name=name)
     return RenderOutput(template=name, subject=subject, body=body)

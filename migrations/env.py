@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine, pool
+from sqlalchemy.engine import Connection, Engine
 
 from migrations.metadata import TARGET_METADATA
 from orchestration.settings import get_settings
@@ -26,20 +27,21 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     ensure_sqlite_dir(_url())
-    connectable = config.attributes.get("connection") or create_engine(_url(), poolclass=pool.NullPool)
-    if hasattr(connectable, "connect") and not hasattr(connectable, "dialect_options"):
-        with connectable.connect() as connection:
-            _run(connection)
-    else:
-        _run(connectable)
+    given = config.attributes.get("connection")  # an open connection or an engine, when a caller passes one
+    if isinstance(given, Connection):
+        _run(given)
+        return
+    engine = given if isinstance(given, Engine) else create_engine(_url(), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        _run(connection)
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
-        render_as_batch=connection.dialect.name == "sqlite",  # type: ignore[attr-defined]
+        render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,21 +1,15 @@
 #!/usr/bin/env bash
-# Install everything the tests need into .venv, check the services, lint, type-check, run the suite.
+# Install what the tests need into .venv (nothing system-wide: see scripts/setup-system.sh), check the
+# services and system commands, lint, type-check, run the suite.
 # Usage: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
 
-# Debian packages the tests use: Chromium (the Flower page test) and openssl (the STARTTLS test's
-# certificate)
-missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "installing ${missing[*]}" >&2
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null \
-    || { echo "error: could not install ${missing[*]} (apt-get install -y ${missing[*]})" >&2; exit 1; }
-fi
+# The system commands the tests run (chromium, openssl, redis-server) come from a separate, root-only
+# step; this script installs nothing system-wide and stops with one line naming that step.
+bash scripts/setup-system.sh --check
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
@@ -26,7 +20,9 @@ echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "== mypy"
-.venv/bin/mypy orchestration agents tasks celeryconfig.py
+.venv/bin/mypy  # pyproject [tool.mypy] files: orchestration agents tasks celeryconfig.py tests migrations
+echo "== import contracts"
+.venv/bin/lint-imports
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest "$@"

@@ -5,6 +5,7 @@ consuming every queue but ``agents.isolated``, which crash and time-limit tests 
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 
@@ -70,6 +71,10 @@ def celery_worker_session(database: str) -> Iterator[object]:
         shutdown_timeout=30,
     ) as worker:
         yield worker
+    # results the tests let go unsubscribe from the result backend when collected: do it now, then
+    # close that connection, so no socket is left for the interpreter to find open at exit
+    gc.collect()
+    app.backend.result_consumer.stop()
     services.clear_prefix(f"{_SCHEMA}:")
 
 

@@ -30,11 +30,11 @@ def ctx(db: str, smtp_url: str | None, run_id: str | None = None, step_id: str =
 def rows(db: str) -> list[tuple[str, str, str, str]]:
     with ledger.engine(db).connect() as conn:
         query = sa.select(
-            ledger.delivery.c.idempotency_key,
-            ledger.delivery.c.channel,
-            ledger.delivery.c.status,
-            ledger.delivery.c.recipient,
-        ).order_by(ledger.delivery.c.id)
+            delivery.c.idempotency_key,
+            delivery.c.channel,
+            delivery.c.status,
+            delivery.c.recipient,
+        ).order_by(delivery.c.id)
         return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
 
 
@@ -48,7 +48,8 @@ def test_sends_once_per_idempotency_key(clean_db: str) -> None:
     msg = sink.messages[0]
     assert (msg["To"], msg["From"], msg["Subject"]) == (MSG.to, "sales@campaignflow.test", "Hello Ada")
     assert msg.get_content().strip() == "A short note."
-    assert msg["Message-ID"] == first.message_id and msg["X-Campaignflow-Key"] == c.idempotency_key
+    assert msg["Message-ID"] == first.message_id
+    assert msg["X-Campaignflow-Key"] == c.idempotency_key
     assert (first.channel, first.status, first.duplicate) == ("email", "sent", False)
     assert (again.status, again.duplicate, again.message_id) == ("sent", True, first.message_id)
     assert rows(clean_db) == [(c.idempotency_key, "email", "sent", MSG.to)]
@@ -63,8 +64,10 @@ def test_credentials_are_used_and_a_refusal_is_permanent(clean_db: str) -> None:
         fixed = StepContext(c.run_id, c.step_id, 2, {**c.config, "smtp_url": sink.url("mailer", "s3cret")})
         out = deliver_email(MSG, fixed)  # the failed claim is taken over by the next try
 
-    assert sink.logins == ["mailer"] and len(sink.messages) == 1
-    assert out.status == "sent" and [r[2] for r in rows(clean_db)] == ["sent"]
+    assert sink.logins == ["mailer"]
+    assert len(sink.messages) == 1
+    assert out.status == "sent"
+    assert [r[2] for r in rows(clean_db)] == ["sent"]
 
 
 @pytest.mark.parametrize(
@@ -73,7 +76,8 @@ def test_credentials_are_used_and_a_refusal_is_permanent(clean_db: str) -> None:
 def test_recipient_refusals_say_whether_to_retry(clean_db: str, recipient: str, error: type) -> None:
     with SmtpSink() as sink, pytest.raises(error, match=recipient):
         deliver_email(MSG.model_copy(update={"to": recipient}), ctx(clean_db, sink.url()))
-    assert sink.messages == [] and [r[2] for r in rows(clean_db)] == ["failed"]
+    assert sink.messages == []
+    assert [r[2] for r in rows(clean_db)] == ["failed"]
 
 
 def test_starttls_with_credentials(clean_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,7 +91,9 @@ def test_starttls_with_credentials(clean_db: str, tmp_path: Path, monkeypatch: p
             deliver_email(MSG, untrusted)
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # now the client trusts the server
         out = deliver_email(MSG, untrusted)
-    assert out.status == "sent" and sink.logins == ["mailer"] and len(sink.messages) == 1
+    assert out.status == "sent"
+    assert sink.logins == ["mailer"]
+    assert len(sink.messages) == 1
 
 
 def test_server_down_is_transient_then_next_try_sends(clean_db: str) -> None:
@@ -97,7 +103,8 @@ def test_server_down_is_transient_then_next_try_sends(clean_db: str) -> None:
         deliver_email(MSG, c)
     with SmtpSink(port=port) as sink:  # the server comes up on that port
         out = deliver_email(MSG, c)
-    assert out.status == "sent" and len(sink.messages) == 1
+    assert out.status == "sent"
+    assert len(sink.messages) == 1
 
 
 def test_fresh_sending_claim_waits_and_a_stale_one_is_taken_over(clean_db: str) -> None:
@@ -117,9 +124,11 @@ def test_fresh_sending_claim_waits_and_a_stale_one_is_taken_over(clean_db: str) 
             deliver_email(MSG, c)
         assert sink.messages == []
         with ledger.engine(clean_db).begin() as conn:
-            conn.execute(ledger.delivery.update().values(created_at=datetime.now(UTC) - timedelta(hours=1)))
+            conn.execute(delivery.update().values(created_at=datetime.now(UTC) - timedelta(hours=1)))
         out = deliver_email(MSG, c)
-    assert out.status == "sent" and not out.duplicate and len(sink.messages) == 1
+    assert out.status == "sent"
+    assert not out.duplicate
+    assert len(sink.messages) == 1
 
 
 def test_outbox_without_smtp_on_sqlite(tmp_path: Path) -> None:
@@ -155,7 +164,9 @@ def test_smtp_url_parts() -> None:
         "me@x.com",
         "p:ss",
     )
-    assert server.starttls and not server.implicit_tls and server.sender == "hi@x.com"
+    assert server.starttls
+    assert not server.implicit_tls
+    assert server.sender == "hi@x.com"
     assert parse_smtp_url("smtps://mail.x.com").port == 465
 
 

@@ -29,9 +29,11 @@ def test_template_fallback_without_endpoint_is_deterministic() -> None:
     assert first == second
     assert (first.source, first.model) == ("template", None)
     assert first.subject == "Acme Robotics and campaignflow: a next step"
-    assert first.body.startswith("Hi Ada,") and "As VP Marketing at Acme Robotics" in first.body
+    assert first.body.startswith("Hi Ada,")
+    assert "As VP Marketing at Acme Robotics" in first.body
     bare = compose(ComposeInput(email="x@y.com"), ctx(None))
-    assert bare.body.startswith("Hi there,") and "your team" in bare.subject
+    assert bare.body.startswith("Hi there,")
+    assert "your team" in bare.subject
 
 
 def test_chat_completion_request_and_answer() -> None:
@@ -44,7 +46,8 @@ def test_chat_completion_request_and_answer() -> None:
     assert request["path"] == "/v1/chat/completions"
     assert request["headers"]["Authorization"] == "Bearer sk-test"
     body = request["json"]
-    assert body["model"] == "tiny-model" and [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert body["model"] == "tiny-model"
+    assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert "company: Acme Robotics" in body["messages"][1]["content"]
     assert "Mention robots." in body["messages"][1]["content"]
 
@@ -52,9 +55,8 @@ def test_chat_completion_request_and_answer() -> None:
 def test_answer_without_subject_line_keeps_the_template_subject() -> None:
     with FakeLLM(["Hi Ada, just a body."]) as llm:
         out = compose(LEAD, ctx(llm.base_url, api_key=None))
-    assert (
-        out.subject == "Acme Robotics and campaignflow: a next step" and out.body == "Hi Ada, just a body.\n"
-    )
+    assert out.subject == "Acme Robotics and campaignflow: a next step"
+    assert out.body == "Hi Ada, just a body.\n"
     assert "Authorization" not in llm.requests[0]["headers"]
 
 
@@ -92,7 +94,8 @@ def test_timeout_and_unreachable_are_transient() -> None:
 def test_render_template_named_inline_and_errors() -> None:
     c = ctx(None)
     named = render_template(RenderInput(template="nurture_welcome", vars={"name": "Bob"}), c)
-    assert named.subject == "Welcome, Bob" and named.body.startswith("Hi Bob,")
+    assert named.subject == "Welcome, Bob"
+    assert named.body.startswith("Hi Bob,")
     inline = render_template(
         RenderInput(subject="Hi $who", body="Costs $$5, ${who}.", vars={"who": "Ada"}), c
     )

@@ -81,7 +81,7 @@ def test_nothing_outside_settings_writes_the_environment() -> None:
             ) or (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store | ast.Del)):
                 target = node.value
             if target is not None and ast.unparse(target) == "os.environ":
-                writers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+                writers.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}")
     assert not writers, f"os.environ written outside orchestration/settings.py: {writers}"
 
 

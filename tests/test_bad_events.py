@@ -104,10 +104,13 @@ def test_bad_text_and_shapes_are_rejected_and_stored_as_sent(
     bad_route: Route, body: Any, problem: str
 ) -> None:
     result = ingest(body)
-    assert result["status"] == "rejected" and result["run_id"] is None, result
-    assert result["reason"] == "invalid_event" and problem in result["error"], result["error"]
+    assert (result["status"], result["run_id"], result["reason"]) == ("rejected", None, "invalid_event"), (
+        result
+    )
+    assert problem in result["error"], result["error"]
     row = get_rejected(result["rejected_id"])
-    assert row.reason.startswith("invalid_event: ") and any(problem in p for p in row.problems), row.problems
+    assert row.reason.startswith("invalid_event: "), row.reason
+    assert any(problem in p for p in row.problems), row.problems
     assert row.raw_complete
     if "nan" not in json.dumps(body, default=str).lower() and "inf" not in str(body):
         assert row.raw == body  # NUL characters and lone surrogates read back as they were sent
@@ -118,23 +121,26 @@ def test_a_large_event_is_rejected_with_the_limit_and_kept_in_part(small_events:
     assert result["status"] == "rejected"
     assert "over the limit of 4096 (CAMPAIGNFLOW_MAX_EVENT_BYTES)" in result["error"], result["error"]
     row = get_rejected(result["rejected_id"])
-    assert not row.raw_complete and isinstance(row.raw, str) and row.raw.startswith('{"type": "test.bad"')
+    assert not row.raw_complete
+    assert isinstance(row.raw, str)
+    assert row.raw.startswith('{"type": "test.bad"')
     assert len(row.raw.encode()) <= 4096
     with pytest.raises(IncompleteBodyError, match="--event FILE"):
         replay(row.id, manager=manager())
     # within the limit the same event becomes a run
     ok = ingest(event("evt-large-fixed", notes="x" * 100))
-    assert ok["status"] == "queued" and wait_for_run(ok["run_id"]).status == "succeeded"
+    assert ok["status"] == "queued"
+    assert wait_for_run(ok["run_id"]).status == "succeeded"
 
 
 def test_ten_thousand_levels_from_python_are_rejected_not_a_recursion_error(bad_route: Route) -> None:
     with pytest.raises(EventRejectedError) as info:
         manager().ingest_event(event("evt-deep", tree=nested(10_000)))
-    assert "payload.tree[0][0]…[0][0][0]: nested deeper than 64" in str(
-        info.value
-    ) and "nested deeper than 64 levels" in str(info.value)
+    assert "payload.tree[0][0]…[0][0][0]: nested deeper than 64" in str(info.value)
+    assert "nested deeper than 64 levels" in str(info.value)
     row = get_rejected(info.value.rejected_id)
-    assert row.event_id == "evt-deep" and not row.raw_complete
+    assert row.event_id == "evt-deep"
+    assert not row.raw_complete
     assert "<cut: nested too deeply>" in row.raw
 
 
@@ -153,6 +159,8 @@ def test_a_good_event_after_bad_ones_still_becomes_a_run(bad_route: Route) -> No
     for body in (event("evt-x", name="\ud800"), event("evt-y", tree=nested(80))):
         assert ingest(body)["status"] == "rejected"
     ok = ingest(event("evt-good", name="é ✓ 😀"))
-    assert ok["status"] == "queued" and not ok["duplicate"]
+    assert ok["status"] == "queued"
+    assert not ok["duplicate"]
     env = wait_for_run(ok["run_id"])
-    assert env.status == "succeeded" and env.metadata.payload["name"] == "é ✓ 😀"
+    assert env.status == "succeeded"
+    assert env.metadata.payload["name"] == "é ✓ 😀"

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,7 +19,9 @@ from orchestration.control.campaigns import CampaignSpec, add_campaign, set_enab
 from orchestration.control.manager import Route, add_route
 from orchestration.store import get_engine
 from orchestration.store.repository import utcnow
+from tests.support.figures import figure
 from tests.support.runs import wait_for_run
+from tests.support.wait import eventually
 from tests.support.wiring import flows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,13 +69,6 @@ def two_beats(worker: object, tmp_path: Path) -> Iterator[list[tuple[subprocess.
             stop(proc)
 
 
-def wait_until(check: object, what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def query(sql: str) -> list[sa.Row[tuple[object, ...]]]:
     with get_engine().connect() as conn:
         return list(conn.execute(sa.text(sql)).all())
@@ -100,8 +94,8 @@ def test_two_beats_start_each_slot_once_per_member(
     def both_beats_ticking() -> bool:
         return all(log.read_text(errors="replace").count(SENT) >= 3 for _, log in two_beats)
 
-    wait_until(both_beats_ticking, "both beats to send ticks")
-    wait_until(lambda: len(query("select slot_at from campaign_slot")) >= 8, "eight started slots")
+    eventually(both_beats_ticking, 90, "both beats to send ticks", interval=0.1)
+    eventually(lambda: len(query("select slot_at from campaign_slot")) >= 8, 90, "eight started slots")
     for proc, _ in two_beats:
         stop(proc)
     set_enabled("every-second", False)  # waits for a tick holding the campaign, then no more slots
@@ -118,14 +112,16 @@ def test_two_beats_start_each_slot_once_per_member(
     }
     assert duplicates == 0
     assert [s.runs for s in slots] == [3] * len(slots)
-    assert set(per_event) == expected and len(runs) == 3 * len(slots)
+    assert set(per_event) == expected
+    assert len(runs) == 3 * len(slots)
     assert all((s.slot_at - anchor) % timedelta(seconds=1) == timedelta(0) for s in slots)
     assert len({s.slot_at for s in slots}) == len(slots)
     for run in runs:
         assert wait_for_run(run.run_id).status == "succeeded"
     beat = query("select detail from heartbeat where name = 'beat'")
-    assert len(beat) == 1 and "slots_started" in beat[0].detail
-    print(
-        f"FIGURE beat: two beats sent {ticks} ticks; {len(slots)} slots started, "
+    assert len(beat) == 1
+    assert "slots_started" in beat[0].detail
+    figure(
+        f"beat: two beats sent {ticks} ticks; {len(slots)} slots started, "
         f"{len(runs)} runs for 3 members, duplicates = {duplicates}"
     )

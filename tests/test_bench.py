@@ -23,11 +23,14 @@ def test_bench_json_reports_both_shapes_and_progress_goes_to_stderr(worker: obje
     result = CliRunner().invoke(cli, ["bench", "-n", "5", "--latency-samples", "3", "--external", "--json"])
     assert result.exit_code == 0, result.output
     objects = json.loads(result.stdout)  # one JSON document: the progress is on stderr
-    assert "sequence" in result.stderr and "parallel" in result.stderr
+    assert "sequence" in result.stderr
+    assert "parallel" in result.stderr
     assert [o["shape"] for o in objects] == ["sequence", "parallel"]
     for o in objects:
-        assert set(o) == KEYS and o["n"] == 5
-        assert o["campaignflow_flows_per_s"] > 0 and o["plain_flows_per_s"] > 0
+        assert set(o) == KEYS
+        assert o["n"] == 5
+        assert o["campaignflow_flows_per_s"] > 0
+        assert o["plain_flows_per_s"] > 0
         # the ratio is of the unrounded rates; the printed rates are rounded to 0.1
         assert abs(o["ratio"] - o["campaignflow_flows_per_s"] / o["plain_flows_per_s"]) < 0.02
         assert 0 < o["p50_first_step_ms"] <= o["p99_first_step_ms"]
@@ -35,7 +38,8 @@ def test_bench_json_reports_both_shapes_and_progress_goes_to_stderr(worker: obje
 
 def test_bench_rejects_unknown_shapes() -> None:
     result = CliRunner().invoke(cli, ["bench", "--shape", "zigzag"])
-    assert result.exit_code != 0 and "unknown shape zigzag" in result.output
+    assert result.exit_code != 0
+    assert "unknown shape zigzag" in result.output
 
 
 def test_bench_table_shows_rates_ratio_and_cpu_per_flow(worker: object) -> None:
@@ -56,4 +60,5 @@ def test_bench_table_shows_rates_ratio_and_cpu_per_flow(worker: object) -> None:
     ):
         assert column in header
     cells = next(c for c in map(str.split, lines) if c[:1] == ["sequence"] and len(c) > 2)  # not the bar
-    assert cells[1] == "3" and all(float(c) > 0 for c in cells[2:])
+    assert cells[1] == "3"
+    assert all(float(c) > 0 for c in cells[2:])

@@ -26,7 +26,7 @@ from orchestration.control.campaigns import (
 )
 from orchestration.control.manager import Route, add_route, manager
 from orchestration.control.rejected import list_rejected
-from orchestration.control.ticks import tick
+from orchestration.control.ticks import TickReport, _claim_due_slots, slot_events, tick
 from orchestration.store import get_engine
 from orchestration.store.repository import utcnow
 from tests.support.runs import wait_for_run
@@ -111,7 +111,8 @@ def test_tick_starts_each_slot_once_per_member_and_bounds_catchup(ping_route: No
         f"campaign:weekly:2026-01-05T12:0{m}:00Z:{i}" for m in (0, 1, 2) for i in (0, 1)
     )
     env = wait_for_run(runs["campaign:weekly:2026-01-05T12:01:00Z:1"])
-    assert env.status == "succeeded" and env.metadata.campaign == "weekly"
+    assert env.status == "succeeded"
+    assert env.metadata.campaign == "weekly"
     assert env.metadata.payload == {"offer": "spring", "member": "b@x.co"}
     assert env.metadata.extra["occurred_at"] == "2026-01-05T12:01:00.000000Z"  # iso_utc
     assert wait_for_run(runs["campaign:weekly:2026-01-05T12:00:00Z:0"]).metadata.payload["email"] == "a@x.co"
@@ -126,7 +127,8 @@ def test_tick_starts_each_slot_once_per_member_and_bounds_catchup(ping_route: No
         slots = conn.execute(sa.text("select runs from campaign_slot")).scalars().all()
         beat = conn.execute(sa.text("select beat_at, detail from heartbeat where name = 'beat'")).one()
     assert slots == [2] * 6
-    assert beat.detail["slots_started"] == 3 and beat.beat_at == T0 + timedelta(minutes=16, seconds=30)
+    assert beat.detail["slots_started"] == 3
+    assert beat.beat_at == T0 + timedelta(minutes=16, seconds=30)
 
 
 def test_concurrent_ticks_start_a_slot_once(ping_route: None) -> None:
@@ -144,7 +146,8 @@ def test_concurrent_ticks_start_a_slot_once(ping_route: None) -> None:
     for t in threads:
         t.join()
     assert sum(r.slots_started for r in reports) == 5
-    assert sum(r.runs_started for r in reports) == 10 and sum(r.duplicates for r in reports) == 0
+    assert sum(r.runs_started for r in reports) == 10
+    assert sum(r.duplicates for r in reports) == 0
     assert len(runs_by_event()) == 10
 
 
@@ -181,7 +184,8 @@ def test_cli_add_from_file_list_pause_resume(ping_route: None, tmp_path: Path) -
     assert state == {"flagged": ("interval", False), "nightly": ("cron", True), "often": ("interval", False)}
     assert runner.invoke(cli, ["campaigns", "resume", "flagged"]).exit_code == 0
     table = runner.invoke(cli, ["campaigns", "list"]).stdout
-    assert "cron 0 2 * * * Europe/Paris" in table and "every 5s" in table
+    assert "cron 0 2 * * * Europe/Paris" in table
+    assert "every 5s" in table
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -189,18 +193,16 @@ def test_cli_add_from_file_list_pause_resume(ping_route: None, tmp_path: Path) -
         )
 
     dup = run("campaigns", "add", "often", "--event-type", "campaign.ping", "--every", "9")
-    assert dup.returncode == 1 and dup.stderr.strip().splitlines() == [
+    assert dup.returncode == 1
+    assert dup.stderr.strip().splitlines() == [
         "error: name: campaign 'often' already exists; pass --replace to update it"
     ]
     missing = run("campaigns", "pause", "nope")
-    assert (
-        missing.returncode == 1
-        and "campaign 'nope' not found (campaigns: flagged, nightly, often)" in missing.stderr
-    )
+    assert missing.returncode == 1
+    assert "campaign 'nope' not found (campaigns: flagged, nightly, often)" in missing.stderr
 
 
 def test_a_tick_that_died_after_claiming_is_finished_by_a_later_tick(ping_route: None) -> None:
-    from orchestration.control.ticks import TickReport, _claim_due_slots, slot_events
 
     add_campaign(spec("crashy"))
     with get_engine().connect() as conn:

@@ -36,14 +36,16 @@ def invoke(*args: str, stdin: str | None = None) -> Result:
 def one_error_line(result: Result) -> str:
     """The one ``error:`` line on stderr (and no traceback anywhere)."""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.output
     return lines[0][len("error: ") :]
 
 
 def json_error(result: Result) -> dict[str, str]:
     data = json.loads(result.stdout)
-    assert set(data) == {"error"} and set(data["error"]) == {"code", "message"}, data
+    assert set(data) == {"error"}, data
+    assert set(data["error"]) == {"code", "message"}, data
     error: dict[str, str] = data["error"]
     return error
 
@@ -90,9 +92,11 @@ def test_a_bad_event_file_is_one_line_with_the_fix(tmp_path: Path, kind: str) ->
     assert result.exit_code == code
     assert one_error_line(result).startswith(f"{path}: {says}")
     as_json = invoke("ingest", str(path), "--json")
-    assert as_json.exit_code == code and as_json.stderr == ""
+    assert as_json.exit_code == code
+    assert as_json.stderr == ""
     error = json_error(as_json)
-    assert error["code"] == ("usage" if code == 2 else "invalid_input") and says in error["message"]
+    assert error["code"] == ("usage" if code == 2 else "invalid_input")
+    assert says in error["message"]
 
 
 def test_bad_files_given_to_other_commands_are_one_line_too(tmp_path: Path) -> None:
@@ -113,7 +117,8 @@ def test_bad_files_given_to_other_commands_are_one_line_too(tmp_path: Path) -> N
         assert result.exit_code == code, (args, result.output)
         assert one_error_line(result).startswith(says), (args, result.stderr)
     flow_file = invoke("flows", "validate", str(latin1))
-    assert flow_file.exit_code == 1 and "not UTF-8 text" in flow_file.stderr
+    assert flow_file.exit_code == 1
+    assert "not UTF-8 text" in flow_file.stderr
 
 
 @pytest.mark.parametrize(
@@ -132,15 +137,18 @@ def test_choices_are_checked_before_anything_runs(args: list[str], choices: str)
     result = invoke(*args)
     assert result.exit_code == 2
     line = one_error_line(result)
-    assert "'bogus' is not one of " + choices in line and line.endswith("--help'"), line
+    assert "'bogus' is not one of " + choices in line, line
+    assert line.endswith("--help'"), line
     assert json_error(invoke(*args, "--json"))["code"] == "usage"
 
 
 def test_usage_errors_exit_2_and_failures_exit_1(clean_db: str) -> None:
     unknown = invoke("runs", "frobnicate")
-    assert unknown.exit_code == 2 and "No such command 'frobnicate'" in one_error_line(unknown)
+    assert unknown.exit_code == 2
+    assert "No such command 'frobnicate'" in one_error_line(unknown)
     missing = invoke("runs", "show", "no-such-run")
-    assert missing.exit_code == 1 and one_error_line(missing) == "run 'no-such-run' not found"
+    assert missing.exit_code == 1
+    assert one_error_line(missing) == "run 'no-such-run' not found"
     assert json_error(invoke("runs", "show", "no-such-run", "--json")) == {
         "code": "not_found",
         "message": "run 'no-such-run' not found",
@@ -149,7 +157,8 @@ def test_usage_errors_exit_2_and_failures_exit_1(clean_db: str) -> None:
 
 def test_version() -> None:
     result = invoke("--version")
-    assert result.exit_code == 0 and result.stdout == f"campaignflow {orchestration.__version__}\n"
+    assert result.exit_code == 0
+    assert result.stdout == f"campaignflow {orchestration.__version__}\n"
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert f'version = "{orchestration.__version__}"' in pyproject
 
@@ -163,7 +172,8 @@ def test_an_unexpected_error_says_it_is_a_bug_and_how_to_see_the_traceback() -> 
 
 def test_a_bad_plugin_is_one_line_naming_the_setting(tmp_path: Path) -> None:
     missing = cli_process("runs", "list", CAMPAIGNFLOW_PLUGINS="no.such.module")
-    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.returncode == 1
+    assert missing.stdout == ""
     assert missing.stderr.strip().splitlines() == [
         "error: module 'no.such.module' (CAMPAIGNFLOW_AGENT_MODULES / CAMPAIGNFLOW_PLUGINS) cannot be "
         "imported: No module named 'no'; check the name and that it is installed"
@@ -172,7 +182,8 @@ def test_a_bad_plugin_is_one_line_naming_the_setting(tmp_path: Path) -> None:
     broken = cli_process(
         "runs", "list", "--json", CAMPAIGNFLOW_PLUGINS="broken_plugin", PYTHONPATH=str(tmp_path)
     )
-    assert broken.returncode == 1 and broken.stderr == ""
+    assert broken.returncode == 1
+    assert broken.stderr == ""
     assert json.loads(broken.stdout)["error"] == {
         "code": "configuration",
         "message": "module 'broken_plugin' (CAMPAIGNFLOW_AGENT_MODULES / CAMPAIGNFLOW_PLUGINS) failed while "
@@ -203,11 +214,11 @@ def test_an_unreachable_broker_is_one_line(clean_db: str) -> None:
         letter_id = deadletters.record(conn, values)
     url = f"redis://127.0.0.1:{free_port()}/0"
     result = cli_process("deadletters", "replay", str(letter_id), CAMPAIGNFLOW_BROKER_URL=url)
-    assert result.returncode == 1 and result.stdout == "", result.stderr
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == "", result.stderr
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith(f"error: broker not reachable at {url} (") and line.endswith(
-        "check CAMPAIGNFLOW_BROKER_URL and that the broker runs"
-    ), line
+    assert line.startswith(f"error: broker not reachable at {url} ("), line
+    assert line.endswith("check CAMPAIGNFLOW_BROKER_URL and that the broker runs"), line
 
 
 NOOP = {"name": "cli-noop", "steps": [{"id": "a", "agent": "noop"}]}
@@ -232,27 +243,34 @@ def test_ingest_json_answers_a_rejected_event_and_exits_1(cli_routes: None, tmp_
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"id": "evt-cli-bad", "type": "nobody.listens", "payload": {}}), "utf-8")
     result = invoke("ingest", str(path), "--json")
-    assert result.exit_code == 1 and result.stderr == ""
+    assert result.exit_code == 1
+    assert result.stderr == ""
     answer = json.loads(result.stdout)
-    assert answer["status"] == "rejected" and answer["run_id"] is None and answer["reason"] == "no_route"
-    assert answer["rejected_id"] > 0 and "rejected event" in answer["error"]
+    assert answer["status"] == "rejected"
+    assert answer["run_id"] is None
+    assert answer["reason"] == "no_route"
+    assert answer["rejected_id"] > 0
+    assert "rejected event" in answer["error"]
     listed = invoke("ingest", "-", "--json", stdin=json.dumps([json.loads(path.read_text()), {"id": "x"}]))
     assert [r["status"] for r in json.loads(listed.stdout)] == ["rejected", "rejected"]
 
 
 def test_ingest_wait_exits_1_when_a_run_fails_or_the_wait_times_out(cli_routes: None, tmp_path: Path) -> None:
     ok = invoke("ingest", event_file(tmp_path, "cli-noop", "evt-cli-ok"), "--wait")
-    assert ok.exit_code == 0 and ok.stdout.strip().endswith(" succeeded"), ok.output
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.strip().endswith(" succeeded"), ok.output
 
     failed = invoke("ingest", event_file(tmp_path, "cli-failing", "evt-cli-failed"), "--wait")
     assert failed.exit_code == 1
     run_id = failed.stdout.split()[0]
     assert one_error_line(failed) == f"run {run_id} failed; see `campaignflow runs show {run_id}`"
     synced = invoke("ingest", event_file(tmp_path, "cli-failing", "evt-cli-sync"), "--sync", "--json")
-    assert synced.exit_code == 1 and json.loads(synced.stdout)["status"] == "failed"
+    assert synced.exit_code == 1
+    assert json.loads(synced.stdout)["status"] == "failed"
 
     slow = invoke("ingest", event_file(tmp_path, "cli-slow", "evt-cli-slow"), "--wait", "--timeout", "0.2")
     assert slow.exit_code == 1
     slow_id = slow.stdout.split()[0]
-    assert "still " in one_error_line(slow) and "after 0.2s; wait longer (--timeout)" in one_error_line(slow)
+    assert "still " in one_error_line(slow)
+    assert "after 0.2s; wait longer (--timeout)" in one_error_line(slow)
     assert wait_for_run(slow_id).status == "succeeded"  # it went on; only the wait ended

@@ -29,7 +29,8 @@ def test_runs_show_json_is_the_documented_envelope(worker: object) -> None:
     result = CliRunner().invoke(cli, ["runs", "show", env.run_id, "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert set(data) >= ENVELOPE_KEYS and set(data["metadata"]) >= METADATA_KEYS
+    assert set(data) >= ENVELOPE_KEYS
+    assert set(data["metadata"]) >= METADATA_KEYS
     assert [r["step_id"] for r in data["records"]] == ["a", "b"]
     assert all(set(r) >= RECORD_KEYS for r in data["records"])
     assert data["records"][0]["output"] == {"ok": True, "echo": {"x": 1}}
@@ -62,7 +63,9 @@ def test_flow_files_in_json(tmp_path: Path) -> None:
     path = tmp_path / "f.json"
     path.write_text(json.dumps({"name": "json-flow", "version": 3, "steps": [{"id": "a", "agent": "noop"}]}))
     result = CliRunner().invoke(cli, ["flows", "validate", str(path)])
-    assert result.exit_code == 0 and "ok (json-flow v3)" in result.output
+    assert result.exit_code == 0
+    assert "ok (json-flow v3)" in result.output
     path.write_text("{not json")
     result = CliRunner().invoke(cli, ["flows", "validate", str(path)])
-    assert result.exit_code == 1 and "f.json: not valid json" in result.output
+    assert result.exit_code == 1
+    assert "f.json: not valid json" in result.output

@@ -90,7 +90,8 @@ def test_only_safe_shapes_are_emitted() -> None:
 def test_every_step_is_an_immutable_signature_with_ids_only() -> None:
     canvas = _canvas_dict("nested")["canvas"]
 
-    def leaves(sig: dict[str, object]) -> list[dict[str, object]]:
+    def leaves(sig: object) -> list[dict[str, object]]:
+        assert isinstance(sig, dict)
         kind = sig.get("subtask_type")
         kwargs = sig["kwargs"]
         assert isinstance(kwargs, dict)
@@ -104,5 +105,6 @@ def test_every_step_is_an_immutable_signature_with_ids_only() -> None:
     for leaf in leaves(canvas):
         assert leaf["immutable"] is True
         assert leaf["args"] == []
+        assert isinstance(leaf["kwargs"], dict)
         assert set(leaf["kwargs"]) <= {"run_id", "step_id", "node_id", "final"}
     assert _tasks(canvas)[-1] == "campaignflow.engine.map"

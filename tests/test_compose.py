@@ -9,13 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -25,11 +24,13 @@ from celery import Celery
 from celeryconfig import accept_content, result_accept_content, task_serializer
 from orchestration.store import get_engine, migrate
 from tests.support import services
+from tests.support.wait import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
 CLI = [sys.executable, "-m", "orchestration.cli.main"]
 APP_SERVICES_SKIP = {"redis", "postgres"}
+T = TypeVar("T")
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
@@ -88,7 +89,8 @@ def test_compose_shape(tmp_path: Path) -> None:
     assert set(consumers) == {"orchestration", *(f"agents.{p}" for p in pools)}
 
     beats = [n for n, s in svc.items() if s.get("command", [])[:2] == ["campaignflow", "beat"]]
-    assert beats == ["beat"] and svc["beat"]["deploy"]["replicas"] == 1
+    assert beats == ["beat"]
+    assert svc["beat"]["deploy"]["replicas"] == 1
     assert any(v.endswith("/var/lib/campaignflow") for v in svc["beat"]["volumes"])  # schedule kept
 
     flower = svc["flower"]
@@ -99,10 +101,12 @@ def test_compose_shape(tmp_path: Path) -> None:
     )
     assert all(p.startswith("127.0.0.1:") for p in flower["ports"])
     # every app service (Flower and beat included) loads the same JSON-only celeryconfig
-    assert accept_content == result_accept_content == ["json"] and task_serializer == "json"
+    assert accept_content == result_accept_content == ["json"]
+    assert task_serializer == "json"
 
     redis_cmd = " ".join(svc["redis"]["command"])
-    assert "--appendonly yes" in redis_cmd and "--maxmemory-policy noeviction" in redis_cmd
+    assert "--appendonly yes" in redis_cmd
+    assert "--maxmemory-policy noeviction" in redis_cmd
     assert "redis-cli" in svc["redis"]["healthcheck"]["test"]
     assert "pg_isready" in svc["postgres"]["healthcheck"]["test"][1]
     assert any(v.endswith("/var/lib/postgresql/data") for v in svc["postgres"]["volumes"])
@@ -115,7 +119,8 @@ def test_compose_shape(tmp_path: Path) -> None:
         deps = spec["depends_on"]
         assert deps["migrate"] == {"condition": "service_completed_successfully"}, name
         assert deps["redis"]["condition"] == deps["postgres"]["condition"] == "service_healthy", name
-        assert spec["build"] == "." and spec["env_file"] == [".env"], name
+        assert spec["build"] == ".", name
+        assert spec["env_file"] == [".env"], name
 
 
 def test_env_example_covers_compose_and_no_env_is_committed() -> None:
@@ -149,10 +154,14 @@ class Stack:
         return [a.replace("/var/lib/campaignflow", str(self.tmp)) for a in cmd]
 
     def start(self, name: str, command: list[str]) -> None:
-        log = (self.tmp / f"{name}.log").open("wb")
-        self.procs[name] = subprocess.Popen(
-            self.local(command), env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with (self.tmp / f"{name}.log").open("wb") as log:  # the child keeps its own descriptor
+            self.procs[name] = subprocess.Popen(
+                self.local(command),
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(encoding="utf-8", errors="replace")
@@ -207,16 +216,17 @@ def control_app(env: dict[str, str]) -> Celery:
     )
 
 
-def wait_for(what: str, check: Any, stack: Stack, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        stack.alive()
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen within {timeout}s")
-        time.sleep(0.5)
+def wait_for(what: str, check: Callable[[], T], stack: Stack, timeout: float = 60.0) -> T:
+    """``eventually(check)``, failing at once when a process of the stack has exited."""
+
+    def probe() -> T:
+        try:
+            stack.alive()
+        except AssertionError as exc:
+            pytest.fail(str(exc))
+        return check()
+
+    return eventually(probe, timeout, what, interval=0.5)
 
 
 def test_service_commands_run_a_lead_and_beat_ticks(stack: Stack, tmp_path: Path) -> None:
@@ -307,7 +317,9 @@ def test_service_commands_run_a_lead_and_beat_ticks(stack: Stack, tmp_path: Path
     port = free_port()
     stack.start("metrics", [local_arg(a, port, 9808) for a in svc["metrics"]["command"]])
     body = wait_for("/metrics", lambda: http_get(f"http://127.0.0.1:{port}/metrics"), stack)
-    assert "campaignflow_broker_up 1.0" in body and "campaignflow_store_up 1.0" in body
+    assert body is not None
+    assert "campaignflow_broker_up 1.0" in body
+    assert "campaignflow_store_up 1.0" in body
 
 
 def local_arg(arg: str, port: int, default_port: int) -> str:
@@ -319,6 +331,9 @@ def http_get(url: str) -> str | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
             return str(resp.read().decode()) if resp.status == 200 else None
+    except urllib.error.HTTPError as exc:
+        exc.close()  # the error holds the response and its socket
+        return None
     except OSError:
         return None
 
@@ -337,6 +352,7 @@ def test_flower_service_requires_basic_auth(stack: Stack) -> None:
     wait_for("Flower /healthcheck", lambda: http_get(f"{base}/healthcheck"), stack)
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(f"{base}/api/workers", timeout=5)
+    denied.value.close()
     assert denied.value.code == 401
     token = b64encode(stack.env["CAMPAIGNFLOW_FLOWER_BASIC_AUTH"].encode()).decode()
     req = urllib.request.Request(f"{base}/api/workers", headers={"Authorization": f"Basic {token}"})

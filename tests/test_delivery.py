@@ -45,7 +45,8 @@ def test_message_requested_is_rendered_sent_and_recorded(smtp: SmtpSink) -> None
     env = wait_for_run(handle.run_id)
 
     assert env.status == "succeeded", env.model_dump_json(indent=2)
-    assert env.metadata.orchestrator == "delivery" and env.flow == "delivery"
+    assert env.metadata.orchestrator == "delivery"
+    assert env.flow == "delivery"
     assert [(r.step_id, r.agent, r.status) for r in env.records] == [
         ("render", "render_template", "succeeded"),
         ("send", "deliver_email", "succeeded"),
@@ -66,10 +67,13 @@ def test_missing_placeholder_fails_the_run_once_without_sending(smtp: SmtpSink) 
 
     assert env.status == "failed"
     render = record(env, "render")
-    assert render.status == "failed" and render.attempts == 1  # not retried: the input is wrong
+    assert render.status == "failed"
+    assert render.attempts == 1  # not retried: the input is wrong
     assert render.error is not None
     assert "vars.first, vars.offer: template 'inline' needs a value" in render.error.message
-    assert env.record("send") is None and smtp.messages == [] and ledger_rows() == []
+    assert env.record("send") is None
+    assert smtp.messages == []
+    assert ledger_rows() == []
 
 
 def test_payload_problems_name_the_field() -> None:
@@ -91,7 +95,8 @@ def test_inline_without_smtp_goes_to_the_outbox(clean_db: str) -> None:
 
     assert handle.status == "succeeded"
     send = record(wait_for_run(handle.run_id), "send")
-    assert send is not None and (send.output["channel"], send.output["status"]) == ("outbox", "outbox")
+    assert send is not None
+    assert (send.output["channel"], send.output["status"]) == ("outbox", "outbox")
     assert ledger_rows() == [
         (f"{handle.run_id}:send", handle.run_id, "outbox", "outbox", "eve@example.org", "Ping")
     ]

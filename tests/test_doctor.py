@@ -82,7 +82,8 @@ def test_closed_broker_and_unmigrated_schema_fail(tmp_path: Path) -> None:
         services.drop_schema(schema)
 
     assert code == 1
-    assert checks["broker"]["status"] == "FAIL" and "127.0.0.1:1" in checks["broker"]["detail"]
+    assert checks["broker"]["status"] == "FAIL"
+    assert "127.0.0.1:1" in checks["broker"]["detail"]
     assert checks["database"]["status"] == "ok"
     assert checks["migrations"]["status"] == "FAIL"
     assert "campaignflow db upgrade" in checks["migrations"]["detail"]
@@ -121,5 +122,6 @@ def test_a_queue_nobody_consumes_fails(worker: object, tmp_path: Path) -> None:
     assert code == 1
     assert checks["consumers"]["status"] == "FAIL"
     assert "agents.orphan" in checks["consumers"]["detail"]
-    assert "--pool" in checks["consumers"]["detail"] and "orphan" in checks["consumers"]["detail"]
+    assert "--pool" in checks["consumers"]["detail"]
+    assert "orphan" in checks["consumers"]["detail"]
     assert [checks[n]["status"] for n in ("broker", "database", "migrations")] == ["ok"] * 3

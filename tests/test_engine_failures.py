@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
+from orchestration.envelope import Envelope
 from orchestration.orchestrators.base import FlowRunner
 from tests.support.agents import ledger
 from tests.support.flows import flow, run, statuses
-from tests.support.runs import envelope, wait_for_run
+from tests.support.runs import envelope, record, run_error, step_error, wait_for_run
+from tests.support.wait import eventually
 from tests.support.wiring import app, engine
 
 
@@ -28,20 +28,26 @@ def test_failing_parallel_member_fails_the_run_once_without_hanging(worker: obje
     )
     env = run(f)
     assert env.status == "failed"
-    assert env.metadata.error is not None and "member broke" in env.metadata.error.message
+    assert "member broke" in run_error(env).message
     # the run fails fast; a member already running finishes and records its own outcome
-    deadline = time.monotonic() + 10
-    while "running" in statuses(env).values() and time.monotonic() < deadline:
-        time.sleep(0.05)
-        env = envelope(env.run_id)
+    run_id = env.run_id
+
+    def settled() -> Envelope:
+        current = envelope(run_id)
+        assert "running" not in statuses(current).values(), statuses(current)
+        return current
+
+    env = eventually(settled, 10, "the members already running to record their outcome")
     assert env.status == "failed"
     st = statuses(env)
     assert st["bad"] == "failed"
     # a member that started before the failure records its outcome; one still queued stops at the
     # gate without running
-    assert st.get("ok1", "succeeded") == "succeeded" and st.get("ok2", "succeeded") == "succeeded"
-    assert "fan" not in st and "never" not in st
-    assert env.record("bad").attempts == 1  # permanent: no retry
+    assert st.get("ok1", "succeeded") == "succeeded"
+    assert st.get("ok2", "succeeded") == "succeeded"
+    assert "fan" not in st
+    assert "never" not in st
+    assert record(env, "bad").attempts == 1  # permanent: no retry
 
 
 def test_retries_exhausted_records_every_attempt(worker: object) -> None:
@@ -56,12 +62,13 @@ def test_retries_exhausted_records_every_attempt(worker: object) -> None:
         ]
     )
     env = run(f)
-    rec = env.record("flaky")
-    assert env.status == "failed" and rec.status == "failed"
+    rec = record(env, "flaky")
+    assert env.status == "failed"
+    assert rec.status == "failed"
     assert rec.attempts == 3
     assert [e.attempt for e in rec.attempt_errors] == [1, 2, 3]
     assert all(e.type == "TransientAgentError" for e in rec.attempt_errors)
-    assert env.metadata.error.message == "upstream 503 (attempt 3)"
+    assert run_error(env).message == "upstream 503 (attempt 3)"
 
 
 def test_retry_then_success(worker: object) -> None:
@@ -76,8 +83,10 @@ def test_retry_then_success(worker: object) -> None:
         ]
     )
     env = run(f)
-    rec = env.record("flaky")
-    assert env.status == "succeeded" and rec.attempts == 3 and rec.output == {"attempt": 3}
+    rec = record(env, "flaky")
+    assert env.status == "succeeded"
+    assert rec.attempts == 3
+    assert rec.output == {"attempt": 3}
     assert len(rec.attempt_errors) == 2
 
 
@@ -87,9 +96,11 @@ def test_non_retryable_error_fails_at_once(worker: object) -> None:
     )
     bad_input = flow([{"id": "y", "agent": "sleep", "input": {"seconds": "not a number"}}])
     env1, env2 = run(declared), run(bad_input)
-    assert env1.status == "failed" and env1.record("x").attempts == 1
-    assert env2.status == "failed" and env2.record("y").error.type == "ValidationError"
-    assert "seconds" in env2.record("y").error.message
+    assert env1.status == "failed"
+    assert record(env1, "x").attempts == 1
+    assert env2.status == "failed"
+    assert step_error(record(env2, "y")).type == "ValidationError"
+    assert "seconds" in step_error(record(env2, "y")).message
 
 
 def test_on_error_continue_records_and_goes_on(worker: object) -> None:
@@ -119,7 +130,7 @@ def test_on_error_fallback_runs_the_fallback_step(worker: object) -> None:
     env = run(f)
     assert env.status == "succeeded", env.metadata.error
     assert statuses(env) == {"primary": "failed", "backup": "succeeded", "next": "succeeded"}
-    assert env.record("next").output["echo"] == {"b": "backup"}
+    assert record(env, "next").output["echo"] == {"b": "backup"}
 
 
 def test_fallback_in_a_parallel_member_and_as_last_step(worker: object) -> None:
@@ -165,18 +176,18 @@ def test_run_deadline_fails_the_run_with_a_reason(worker: object) -> None:
     )
     env = run(f)
     assert env.status == "failed"
-    assert env.metadata.error.type == "DeadlineExceeded"
+    assert run_error(env).type == "DeadlineExceeded"
     assert "late" not in statuses(env)
 
 
 def _wait_status(run_id: str, step_id: str, status: str) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    def reached() -> bool:
         rec = envelope(run_id).record(step_id)
-        if rec is not None and rec.status == status:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{step_id} never reached {status}")
+        assert rec is not None, f"no record of {step_id} yet"
+        assert rec.status == status, f"{step_id} is {rec.status}"
+        return True
+
+    eventually(reached, 15, f"{step_id} to be {status}")
 
 
 def _send_step(run_id: str, step_id: str) -> None:
@@ -193,7 +204,7 @@ def test_redelivered_step_updates_one_record_and_repeats_no_side_effect(worker: 
     env = wait_for_run(handle.run_id)
     assert env.status == "succeeded"
     assert [r.step_id for r in env.records] == ["fx", "hold"]
-    assert env.record("fx").attempts == 1
+    assert record(env, "fx").attempts == 1
     assert int(ledger().get(f"effects:{env.run_id}") or 0) == 1
     assert int(ledger().get(f"calls:{env.run_id}:fx") or 0) == 1
 

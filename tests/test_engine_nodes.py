@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.support.flows import flow, run, statuses
+from tests.support.runs import record
 
 
 def test_sequence_passes_outputs_through_the_envelope(worker: object) -> None:
@@ -14,7 +15,7 @@ def test_sequence_passes_outputs_through_the_envelope(worker: object) -> None:
     )
     env = run(f, {"x": 7})
     assert env.status == "succeeded"
-    assert env.record("b").output == {"ok": True, "echo": {"from_a": 7, "lit": "$5"}}
+    assert record(env, "b").output == {"ok": True, "echo": {"from_a": 7, "lit": "$5"}}
 
 
 def test_parallel_runs_members_then_one_join(worker: object) -> None:
@@ -38,8 +39,8 @@ def test_parallel_runs_members_then_one_join(worker: object) -> None:
     env = run(f)
     assert env.status == "succeeded", env.metadata.error
     assert statuses(env) == {s: "succeeded" for s in ("p1", "p2", "p3", "p4", "fan", "after")}
-    assert env.record("fan").agent == "engine.join"
-    assert env.record("after").output["echo"] == {"p1": 1}
+    assert record(env, "fan").agent == "engine.join"
+    assert record(env, "after").output["echo"] == {"p1": 1}
 
 
 def _branch_flow() -> list[dict[str, object]]:
@@ -84,7 +85,7 @@ def test_branch_takes_first_matching_case_and_skips_the_rest(worker: object) -> 
         "small": "skipped",
         "tail": "succeeded",
     }
-    assert big.record("route").output == {"arm": 0, "taken": "cases[0]"}
+    assert record(big, "route").output == {"arm": 0, "taken": "cases[0]"}
     assert [statuses(mid)[k] for k in ("big", "mid1", "mid2", "small", "tail")] == [
         "skipped",
         "succeeded",
@@ -92,7 +93,8 @@ def test_branch_takes_first_matching_case_and_skips_the_rest(worker: object) -> 
         "skipped",
         "succeeded",
     ]
-    assert statuses(small)["small"] == "succeeded" and small.record("route").output["taken"] == "else"
+    assert statuses(small)["small"] == "succeeded"
+    assert record(small, "route").output["taken"] == "else"
     assert all(e.status == "succeeded" for e in (big, mid, small))
 
 
@@ -186,10 +188,11 @@ def test_map_of_50_items_with_a_concurrency_cap(worker: object) -> None:
     env = run(f, {"leads": leads}, timeout=120)
     assert env.status == "succeeded", env.metadata.error
     items = [r for r in env.records if r.step_id.startswith("each[")]
-    assert len(items) == 50 and {r.status for r in items} == {"succeeded"}
-    joined = env.record("each").output
+    assert len(items) == 50
+    assert {r.status for r in items} == {"succeeded"}
+    joined = record(env, "each").output
     assert [o["echo"]["i"] for o in joined] == list(range(50))
-    assert len(env.record("count").output["echo"]["all"]) == 50
+    assert len(record(env, "count").output["echo"]["all"]) == 50
 
 
 def test_map_with_a_sub_sequence_sees_its_own_item_outputs(worker: object) -> None:
@@ -212,8 +215,8 @@ def test_map_with_a_sub_sequence_sees_its_own_item_outputs(worker: object) -> No
     )
     env = run(f, {"xs": [10, 20, 30]})
     assert env.status == "succeeded", env.metadata.error
-    assert [o["echo"]["seen"] for o in env.record("m").output] == [10, 20, 30]
-    assert env.record("m[1].second").output["echo"] == {"seen": 20}
+    assert [o["echo"]["seen"] for o in record(env, "m").output] == [10, 20, 30]
+    assert record(env, "m[1].second").output["echo"] == {"seen": 20}
 
 
 def test_empty_map_goes_straight_to_its_join(worker: object) -> None:
@@ -225,7 +228,8 @@ def test_empty_map_goes_straight_to_its_join(worker: object) -> None:
     )
     env = run(f, {"xs": []})
     assert env.status == "succeeded"
-    assert env.record("m").output == [] and statuses(env)["after"] == "succeeded"
+    assert record(env, "m").output == []
+    assert statuses(env)["after"] == "succeeded"
 
 
 def test_nested_fan_out_in_a_parallel_member_runs_as_its_own_stage(worker: object) -> None:

@@ -24,7 +24,8 @@ def test_unknown_agent_lists_the_registered_ones() -> None:
         [{"id": "a", "agent": "enrich"}, {"id": "b", "agent": "noop"}, {"id": "c", "agent": "scorer"}]
     )
     assert msg.startswith("steps[2].agent: unknown agent 'scorer' (registered: ")
-    assert "enrich" in msg and "score" in msg
+    assert "enrich" in msg
+    assert "score" in msg
 
 
 def test_duplicate_ids_name_both_places() -> None:

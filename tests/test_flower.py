@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -25,6 +24,7 @@ from orchestration.errors import ConfigurationError
 from orchestration.ops import flower as flower_plan
 from tests.support.background import CLI, ROOT, background, free_port, tail, wait_http
 from tests.support.runs import wait_for_run
+from tests.support.wait import eventually
 
 AGENT_TASKS = {"campaignflow.agent.enrich", "campaignflow.agent.score", "campaignflow.agent.crm_write"}
 
@@ -42,7 +42,8 @@ def test_refuses_to_start_without_auth_setting() -> None:
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "CAMPAIGNFLOW_FLOWER_BASIC_AUTH is not set" in lines[0] and "--no-auth" in lines[0]
+    assert "CAMPAIGNFLOW_FLOWER_BASIC_AUTH is not set" in lines[0]
+    assert "--no-auth" in lines[0]
 
 
 def test_rejects_malformed_auth_without_echoing_it() -> None:
@@ -67,8 +68,10 @@ def test_plan_passes_auth_by_environment_and_defaults_to_read_only() -> None:
 
 def test_plan_without_auth_is_on_purpose_only_and_read_only() -> None:
     open_plan = flower_plan.plan(None, no_auth=True)
-    assert not open_plan.authenticated and open_plan.read_only
-    assert "FLOWER_UNAUTHENTICATED_API" in open_plan.unset and "FLOWER_BASIC_AUTH" in open_plan.unset
+    assert not open_plan.authenticated
+    assert open_plan.read_only
+    assert "FLOWER_UNAUTHENTICATED_API" in open_plan.unset
+    assert "FLOWER_BASIC_AUTH" in open_plan.unset
     with pytest.raises(ConfigurationError, match="--allow-control"):
         flower_plan.plan(None, no_auth=True, allow_control=True)
     with pytest.raises(ConfigurationError, match="--no-auth"):
@@ -84,7 +87,8 @@ def test_no_auth_opens_read_only_pages_but_keeps_the_api_closed(tmp_path: Path) 
         wait_http(f"{base}/healthcheck", proc, log)
         assert _get(f"{base}/api/workers")[0] == 401
         status, page = _get(f"{base}/tasks")
-        assert status == 200 and b"<title>Tasks" in page
+        assert status == 200
+        assert b"<title>Tasks" in page
         assert _get(f"{base}/api/task/revoke/x", method="POST")[0] == 401
     assert "NO AUTH, read-only" in tail(log)
 
@@ -97,13 +101,14 @@ def _get(url: str, auth: str | None = None, method: str = "GET") -> tuple[int, b
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:  # the error holds the response and its socket
+            return exc.code, exc.read()
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess[bytes]:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
-        pytest.fail("chromium is not installed; `apt-get install -y chromium` (scripts/test.sh does it)")
+        pytest.fail("chromium is not installed; run: sudo bash scripts/setup-system.sh")
     with tempfile.TemporaryDirectory() as profile:
         argv = [
             binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -137,19 +142,27 @@ def _tasks_of(base: str, auth: str, run_id: str) -> dict[str, dict[str, Any]]:
 def _run_seen_by_flower(base: str, auth: str) -> tuple[str, dict[str, dict[str, Any]]]:
     """Run a lead flow until Flower has every agent task of one run (its event receiver may
     subscribe a moment after the HTTP server answers, so an early run can be missed)."""
+    missed: list[AssertionError] = []
     for _ in range(3):
         lead = {"email": "grace@hopper-labs.com", "name": "Grace", "title": "CTO"}
         handle = manager().ingest_event(
             {"id": f"evt-{uuid.uuid4()}", "type": "lead.created", "payload": lead}
         )
         assert wait_for_run(handle.run_id).status == "succeeded"
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            seen = _tasks_of(base, auth, handle.run_id)
-            if set(seen) >= AGENT_TASKS and all(seen[n]["state"] == "SUCCESS" for n in AGENT_TASKS):
-                return handle.run_id, seen
-            time.sleep(0.3)
-    raise AssertionError(f"Flower never listed all of {sorted(AGENT_TASKS)} for one run")
+
+        def all_listed(run_id: str = handle.run_id) -> dict[str, dict[str, Any]]:
+            seen = _tasks_of(base, auth, run_id)
+            states = {name: seen[name]["state"] if name in seen else None for name in AGENT_TASKS}
+            assert all(state == "SUCCESS" for state in states.values()), states
+            return seen
+
+        try:
+            return handle.run_id, eventually(
+                all_listed, 15, f"Flower to list run {handle.run_id}", interval=0.3
+            )
+        except AssertionError as exc:
+            missed.append(exc)
+    raise AssertionError(f"Flower never listed all of {sorted(AGENT_TASKS)} for one run: {missed[-1]}")
 
 
 def test_flower_shows_run_tasks_only_with_credentials(
@@ -162,7 +175,8 @@ def test_flower_shows_run_tasks_only_with_credentials(
     assert _get(f"{base}/tasks")[0] == 401
     assert _get(f"{base}/api/tasks", "ops:wrong-password")[0] == 401
     status, metrics = _get(f"{base}/metrics")  # Flower's own metrics are never authenticated
-    assert status == 200 and b"flower_events_total" in metrics
+    assert status == 200
+    assert b"flower_events_total" in metrics
 
     _run_id, seen = _run_seen_by_flower(base, auth)
 
@@ -172,7 +186,8 @@ def test_flower_shows_run_tasks_only_with_credentials(
     html = dom.stdout.decode(errors="replace")
     assert "<title>Tasks" in html, dom.stderr.decode(errors="replace")[-2000:]
     for name in AGENT_TASKS:  # the run's own tasks, by name and by task id
-        assert name in html and seen[name]["uuid"] in html, f"{name} of the run not on the tasks page"
+        assert name in html, f"{name} of the run not on the tasks page"
+        assert seen[name]["uuid"] in html, f"{name}'s task id not on the tasks page"
     assert "Access denied" not in html
 
     denied = chromium("--dump-dom", f"{base}/tasks").stdout.decode(errors="replace")
@@ -182,4 +197,5 @@ def test_flower_shows_run_tasks_only_with_credentials(
     shot.parent.mkdir(parents=True, exist_ok=True)
     chromium(f"--screenshot={shot}", "--window-size=1400,900", page)
     data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, len(data)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+    assert len(data) > 20_000, len(data)

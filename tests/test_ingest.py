@@ -13,11 +13,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from orchestration.cli.main import cli
 from orchestration.control.manager import Route, add_route, file_routes, manager
+from orchestration.control.manager import manager as process_manager
 from orchestration.control.rejected import EventRejectedError, list_rejected, replay
 from orchestration.errors import ConfigurationError, UnknownFlowError
-from orchestration.store import get_engine
+from orchestration.settings import get_settings
+from orchestration.store import db, get_engine
+from tests.support.figures import figure
 from tests.support.runs import wait_for_run
 from tests.support.wiring import flows
 
@@ -46,8 +51,10 @@ def test_same_event_twice_gives_one_run_marked_duplicate(noop_route: Route) -> N
     assert (first.duplicate, second.duplicate) == (False, True)
     assert second.run_id == first.run_id
     env = wait_for_run(first.run_id)
-    assert env.status == "succeeded" and env.flow == "ingest-noop"
-    assert env.metadata.orchestrator == "flow" and env.metadata.extra["event_type"] == "test.noop"
+    assert env.status == "succeeded"
+    assert env.flow == "ingest-noop"
+    assert env.metadata.orchestrator == "flow"
+    assert env.metadata.extra["event_type"] == "test.noop"
     assert count("select count(*) from run where event_id = 'evt-twice'") == 1
 
 
@@ -71,16 +78,14 @@ def test_hundred_concurrent_ingests_from_threads_give_one_run(noop_route: Route)
     assert sum(not h.duplicate for h in results) == 1
     assert count("select count(*) from run where event_id = 'evt-threads'") == 1
     assert wait_for_run(results[0].run_id).status == "succeeded"
-    print("FIGURE ingest threads: 100 concurrent ingests of one event id -> 1 run, 99 duplicates")
+    figure("ingest threads: 100 concurrent ingests of one event id -> 1 run, 99 duplicates")
 
 
 def _ingest_in_process(barrier: Any, event_id: str, threads: int, out: Any) -> None:
     """Runs in a spawned process: ``threads`` threads ingest the same event at once."""
-    from orchestration.control.manager import manager as process_manager
-    from orchestration.store import db
 
     # a small pool per process, so 100 callers fit in the server's connection limit (they queue)
-    url = db.get_settings().effective_database_url()
+    url = get_settings().effective_database_url()
     small = {"pool_size": 3, "max_overflow": 0, "pool_timeout": 120}
     db._engines[(os.getpid(), url, False)] = sa.create_engine(url, **small)
     db._engines[(os.getpid(), url, True)] = sa.create_engine(url, isolation_level="AUTOCOMMIT", **small)
@@ -128,12 +133,12 @@ def test_hundred_concurrent_ingests_from_processes_give_one_run(noop_route: Rout
     assert len({run_id for run_id, _ in handles}) == 1
     assert sum(not dup for _, dup in handles) == 1
     assert count("select count(*) from run where event_id = 'evt-procs'") == 1
-    print("FIGURE ingest processes: 10 processes x 10 threads, one event id -> 1 run, 99 duplicates")
+    figure("ingest processes: 10 processes x 10 threads, one event id -> 1 run, 99 duplicates")
 
 
 def test_bad_shape_no_route_and_bad_payload_are_stored_not_dropped(worker: object) -> None:
     flows().add(NOOP_FLOW)
-    cases = [
+    cases: list[tuple[dict[str, Any], str, str]] = [
         ({"id": "evt-shape", "type": "Bad Type", "payload": []}, "invalid_event", "type:"),
         ({"id": "evt-noroute", "type": "nobody.listens", "payload": {}}, "no_route", "nobody.listens"),
         (noop_event("evt-badpayload", who=""), "invalid_payload", "payload.who"),
@@ -142,7 +147,8 @@ def test_bad_shape_no_route_and_bad_payload_are_stored_not_dropped(worker: objec
     for raw, kind, fragment in cases:
         with pytest.raises(EventRejectedError) as info:
             manager().ingest_event(raw)
-        assert info.value.kind == kind and fragment in str(info.value)
+        assert info.value.kind == kind
+        assert fragment in str(info.value)
         assert f"rejected event {info.value.rejected_id}" in str(info.value)
     stored = {r.event_id: r for r in list_rejected()}
     assert set(stored) == {"evt-shape", "evt-noroute", "evt-badpayload"}
@@ -172,7 +178,8 @@ def test_replay_after_adding_a_route_and_with_a_corrected_body(worker: object) -
     fixed = noop_event("evt-replay-body", who="grace")
     handle2 = replay(bad.value.rejected_id, event=fixed, manager=manager())
     env = wait_for_run(handle2.run_id)
-    assert env.status == "succeeded" and env.metadata.payload["who"] == "grace"
+    assert env.status == "succeeded"
+    assert env.metadata.payload["who"] == "grace"
     replayed = {r.id: r for r in list_rejected("replayed")}
     assert replayed[bad.value.rejected_id].replay_run_id == handle2.run_id
     assert replayed[bad.value.rejected_id].raw == fixed
@@ -215,7 +222,8 @@ def test_cli_ingest_rejects_with_one_line_and_replay_with_event_file(worker: obj
     result = _cli("ingest", "-", stdin=json.dumps(bad))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: event evt-cli rejected (no_route)"), result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: event evt-cli rejected (no_route)"), result.stderr
     listed = json.loads(_cli("rejected", "list", "--json").stdout)
     assert [r["event_id"] for r in listed] == ["evt-cli"]
     fixed = tmp_path / "fixed.json"
@@ -224,24 +232,21 @@ def test_cli_ingest_rejects_with_one_line_and_replay_with_event_file(worker: obj
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["status"] == "succeeded"
     again = _cli("rejected", "replay", str(listed[0]["id"]))
-    assert again.returncode == 1 and "already replayed" in again.stderr
+    assert again.returncode == 1
+    assert "already replayed" in again.stderr
 
 
 def test_cli_routes_add_list_remove(worker: object) -> None:
-    from typer.testing import CliRunner
-
-    from orchestration.cli.main import cli
 
     flows().add(NOOP_FLOW)
     runner = CliRunner()
     added = runner.invoke(cli, ["routes", "add", "test.noop", "--flow", "ingest-noop", "--campaign", "vip"])
-    assert (
-        added.exit_code == 0
-        and added.stdout.startswith("route ")
-        and "test.noop -> flow ingest-noop" in added.stdout
-    )
+    assert added.exit_code == 0
+    assert added.stdout.startswith("route ")
+    assert "test.noop -> flow ingest-noop" in added.stdout
     both = runner.invoke(cli, ["routes", "add", "x.y", "--flow", "a", "--orchestrator", "b"])
-    assert both.exit_code == 1 and "give exactly one of orchestrator or flow" in both.stderr
+    assert both.exit_code == 1
+    assert "give exactly one of orchestrator or flow" in both.stderr
     listed = json.loads(runner.invoke(cli, ["routes", "list", "--json"]).stdout)
     assert listed[0] == {
         "event_type": "test.noop",

@@ -60,7 +60,8 @@ def test_hot_lead_gets_one_email(smtp: SmtpSink) -> None:
         "nurture": "skipped",
     }
     [msg] = smtp.messages
-    assert msg["To"] == "ada@acme-robotics.com" and msg["From"] == "sales@campaignflow.test"
+    assert msg["To"] == "ada@acme-robotics.com"
+    assert msg["From"] == "sales@campaignflow.test"
     assert msg["Subject"] == "Acme Robotics and campaignflow: a next step"
     assert "As VP Marketing at Acme Robotics" in msg.get_content()
     send = record(env, "send").output
@@ -93,7 +94,8 @@ def test_redelivered_send_step_sends_nothing_more(smtp: SmtpSink) -> None:
     delivered again (acks_late). The step runs again, finds the ledger row sent, and sends nothing."""
     run_id = manager().ingest_event(lead("evt-redeliver", HOT)).run_id
     first = wait_for_run(run_id)
-    assert first.status == "succeeded" and len(smtp.messages) == 1
+    assert first.status == "succeeded"
+    assert len(smtp.messages) == 1
     with get_engine().begin() as conn:  # roll the store back to "send in flight"
         conn.execute(
             sa.text(
@@ -116,7 +118,8 @@ def test_redelivered_send_step_sends_nothing_more(smtp: SmtpSink) -> None:
     assert len(smtp.messages) == 1
     assert ledger_rows() == [(f"{run_id}:send", "email", "sent", "ada@acme-robotics.com")]
     sends = [r for r in env.records if r.step_id == "send"]
-    assert len(sends) == 1 and sends[0].status == "succeeded"
+    assert len(sends) == 1
+    assert sends[0].status == "succeeded"
     assert sends[0].output["duplicate"] is True
     assert sends[0].output["message_id"] == record(first, "send").output["message_id"]
     assert sends[0].attempts == 2
@@ -132,7 +135,8 @@ def test_llm_429_is_retried_and_its_message_is_sent(smtp: SmtpSink, monkeypatch:
 
     assert env.status == "succeeded", env.model_dump_json(indent=2)
     compose = record(env, "compose")
-    assert compose.attempts == 2 and len(llm.requests) == 2
+    assert compose.attempts == 2
+    assert len(llm.requests) == 2
     assert [e.type for e in compose.attempt_errors] == ["TransientAgentError"]
     assert "answered 429" in compose.attempt_errors[0].message
     assert compose.output["source"] == "llm"

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from orchestration.control.manager import manager
 from orchestration.store import get_engine
-from tests.support.runs import wait_for_run
+from tests.support.runs import record, wait_for_run
 
 LEAD = {
     "id": "evt-lead-1",
@@ -41,12 +41,13 @@ def test_lead_runs_on_three_queues_and_leaves_envelope(worker: object) -> None:
         "deliver_email",
     ]
     assert {r.step_id for r in env.records if r.status == "skipped"} == {"crm_cold", "nurture"}
-    assert env.record("compose").output["source"] == "template"
-    assert env.record("send").output["channel"] == "outbox"
-    assert env.record("enrich").output["company"] == "Acme Robotics"
-    assert env.record("score").output["segment"] == "hot"
+    assert record(env, "compose").output["source"] == "template"
+    assert record(env, "send").output["channel"] == "outbox"
+    assert record(env, "enrich").output["company"] == "Acme Robotics"
+    assert record(env, "score").output["segment"] == "hot"
     assert env.metadata.event_id == "evt-lead-1"
-    assert env.metadata.started_at is not None and env.metadata.finished_at is not None
+    assert env.metadata.started_at is not None
+    assert env.metadata.finished_at is not None
     with get_engine().connect() as conn:
         row = conn.execute(sa.text("select company, segment, writes from crm_contact")).one()
     assert tuple(row) == ("Acme Robotics", "hot", 1)

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from orchestration.engine import logs
 from tests.support import services
 from tests.support.background import CLI, ROOT, background, tail
 from tests.support.runs import wait_for_run
+from tests.support.wait import eventually
 
 LEAD = {"email": "ada@acme-robotics.com", "name": "Ada", "title": "VP Marketing"}
 
@@ -78,13 +78,15 @@ def test_session_worker_step_lines_carry_run_step_agent(worker: object, step_lin
         if r.status == "succeeded" and not (r.agent or "").startswith("engine.")
     }
     assert len(agent_records) >= 3, env.records
-    deadline = time.monotonic() + 15  # the last step's line follows the run's terminal status
-    while True:
+
+    def step_lines_of_run() -> list[dict[str, Any]]:
         lines = [json.loads(line) for line in step_lines.getvalue().splitlines()]
         mine = [line for line in lines if line.get("run_id") == handle.run_id]
-        if len(mine) >= len(agent_records) or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+        assert len(mine) >= len(agent_records), mine
+        return mine
+
+    # the last step's line follows the run's terminal status
+    mine = eventually(step_lines_of_run, 15, "a log line per agent step", interval=0.1)
     assert {(line["step_id"], line["agent"]) for line in mine} == set(agent_records.items())
     assert len(mine) == len(agent_records)
     assert all(line["message"].startswith("step try ended: success") for line in mine)
@@ -126,10 +128,14 @@ def test_worker_process_writes_json_lines_with_step_fields(clean_db: str, tmp_pa
     steps = [line for line in lines if line.get("run_id") == result["run_id"]]
     assert steps, tail(err)
     for line in steps:
-        assert line["step_id"] and line["task_id"] and line["ts"] and line["level"]
+        assert line["step_id"]
+        assert line["task_id"]
+        assert line["ts"]
+        assert line["level"]
     by_logger = {(line["logger"], line.get("agent")) for line in steps}
     for agent in ("enrich", "score", "crm_write"):
         assert ("celery.app.trace", agent) in by_logger, by_logger  # Celery's own "succeeded" line
         assert ("campaignflow.steps", agent) in by_logger, by_logger
     outside = [line for line in lines if "run_id" not in line]
-    assert outside and all("step_id" not in line for line in outside)
+    assert outside
+    assert all("step_id" not in line for line in outside)

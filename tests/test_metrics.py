@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -15,15 +14,19 @@ from pathlib import Path
 
 import pytest
 import redis
-from kombu import Connection, Exchange, Producer, Queue
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.messaging import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestration.control.manager import manager
+from orchestration.engine import step_metrics
 from orchestration.ops.metrics import queue_keys
 from tests.support import services
 from tests.support.background import CLI, ROOT, background, free_port, wait_http
 from tests.support.flows import flow, run
-from tests.support.runs import wait_for_run
+from tests.support.runs import record, wait_for_run
+from tests.support.wait import eventually
 from tests.support.wiring import app
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -69,7 +72,8 @@ def test_endpoint_reflects_runs_steps_and_retries(worker: object, endpoint: str)
     assert [wait_for_run(r).status for r in ok] == ["succeeded", "succeeded"]
     assert wait_for_run(bad).status == "failed"
     flaky = run(flow([{"id": "once", "agent": "effect", "input": {"fail_first": 1}}], name="metrics-flaky"))
-    assert flaky.status == "succeeded" and flaky.record("once").attempts == 2
+    assert flaky.status == "succeeded"
+    assert record(flaky, "once").attempts == 2
 
     # a step's metrics are written after its task returns, so the last step of a run may be a
     # moment behind the run's terminal status: scrape until the workers' counts are complete
@@ -78,19 +82,20 @@ def test_endpoint_reflects_runs_steps_and_retries(worker: object, endpoint: str)
         ("campaignflow_step_duration_seconds_count", "score"): 2,
         ("campaignflow_step_duration_seconds_count", "effect"): 2,
     }
-    deadline = time.monotonic() + 15
-    while True:
+
+    def complete() -> Samples:
         after = scrape(endpoint)
         got = {k: value(after, k[0], agent=k[1]) - value(before, k[0], agent=k[1]) for k in expected}
-        if got == expected or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert got == expected
+        assert got == expected
+        return after
+
+    after = eventually(complete, 15, "the step counts of every run", interval=0.2)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert value(after, "campaignflow_store_up") == 1 and value(after, "campaignflow_broker_up") == 1
+    assert value(after, "campaignflow_store_up") == 1
+    assert value(after, "campaignflow_broker_up") == 1
     # run counts come from the store (tables are empty at the start of the test)
     assert value(after, "campaignflow_runs_started_total", flow="lead_handling") == 3
     assert value(after, "campaignflow_runs_finished_total", flow="lead_handling", status="succeeded") == 2
@@ -123,16 +128,24 @@ def test_queue_depth_counts_every_priority_under_the_key_prefix(database: str) -
     target, other = queues[-1], queues[0]
     url = app.conf.broker_url
     try:
-        with Connection(url, transport_options={"global_keyprefix": prefix}) as conn:
-            producer = Producer(conn.default_channel)
+        # kombu's constructors and publish() carry no annotations
+        with Connection(url, transport_options={"global_keyprefix": prefix}) as conn:  # type: ignore[no-untyped-call]
+            producer = Producer(conn.default_channel)  # type: ignore[no-untyped-call]
             for name, priorities in ((target, (0, 5, 9)), (other, (0,))):
-                queue = Queue(name, Exchange(name, type="direct"), routing_key=name, max_priority=9)
+                exchange = Exchange(name, type="direct")  # type: ignore[no-untyped-call]
+                queue = Queue(name, exchange, routing_key=name, max_priority=9)  # type: ignore[no-untyped-call]
                 for priority in priorities:
-                    producer.publish({"n": priority}, routing_key=name, exchange=queue.exchange,
-                                     declare=[queue], priority=priority, serializer="json")  # fmt: skip
-        raw = redis.Redis.from_url(url)
-        # kombu's layout: the plain list, then one list per priority step (5 lands in step 3)
-        assert [raw.llen(k) for k in queue_keys(target, prefix)] == [1, 1, 0, 1]
+                    producer.publish(  # type: ignore[no-untyped-call]
+                        {"n": priority},
+                        routing_key=name,
+                        exchange=queue.exchange,
+                        declare=[queue],
+                        priority=priority,
+                        serializer="json",
+                    )
+        with redis.Redis.from_url(url) as raw:
+            # kombu's layout: the plain list, then one list per priority step (5 lands in step 3)
+            assert [raw.llen(k) for k in queue_keys(target, prefix)] == [1, 1, 0, 1]
 
         env = {**os.environ, "CAMPAIGNFLOW_REDIS_KEY_PREFIX": prefix}
         shown = subprocess.run(
@@ -149,7 +162,6 @@ def test_queue_depth_counts_every_priority_under_the_key_prefix(database: str) -
 
 def test_step_metrics_are_summed_in_memory_and_sent_whole(worker: object) -> None:
     """Tries counted by many threads, and by a forked child, arrive exactly once each."""
-    from orchestration.engine import step_metrics
 
     conn = step_metrics.client()
     assert conn is not None
@@ -180,39 +192,42 @@ def test_step_metrics_are_summed_in_memory_and_sent_whole(worker: object) -> Non
     got = step_metrics.read(conn)[agent]
     assert got.tries == {"success": 505, "retry": 505}
     assert got.retries == 1
-    assert sum(got.buckets) == 1010 and got.buckets[step_metrics._bucket(0.02)] == 1010
+    assert sum(got.buckets) == 1010
+    assert got.buckets[step_metrics._bucket(0.02)] == 1010
     assert got.seconds == pytest.approx(1010 * 0.02)
 
 
 def test_step_metrics_reach_redis_without_an_explicit_flush(worker: object) -> None:
     """The background sender: a try shows up within a few flush intervals."""
-    from orchestration.engine import step_metrics
 
     conn = step_metrics.client()
     assert conn is not None
     agent = f"bg-{uuid.uuid4().hex[:8]}"
     step_metrics.record_try(agent, "SUCCESS", 0.5)
-    deadline = time.monotonic() + 10 * step_metrics.FLUSH_SECONDS
-    while agent not in step_metrics.read(conn) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    eventually(
+        lambda: agent in step_metrics.read(conn),
+        10 * step_metrics.FLUSH_SECONDS,
+        f"{agent}'s step metrics in Redis",
+        interval=0.1,
+    )
     assert step_metrics.read(conn)[agent].tries == {"success": 1}
 
 
 def test_step_metrics_wait_while_redis_is_away(worker: object, monkeypatch: pytest.MonkeyPatch) -> None:
     """A flush that cannot reach Redis keeps the counts; the next one sends them."""
-    from orchestration.engine import step_metrics
 
     conn = step_metrics.client()
     assert conn is not None
     agent = f"away-{uuid.uuid4().hex[:8]}"
     step_metrics.flush()
-    unreachable = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
-    monkeypatch.setattr(step_metrics, "client", lambda: unreachable)
-    step_metrics.record_try(agent, "SUCCESS", 0.3)
-    step_metrics.flush()  # connection refused: nothing sent, nothing lost
+    with redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5) as unreachable:
+        monkeypatch.setattr(step_metrics, "client", lambda: unreachable)
+        step_metrics.record_try(agent, "SUCCESS", 0.3)
+        step_metrics.flush()  # connection refused: nothing sent, nothing lost
     assert agent not in step_metrics.read(conn)
     monkeypatch.setattr(step_metrics, "client", lambda: conn)
     step_metrics.record_try(agent, "FAILURE", 0.3)
     step_metrics.flush()
     got = step_metrics.read(conn)[agent]
-    assert got.tries == {"success": 1, "failure": 1} and sum(got.buckets) == 2
+    assert got.tries == {"success": 1, "failure": 1}
+    assert sum(got.buckets) == 2

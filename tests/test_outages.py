@@ -12,16 +12,21 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
+from orchestration.envelope import Envelope
+from orchestration.orchestrators.base import FlowRunner
+from orchestration.store.db import autocommit, get_engine
 from tests.support import services
 from tests.support.flows import flow
-from tests.support.runs import envelope, wait_for_run
+from tests.support.runs import envelope, record, wait_for_run
+from tests.support.wait import eventually
+from tests.support.wiring import engine, registry
 from tests.support.workers import ROOT, WorkerProcess
 
 pytestmark = pytest.mark.crash
@@ -43,36 +48,34 @@ def _terminate_backends(app_name: str) -> int:
 
 def test_database_connections_cut_mid_step(worker: object, database: str) -> None:
     f = flow([{"id": "slow", "agent": "sleep", "input": {"seconds": 1.0}}, {"id": "after", "agent": "noop"}])
-    from orchestration.orchestrators.base import FlowRunner
-    from tests.support.wiring import engine
 
     handle = FlowRunner(engine(), f).run({}, mode="async")
-    deadline = time.monotonic() + 10
-    while envelope(handle.run_id).record("slow") is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    eventually(lambda: envelope(handle.run_id).record("slow") is not None, 10, "step slow to start")
     app_name = database.rsplit("application_name=", 1)[1]
     assert _terminate_backends(app_name) >= 1  # the worker's pooled connections die under it
-    env = None
-    while env is None or not env.terminal:  # this process's pool lost its connections too
-        assert time.monotonic() < deadline + 60
-        with contextlib.suppress(sa.exc.OperationalError):
+
+    def ended() -> Envelope:
+        try:
             env = envelope(handle.run_id)
-        time.sleep(0.05)
+        except sa.exc.OperationalError as exc:  # this process's pool lost its connections too
+            raise AssertionError(f"store not readable yet: {exc}") from exc
+        assert env.terminal, f"still {env.status}"
+        return env
+
+    env = eventually(ended, 70, f"run {handle.run_id} to end")
     assert env.status == "succeeded", env.model_dump_json(indent=2)
     assert [r.step_id for r in env.records] == ["slow", "after"]
-    assert env.record("after").attempts == 1
+    assert record(env, "after").attempts == 1
 
 
 def test_a_cut_connection_takes_the_idle_ones_with_it(worker: object, database: str) -> None:
     """The hot path's pool holds several idle connections when the database drops them all: one
     failed statement clears the pool, so the next step's statement (its retry) gets a fresh one."""
-    import psycopg
-
-    from orchestration.store.db import autocommit, get_engine
 
     def select_one(conn: sa.Connection) -> int:
-        return int(conn.connection.driver_connection.execute("select 1").fetchone()[0])
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        return int(driver.execute("select 1").fetchone()[0])
 
     with contextlib.ExitStack() as stack:  # five connections at once: five idle ones afterwards
         held = [stack.enter_context(autocommit()) for _ in range(5)]
@@ -102,7 +105,7 @@ class PrivateRedis:
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.fail("redis-server is not installed; the broker-crash test needs it")
+            pytest.fail("redis-server is not installed; run: sudo bash scripts/setup-system.sh")
         self.proc = subprocess.Popen(
             [
                 binary,
@@ -120,14 +123,15 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 10
-        while True:
+
+        def accepts() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "private redis did not start"
-                time.sleep(0.05)
+            except OSError as exc:
+                raise AssertionError(str(exc)) from exc
+            return True
+
+        eventually(accepts, 10, f"the private redis on port {self.port} to accept connections")
 
     def crash(self) -> None:
         assert self.proc is not None
@@ -167,7 +171,6 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
         "CAMPAIGNFLOW_REDIS_KEY_PREFIX": "",
     }
     worker = WorkerProcess("outage", [], concurrency=1, log_dir=tmp_path)
-    from tests.support.wiring import registry
 
     worker.queues = registry.queue_names()
     worker.start(**{k: v for k, v in env.items() if k.startswith("CAMPAIGNFLOW_")})
@@ -191,15 +194,26 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
             print(FlowRunner(engine(), f).run({{}}, mode="async").run_id)
         """,
         )
-        deadline = time.monotonic() + 30
-        while not any(r.status == "running" for r in envelope(run_id).records):
-            assert time.monotonic() < deadline, worker.log()
-            time.sleep(0.02)
+
+        def a_member_running() -> bool:
+            assert any(r.status == "running" for r in envelope(run_id).records), worker.log()
+            return True
+
+        eventually(a_member_running, 30, "a member of fan to start")
         private_redis.crash()  # two members still queued and the chord counter are gone
         private_redis.start()
-        time.sleep(2.0)
-        assert envelope(run_id).status == "running"
-        with sa.create_engine(database).begin() as conn:  # let the stall show: no progress for an hour
+
+        def reconnected() -> bool:  # the worker lost the broker (cancelling its running member) and is back
+            log = worker.log_path.read_text(errors="replace")
+            lost = log.rfind("Connection to broker lost")
+            assert lost >= 0, "the worker has not noticed the crash yet"
+            assert "Connected to redis://" in log[lost:], "the worker has not reconnected yet"
+            return True
+
+        eventually(reconnected, 30, "the worker to lose the broker and reconnect")
+        assert envelope(run_id).status == "running"  # and nothing is left to deliver: the run is stalled
+        stall = sa.create_engine(database)
+        with stall.begin() as conn:  # let the stall show: no progress for an hour
             conn.execute(
                 sa.text("update run set updated_at = now() - interval '1 hour' where run_id = :r"),
                 {"r": run_id},
@@ -208,6 +222,7 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
                 sa.text("update step_record set updated_at = now() - interval '1 hour' where run_id = :r"),
                 {"r": run_id},
             )
+        stall.dispose()
         report = _script(
             env,
             """

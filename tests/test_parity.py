@@ -6,6 +6,7 @@ from typing import Any
 
 from orchestration.envelope import Envelope
 from tests.support.flows import flow, run
+from tests.support.runs import run_error
 
 STEPS: list[dict[str, Any]] = [
     {"id": "a", "agent": "noop", "input": {"v": "$payload.v"}},
@@ -75,7 +76,8 @@ def test_inline_and_async_envelopes_are_the_same(worker: object) -> None:
     payload = {"v": 3, "xs": [{"k": 1}, {"k": 2}, {"k": 3}]}
     inline = run(f, payload, mode="inline")
     remote = run(f, payload, mode="async")
-    assert inline.metadata.mode == "inline" and remote.metadata.mode == "async"
+    assert inline.metadata.mode == "inline"
+    assert remote.metadata.mode == "async"
     assert inline.status == "succeeded"
     assert comparable(inline) == comparable(remote)
     assert {r["step_id"] for r in comparable(inline)["records"]} == {
@@ -108,6 +110,7 @@ def test_inline_failure_matches_async_failure(worker: object) -> None:
     inline, remote = run(f, mode="inline"), run(f, mode="async")
     assert inline.status == remote.status == "failed"
     assert comparable(inline) == comparable(remote)
-    assert inline.metadata.error is not None and remote.metadata.error is not None
-    assert inline.metadata.error.step_id == remote.metadata.error.step_id == "b"
-    assert inline.metadata.error.message == remote.metadata.error.message
+    assert inline.metadata.error is not None
+    assert remote.metadata.error is not None
+    assert run_error(inline).step_id == run_error(remote).step_id == "b"
+    assert run_error(inline).message == run_error(remote).message

@@ -4,14 +4,15 @@ payload); cancel stops a queued or running run and no further step runs."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from celery.signals import task_postrun
+from typer.testing import CliRunner
 
+from orchestration.cli.main import cli
 from orchestration.control import run_control as control
 from orchestration.errors import FieldError, RunNotFoundError
 from orchestration.flows import Flow, parse_flow
@@ -19,7 +20,8 @@ from orchestration.orchestrators.base import FlowRunner
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
 from tests.support.agents import ledger
-from tests.support.runs import envelope, wait_for_run
+from tests.support.runs import envelope, record, run_error, wait_for_run
+from tests.support.wait import eventually
 from tests.support.wiring import engine, registry
 
 FLAKY = {
@@ -82,7 +84,8 @@ def task_log() -> Iterator[TaskLog]:
 def test_retry_redrives_from_the_failed_step_with_a_payload_patch(worker: object) -> None:
     handle = FlowRunner(engine(), flow(FLAKY)).run({"fail_attempts": 99, "keep": 1}, mode="async")
     failed = wait_for_run(handle.run_id)
-    assert failed.status == "failed" and failed.metadata.error.step_id == "b"
+    assert failed.status == "failed"
+    assert run_error(failed).step_id == "b"
     assert {r.step_id: r.status for r in failed.records} == {"a": "succeeded", "b": "failed"}
 
     assert control.retry_run(handle.run_id, {"fail_attempts": 0}) == "running"
@@ -93,8 +96,10 @@ def test_retry_redrives_from_the_failed_step_with_a_payload_patch(worker: object
         "b": "succeeded",
         "c": "succeeded",
     }
-    assert env.record("a").attempts == 1 and calls(handle.run_id, "a") == 1  # not run again
-    assert env.record("b").attempts == 2 and calls(handle.run_id, "c") == 1
+    assert record(env, "a").attempts == 1
+    assert calls(handle.run_id, "a") == 1  # not run again
+    assert record(env, "b").attempts == 2
+    assert calls(handle.run_id, "c") == 1
     assert env.metadata.payload == {"fail_attempts": 0, "keep": 1}
     assert env.metadata.redrives == 1
 
@@ -117,21 +122,28 @@ def test_retry_refuses_live_runs_and_bad_patches(worker: object) -> None:
 def test_cancel_running_run_runs_no_further_step(worker: object, task_log: TaskLog) -> None:
     handle = FlowRunner(engine(), flow(SLOW)).run({}, mode="async")
     task_log.run_id = handle.run_id
-    deadline = time.monotonic() + 30
-    while envelope(handle.run_id).status != "running" or not envelope(handle.run_id).records:
-        assert time.monotonic() < deadline, "s1 never started"
-        time.sleep(0.02)
+
+    def started() -> bool:
+        env = envelope(handle.run_id)
+        return env.status == "running" and bool(env.records)
+
+    eventually(started, 30, "s1 to start")
 
     assert control.cancel_run(handle.run_id) == "cancelled"
     # s1 finishes its sleep after the cancel: its result is discarded and the chain ends there
     assert task_log.wait_for("s1") == "IGNORED"
     env = envelope(handle.run_id)
-    assert env.status == "cancelled" and env.metadata.error.type == "Cancelled"
-    s1 = env.record("s1")
-    assert s1 is not None and s1.status == "skipped" and s1.output is None
-    assert s1.error is not None and s1.error.type == "Cancelled"
-    assert "s2" not in {r.step_id for r in env.records} and "s3" not in {r.step_id for r in env.records}
-    assert calls(handle.run_id, "s2") == 0 and calls(handle.run_id, "s3") == 0
+    assert env.status == "cancelled"
+    assert run_error(env).type == "Cancelled"
+    s1 = record(env, "s1")
+    assert s1.status == "skipped"
+    assert s1.output is None
+    assert s1.error is not None
+    assert s1.error.type == "Cancelled"
+    assert "s2" not in {r.step_id for r in env.records}
+    assert "s3" not in {r.step_id for r in env.records}
+    assert calls(handle.run_id, "s2") == 0
+    assert calls(handle.run_id, "s3") == 0
     assert all(step not in ("s2", "s3") for step, _ in task_log.seen)  # the chain ended at s1
 
 
@@ -146,20 +158,19 @@ def test_cancel_queued_run_then_its_messages_do_nothing(worker: object, task_log
     engine().start(f, run_id)  # the canvas arrives after the cancel (as a queued message would)
     assert task_log.wait_for("s1") == "IGNORED"
     env = envelope(run_id)
-    assert env.status == "cancelled" and env.records == []
+    assert env.status == "cancelled"
+    assert env.records == []
     assert env.metadata.started_at is None
 
 
 def test_cli_retry_with_patch_and_cancel(worker: object) -> None:
-    from typer.testing import CliRunner
-
-    from orchestration.cli.main import cli
 
     handle = FlowRunner(engine(), flow(FLAKY)).run({"fail_attempts": 99}, mode="async")
     wait_for_run(handle.run_id)
     runner = CliRunner()
     bad = runner.invoke(cli, ["runs", "retry", handle.run_id, "--patch", "[1]"])
-    assert bad.exit_code == 1 and "--patch: must be a JSON object" in bad.stderr
+    assert bad.exit_code == 1
+    assert "--patch: must be a JSON object" in bad.stderr
     ok = runner.invoke(cli, ["runs", "retry", handle.run_id, "--patch", '{"fail_attempts": 0}', "--json"])
     assert ok.exit_code == 0, ok.output
     assert wait_for_run(handle.run_id).status == "succeeded"

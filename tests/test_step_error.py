@@ -17,7 +17,9 @@ class Boom(Exception):
 def test_from_exception_keeps_type_message_attempt_and_time() -> None:
     stored = StepError.from_exception(Boom("upstream 503"), attempt=2).as_dict()
     assert list(stored) == ["type", "message", "attempt", "at"]
-    assert stored["type"] == "Boom" and stored["message"] == "upstream 503" and stored["attempt"] == 2
+    assert stored["type"] == "Boom"
+    assert stored["message"] == "upstream 503"
+    assert stored["attempt"] == 2
     assert datetime.fromisoformat(stored["at"]).tzinfo is not None
     # no message: the class name stands in; no attempt: null, as before
     assert StepError.from_exception(Boom()).as_dict()["message"] == "Boom"

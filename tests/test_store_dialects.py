@@ -128,9 +128,11 @@ def test_a_run_ends_terminal_once(url: str) -> None:
         assert not repo.finish_run(conn, run_id, "succeeded")
         assert not repo.finish_run(conn, run_id, "cancelled")
     env = envelope(url, run_id)
-    assert env.status == "failed" and env.metadata.error is not None
+    assert env.status == "failed"
+    assert env.metadata.error is not None
     assert env.metadata.error.type == "Boom"
-    assert env.metadata.finished_at is not None and env.metadata.finished_at.tzinfo is not None
+    assert env.metadata.finished_at is not None
+    assert env.metadata.finished_at.tzinfo is not None
 
 
 def test_an_unknown_run_is_not_found(url: str) -> None:
@@ -147,12 +149,16 @@ def test_start_step_starts_the_run_and_a_redelivery_counts_a_second_try(url: str
     run_id = open_run(url)
     with get_engine(url).begin() as conn:
         state, start = repo.start_step(conn, run_id, "a", "noop")
-    assert state.payload == {"email": "ada@example.com"} and state.statuses == {}
-    assert start is not None and (start.status, start.attempts, start.already_done) == ("running", 1, False)
+    assert state.payload == {"email": "ada@example.com"}
+    assert state.statuses == {}
+    assert start is not None
+    assert (start.status, start.attempts, start.already_done) == ("running", 1, False)
     with get_engine(url).begin() as conn:
         state, again = repo.start_step(conn, run_id, "a", "noop")
-    assert state.status == "running" and state.statuses == {"a": "running"}
-    assert again is not None and again.attempts == 2
+    assert state.status == "running"
+    assert state.statuses == {"a": "running"}
+    assert again is not None
+    assert again.attempts == 2
     env = envelope(url, run_id)
     assert [(r.step_id, r.status, r.attempts) for r in env.records] == [("a", "running", 2)]
     assert env.metadata.started_at is not None
@@ -169,7 +175,9 @@ def test_a_finished_step_redelivered_is_updated_never_added(url: str) -> None:
         assert not repo.finish_step(
             conn, run_id, "a", status="failed", error={"type": "Late", "message": "x"}
         )
-    assert start is not None and start.already_done and start.output == {"score": 7}
+    assert start is not None
+    assert start.already_done
+    assert start.output == {"score": 7}
     assert state.outputs == {"a": {"score": 7}}
     env = envelope(url, run_id)
     assert [(r.step_id, r.status, r.attempts, r.output) for r in env.records] == [
@@ -189,7 +197,9 @@ def test_a_retried_step_keeps_its_attempt_errors(url: str) -> None:
         repo.finish_step(conn, run_id, "a", status="failed", error=err, attempt_errors=[err, err])
         assert repo.first_failed_step(conn, run_id) == ("a", err)
     record = envelope(url, run_id).records[0]
-    assert record.status == "failed" and len(record.attempt_errors) == 2 and record.finished_at is not None
+    assert record.status == "failed"
+    assert len(record.attempt_errors) == 2
+    assert record.finished_at is not None
 
 
 def test_the_last_write_ends_the_run_with_it(url: str) -> None:
@@ -210,7 +220,9 @@ def test_no_step_begins_past_the_run_deadline(url: str) -> None:
     run_id = open_run(url, deadline_at=datetime.now(UTC) - timedelta(seconds=1))
     with get_engine(url).begin() as conn:
         state, start = repo.start_step(conn, run_id, "a", "noop")
-    assert start is None and state.status == "queued" and state.deadline_at is not None
+    assert start is None
+    assert state.status == "queued"
+    assert state.deadline_at is not None
     assert envelope(url, run_id).records == []
 
 
@@ -220,7 +232,8 @@ def test_a_step_that_ends_after_its_run_was_cancelled_is_discarded(url: str) -> 
         repo.start_step(conn, run_id, "a", "noop")
         repo.finish_run(conn, run_id, "cancelled")
         state, start = repo.start_step(conn, run_id, "b", "noop")
-        assert start is None and state.status == "cancelled"  # a stopped run begins no step
+        assert start is None
+        assert state.status == "cancelled"
         assert not repo.finish_step(conn, run_id, "a", status="succeeded", output={"late": True})
         repo.discard_step(conn, run_id, "a")
     env = envelope(url, run_id)
@@ -272,11 +285,14 @@ def test_the_envelope_holds_the_run_and_its_records_in_order(url: str) -> None:
         "lead",
         "async",
     )
-    assert meta.deadline_at == deadline and meta.created_at is not None and meta.created_at.tzinfo is not None
+    assert meta.deadline_at == deadline
+    assert meta.created_at is not None
+    assert meta.created_at.tzinfo is not None
     assert meta.payload == {"email": "ada@example.com"}
     assert [(r.step_id, r.status) for r in env.records] == [("a", "succeeded"), ("b", "running")]
     started = env.records[0].started_at
-    assert started is not None and started.tzinfo is not None
+    assert started is not None
+    assert started.tzinfo is not None
 
 
 def test_list_runs_filters_and_puts_the_newest_first(url: str) -> None:
@@ -316,7 +332,8 @@ def test_rejected_events_are_stored_listed_and_replayed(url: str) -> None:
     with get_engine(url).connect() as conn:
         assert [r.id for r in rejected.list_rejected(conn, "rejected", 50)] == [second, first]
         row = rejected.get_rejected(conn, first)
-        assert row is not None and (row.raw, row.problems, row.status) == (stored.text, ["email"], "rejected")
+        assert row is not None
+        assert (row.raw, row.problems, row.status) == (stored.text, ["email"], "rejected")
         assert rejected.get_rejected(conn, 10_000) is None
     with get_engine(url).begin() as conn:
         rejected.mark_replayed(conn, first, columns, "run-1")
@@ -335,7 +352,8 @@ def test_any_rejected_body_is_stored_and_reads_back_the_same(
     with settings_env(monkeypatch, database_url=url):
         error = reject(body, EventValidationError(["id: contains a NUL character; remove it\u0000"]))
         row = get_rejected(error.rejected_id)
-    assert row.raw == body and row.raw_complete
+    assert row.raw == body
+    assert row.raw_complete
     assert row.event_id == "x\\u0000y\\ud800"
     assert row.problems == ["id: contains a NUL character; remove it\\u0000"]
 
@@ -359,7 +377,8 @@ def test_dead_letters_are_counted_once_per_message_and_purged(url: str) -> None:
         other = deadletters.record(conn, {**values, "fingerprint": "e" * 64, "reason": "bad_json"})
     with get_engine(url).begin() as conn:
         row = deadletters.get_dead_letter(conn, first)
-        assert row is not None and (row.count, bytes(row.body), row.status) == (2, b"\xff\x00\xfe", "dead")
+        assert row is not None
+        assert (row._mapping["count"], bytes(row.body), row.status) == (2, b"\xff\x00\xfe", "dead")
         assert row.last_seen >= row.first_seen
         assert deadletters.dead_counts(conn) == {"not_utf8": 1, "bad_json": 1}
         deadletters.mark_replayed(conn, first)
@@ -391,7 +410,8 @@ def test_campaigns_are_stored_paused_and_their_slots_claimed_once(url: str) -> N
     slot = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     with get_engine(url).begin() as conn:
         row = campaigns.lock_enabled_campaign(conn, campaign_id)
-        assert row is not None and row.name == "weekly"
+        assert row is not None
+        assert row.name == "weekly"
         assert campaigns.claim_slot(conn, campaign_id, slot, -1)
         assert not campaigns.claim_slot(conn, campaign_id, slot, -1)
         campaigns.set_last_slot(conn, campaign_id, slot)
@@ -420,7 +440,8 @@ def test_routes_and_heartbeats(url: str) -> None:
         assert [(r.id, r.event_type, r.flow) for r in routes.list_routes(conn)] == [
             (route_id, "lead.created", "lead_handling")
         ]
-        assert routes.delete_route(conn, route_id) and not routes.delete_route(conn, route_id)
+        assert routes.delete_route(conn, route_id)
+        assert not routes.delete_route(conn, route_id)
         assert heartbeats.last_beats(conn) == {"beat": at + timedelta(minutes=1)}
 
 

@@ -14,7 +14,7 @@ from orchestration.store import repository as repo
 from orchestration.store.tables import run_t, step_t
 from tests.support.agents import ledger
 from tests.support.flows import flow
-from tests.support.runs import envelope, wait_for_run
+from tests.support.runs import envelope, record, run_error, wait_for_run
 from tests.support.wiring import app, engine
 
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
@@ -48,7 +48,8 @@ def test_lost_message_is_redriven_to_success(worker: object) -> None:
     report = sweep(engine(), stall_seconds=60, max_redrives=3)
     assert report.redriven == [run_id]
     env = wait_for_run(run_id)
-    assert env.status == "succeeded" and env.metadata.redrives == 1
+    assert env.status == "succeeded"
+    assert env.metadata.redrives == 1
     assert [r.status for r in env.records] == ["succeeded", "succeeded"]
 
 
@@ -64,7 +65,8 @@ def test_step_left_running_by_a_dead_worker_runs_again_once(worker: object) -> N
     assert sweep(engine(), stall_seconds=60, max_redrives=3).redriven == [run_id]
     env = wait_for_run(run_id)
     assert env.status == "succeeded"
-    assert env.record("a").attempts == 1 and env.record("fx").attempts == 2
+    assert record(env, "a").attempts == 1
+    assert record(env, "fx").attempts == 2
     assert int(ledger().get(f"effects:{run_id}") or 0) == 1
 
 
@@ -75,23 +77,26 @@ def test_stalled_past_max_redrives_is_failed_with_a_reason(worker: object) -> No
         conn.execute(run_t.update().where(run_t.c.run_id == run_id).values(redrives=2))
     backdate(run_id)
     report = sweep(engine(), stall_seconds=60, max_redrives=2)
-    assert report.failed == [run_id] and report.redriven == []
+    assert report.failed == [run_id]
+    assert report.redriven == []
     env = envelope(run_id)
-    assert env.status == "failed" and env.metadata.error.type == "Stalled"
-    assert env.record("a").status == "failed"
+    assert env.status == "failed"
+    assert run_error(env).type == "Stalled"
+    assert record(env, "a").status == "failed"
 
 
 def test_run_past_its_deadline_is_failed(worker: object) -> None:
     run_id = open_unpublished(flow([{"id": "a", "agent": "noop"}]), deadline=HOUR_AGO)
     report = sweep(engine(), stall_seconds=3600 * 24, max_redrives=3)
     assert report.past_deadline == [run_id]
-    assert envelope(run_id).metadata.error.type == "DeadlineExceeded"
+    assert run_error(envelope(run_id)).type == "DeadlineExceeded"
 
 
 def test_runs_with_recent_progress_are_left_alone(worker: object) -> None:
     run_id = open_unpublished(flow([{"id": "a", "agent": "noop"}]))
     report = sweep(engine(), stall_seconds=60, max_redrives=3)
-    assert run_id not in report.redriven and envelope(run_id).status == "queued"
+    assert run_id not in report.redriven
+    assert envelope(run_id).status == "queued"
 
 
 def test_sweep_task_runs_on_the_workers_and_leaves_a_heartbeat(worker: object) -> None:

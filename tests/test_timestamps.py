@@ -83,9 +83,11 @@ def test_runs_show_json_and_runs_list_print_the_format(worker: object) -> None:
     for key in ("created_at", "started_at", "finished_at"):
         assert STAMP.match(times[key]), (key, times[key])
     for record in data["records"]:
-        assert STAMP.match(record["started_at"]) and STAMP.match(record["finished_at"]), record
+        assert STAMP.match(record["started_at"]), record
+        assert STAMP.match(record["finished_at"]), record
     attempt_errors = data["records"][1]["attempt_errors"]
-    assert len(attempt_errors) == 1 and STAMP.match(attempt_errors[0]["at"]), attempt_errors
+    assert len(attempt_errors) == 1, attempt_errors
+    assert STAMP.match(attempt_errors[0]["at"]), attempt_errors
     assert all(v is None or STAMP.match(v) for _, v in _times(data)), _times(data)
 
     text = runner.invoke(cli, ["runs", "show", env.run_id]).stdout
@@ -115,7 +117,8 @@ def test_rejected_events_print_the_format() -> None:
     runner = CliRunner()
     listed = json.loads(runner.invoke(cli, ["rejected", "list", "--json"]).stdout)
     assert [r["event_id"] for r in listed] == ["stamp-1"]
-    assert STAMP.match(listed[0]["created_at"]) and listed[0]["replayed_at"] is None
+    assert STAMP.match(listed[0]["created_at"])
+    assert listed[0]["replayed_at"] is None
     table = runner.invoke(cli, ["rejected", "list"]).stdout
     row = next(line.split() for line in table.splitlines() if "stamp-1" in line)
     assert row[:4] == [str(listed[0]["id"]), "stamp-1", "rejected", listed[0]["created_at"]]

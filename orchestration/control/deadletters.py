@@ -84,7 +84,7 @@ def _row(r: Any, full: bool = False) -> DeadLetter:
         task=r.task,
         reason=r.reason,
         detail=r.detail,
-        count=int(r.count),
+        count=int(r._mapping["count"]),  # by key: "count" is also the name of a tuple method
         status=r.status,
         content_type=r.content_type,
         content_encoding=r.content_encoding,
@@ -117,7 +117,8 @@ def get_dead_letter(dead_letter_id: int) -> DeadLetter:
 
 def replay_problem(letter: DeadLetter, runtime: Runtime) -> str | None:
     """Why ``letter`` cannot be published again now, with the fix; None when it can."""
-    assert letter.body is not None and letter.headers is not None
+    assert letter.body is not None
+    assert letter.headers is not None
     if letter.status == store.REPLAYED:
         return f"it was replayed at {iso_utc(letter.replayed_at)}; it comes back here if it fails again"
     if not letter.body_complete:
@@ -148,7 +149,8 @@ def replay(dead_letter_id: int, runtime: Runtime | None = None) -> DeadLetter:
     problem = replay_problem(letter, runtime)
     if problem is not None:
         raise NotReplayableError(f"dead letter {dead_letter_id} not replayed: {problem}")
-    assert letter.body is not None and letter.headers is not None
+    assert letter.body is not None
+    assert letter.headers is not None
     queue = runtime.app.amqp.queues[letter.queue]
     with runtime.app.producer_or_acquire() as producer:
         producer.publish(

@@ -7,7 +7,7 @@ from orchestration.engine import logs
 from orchestration.engine.agent_step import run_agent_step, sleep_for_retry
 from orchestration.engine.nodes import choose_branch, expand_map, finalize, join, map_item_ids
 from orchestration.engine.outcome import Action
-from orchestration.flows.model import BranchNode, Flow, Node, ParallelNode, SequenceNode, StepNode
+from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
 from orchestration.registry import Registry
 
 
@@ -31,14 +31,21 @@ class InlineRunner:
                 return False
             return join(run_id, node.id, final=final).action is Action.CONTINUE
         if isinstance(node, BranchNode):
-            outcome, taken = choose_branch(run_id, node.id)
-            if outcome.action is not Action.CONTINUE:
-                return False
-            if taken is None:
-                if final:
-                    finalize(run_id)
-                return True
-            return self._inline(taken, run_id, final=final)
+            return self._inline_branch(node, run_id, final=final)
+        assert isinstance(node, MapNode)
+        return self._inline_map(node, run_id, final=final)
+
+    def _inline_branch(self, node: BranchNode, run_id: str, *, final: bool) -> bool:
+        outcome, taken = choose_branch(run_id, node.id)
+        if outcome.action is not Action.CONTINUE:
+            return False
+        if taken is None:
+            if final:
+                finalize(run_id)
+            return True
+        return self._inline(taken, run_id, final=final)
+
+    def _inline_map(self, node: MapNode, run_id: str, *, final: bool) -> bool:
         outcome, map_node, count = expand_map(run_id, node.id)
         if outcome.action is not Action.CONTINUE:
             return False

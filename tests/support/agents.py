@@ -3,7 +3,7 @@ call in Redis so a test can count side effects across threads and processes."""
 
 from __future__ import annotations
 
-import os
+import functools
 import time
 
 import redis
@@ -15,12 +15,13 @@ from agents.utility import SleepInput, SleepOutput
 from agents.utility import sleep as sleep_agent
 from orchestration.flows.retry import RetryPolicy
 from orchestration.registry import AgentSpec, Registry
+from tests.support import testenv
 
-_LEDGER_DB = int(os.environ.get("TEST_LEDGER_DB", "13"))
 
-
+@functools.cache
 def ledger() -> redis.Redis:
-    return redis.Redis(host=os.environ.get("TEST_REDIS_HOST", "127.0.0.1"), db=_LEDGER_DB)
+    """One client per process (thread-safe; redis-py reconnects after a fork)."""
+    return redis.Redis(host=testenv.REDIS_HOST, port=testenv.REDIS_PORT, db=testenv.LEDGER_REDIS_DB)
 
 
 #: Served only by `celery worker` subprocesses that the crash and time-limit tests start and kill.

@@ -8,12 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
+
+from tests.support.wait import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from orchestration.cli.main import main; main()"]
@@ -59,18 +62,20 @@ def background(
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
     """Wait until ``url`` answers at all (any HTTP status), failing early if the process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"{url}: process exited {proc.returncode}:\n{tail(log)}")
+            pytest.fail(f"{url}: process exited {proc.returncode}:\n{tail(log)}")
         try:
             urllib.request.urlopen(url, timeout=2).close()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer within {timeout}s:\n{tail(log)}")
+        except urllib.error.HTTPError as exc:
+            exc.close()  # the error holds the response and its socket
+            return True  # an HTTP status is an answer
+        except OSError as exc:
+            raise AssertionError(f"{exc}; log:\n{tail(log)}") from exc
+        return True
+
+    eventually(answers, timeout, f"{url} to answer", interval=0.2)
 
 
 def tail(log: Path, chars: int = 4000) -> str:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
-from orchestration.envelope import Envelope, StepRecord
+from orchestration.envelope import Envelope, StepError, StepRecord
 from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from tests.support.wait import eventually
 
 
 def envelope(run_id: str) -> Envelope:
@@ -16,18 +15,31 @@ def envelope(run_id: str) -> Envelope:
 
 def wait_for_run(run_id: str, timeout: float = 30.0) -> Envelope:
     """Poll the store until the run is terminal; fail with the last envelope otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def terminal() -> Envelope:
         env = envelope(run_id)
-        if env.terminal:
-            return env
-        if time.monotonic() > deadline:
-            raise AssertionError(f"run {run_id} still {env.status} after {timeout}s: {env.model_dump_json()}")
-        time.sleep(0.05)
+        assert env.terminal, f"still {env.status}: {env.model_dump_json()}"
+        return env
+
+    return eventually(terminal, timeout, f"run {run_id} to end")
 
 
 def record(env: Envelope, step_id: str) -> StepRecord:
     """The record of ``step_id``; fails with the whole envelope when there is none."""
     found = env.record(step_id)
     assert found is not None, f"no record {step_id!r}: {env.model_dump_json(indent=2)}"
+    return found
+
+
+def run_error(env: Envelope) -> StepError:
+    """The run's error; fails with the whole envelope when it has none."""
+    found = env.metadata.error
+    assert found is not None, f"run {env.run_id} has no error: {env.model_dump_json(indent=2)}"
+    return found
+
+
+def step_error(rec: StepRecord) -> StepError:
+    """The error of one step record; fails with the record when it has none."""
+    found = rec.error
+    assert found is not None, f"step {rec.step_id!r} has no error: {rec.model_dump_json(indent=2)}"
     return found

@@ -1,20 +1,20 @@
-"""Where the test services are, and a clear failure (never a skip) when one is down."""
+"""Where the test services are (``tests.support.testenv``: from the environment, with the local
+defaults), and a clear failure (never a skip) when one is down."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 import redis
 import sqlalchemy as sa
 
-REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
-REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
-PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-#: Redis databases of the in-process session worker (broker, results). Every test session also
-#: prefixes all its keys with its own schema name, so two sessions never share a queue.
-SESSION_REDIS_DBS = (11, 12)
+from tests.support.testenv import DATABASE_URL
+from tests.support.testenv import REDIS_HOST as REDIS_HOST
+from tests.support.testenv import REDIS_PORT as REDIS_PORT
+from tests.support.testenv import SESSION_REDIS_DBS as SESSION_REDIS_DBS
+
+PG_BASE = DATABASE_URL
 
 
 def redis_url(db: int) -> str:
@@ -33,14 +33,18 @@ def new_schema_name(prefix: str = "cf_test") -> str:
 
 def check_services() -> None:
     try:
-        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=3).ping()
+        with redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=3) as client:
+            client.ping()
     except redis.RedisError as exc:
         pytest.fail(f"Redis at {REDIS_HOST}:{REDIS_PORT} is not reachable ({exc}); start it (see README)")
+    engine = sa.create_engine(PG_BASE)
     try:
-        with sa.create_engine(PG_BASE).connect() as conn:
+        with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
     except sa.exc.OperationalError as exc:
         pytest.fail(f"Postgres at {PG_BASE} is not reachable ({exc.orig}); start it (see README)")
+    finally:
+        engine.dispose()
 
 
 def create_schema(schema: str) -> None:
@@ -59,6 +63,6 @@ def drop_schema(schema: str) -> None:
 
 def clear_prefix(prefix: str) -> None:
     for db in SESSION_REDIS_DBS:
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            client.delete(key)
+        with redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db) as client:
+            for key in client.scan_iter(match=f"{prefix}*", count=1000):
+                client.delete(key)

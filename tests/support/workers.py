@@ -8,9 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import pytest
+
+from tests.support.wait import eventually
 from tests.support.wiring import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,19 +54,23 @@ class WorkerProcess:
             "-l",
             "INFO",
         ]
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log()
-            if app.control.ping(destination=[self.name], timeout=0.5):
-                return
-        raise AssertionError(f"worker {self.name} not ready after {timeout}s:\n{self.log()}")
+        proc = self.proc
+        assert proc is not None, "start() the worker first"
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"worker {self.name} exited {proc.returncode}:\n{self.log()}")
+            assert app.control.ping(destination=[self.name], timeout=0.5), f"no pong; log:\n{self.log()}"
+            return True
+
+        eventually(answers, timeout, f"worker {self.name} to answer a ping", interval=0)
 
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool children): nothing is acked."""
