@@ -5,7 +5,6 @@ consuming every queue but ``agents.isolated``, which crash and time-limit tests 
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterator
 
@@ -28,6 +27,7 @@ from celery.contrib.testing.worker import start_worker  # noqa: E402
 
 from orchestration.store import get_engine, migrate  # noqa: E402
 from tests.support.agents import ISOLATED_QUEUE  # noqa: E402
+from tests.support.threads import release_all_result_backends  # noqa: E402
 from tests.support.wiring import app, registry  # noqa: E402
 
 TABLES = (
@@ -71,10 +71,7 @@ def celery_worker_session(database: str) -> Iterator[object]:
         shutdown_timeout=30,
     ) as worker:
         yield worker
-    # results the tests let go unsubscribe from the result backend when collected: do it now, then
-    # close that connection, so no socket is left for the interpreter to find open at exit
-    gc.collect()
-    app.backend.result_consumer.stop()
+    release_all_result_backends()
     services.clear_prefix(f"{_SCHEMA}:")
 
 

@@ -30,6 +30,7 @@ from orchestration.control.ticks import TickReport, _claim_due_slots, slot_event
 from orchestration.store import get_engine
 from orchestration.store.repository import utcnow
 from tests.support.runs import wait_for_run
+from tests.support.threads import release_result_backend
 from tests.support.wiring import flows
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -138,7 +139,10 @@ def test_concurrent_ticks_start_a_slot_once(ping_route: None) -> None:
 
     def go() -> None:
         barrier.wait()
-        reports.append(tick(now))
+        try:
+            reports.append(tick(now))
+        finally:
+            release_result_backend()
 
     threads = [threading.Thread(target=go) for _ in range(6)]
     for t in threads:
