@@ -14,8 +14,8 @@ from orchestration.engine.outcome import Action
 from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, LIVE_RUN_STATUSES, MAP_TASK, SWEEP_TASK
 from orchestration.runtime import Runtime
 from orchestration.step_error import StepError
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from tasks.agent_tasks import apply_outcome
 
 
@@ -60,7 +60,7 @@ def bind(runtime: Runtime) -> list[str]:
         killed worker after its retries, a hard time limit, an error outside the step's own code.
         """
         reason = failure_reason(app, failed_task_id)
-        with get_engine().begin() as conn:
+        with sql_engine().begin() as conn:
             if repo.run_status(conn, run_id) not in LIVE_RUN_STATUSES:
                 return
             failed = repo.first_failed_step(conn, run_id)

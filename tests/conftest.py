@@ -25,7 +25,7 @@ import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from celery.contrib.testing.worker import start_worker  # noqa: E402
 
-from orchestration.store import get_engine, migrate  # noqa: E402
+from orchestration.store import migrate, sql_engine  # noqa: E402
 from tests.support.agents import ISOLATED_QUEUE  # noqa: E402
 from tests.support.threads import release_all_result_backends  # noqa: E402
 from tests.support.wiring import app, registry  # noqa: E402
@@ -53,7 +53,7 @@ def database() -> Iterator[str]:
     url = services.schema_url(_SCHEMA)
     migrate.upgrade(url)
     yield url
-    get_engine(url).dispose()
+    sql_engine(url).dispose()
     services.drop_schema(_SCHEMA)
 
 
@@ -77,7 +77,7 @@ def celery_worker_session(database: str) -> Iterator[object]:
 
 @pytest.fixture
 def clean_db(database: str) -> str:
-    with get_engine(database).begin() as conn:
+    with sql_engine(database).begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
     return database
 

@@ -22,7 +22,7 @@ from orchestration.cli.main import cli
 from orchestration.control.manager import Route, add_route
 from orchestration.engine.deadletters import dead_letter
 from orchestration.names import CANCEL_RUN_TASK, ENGINE_QUEUE
-from orchestration.store import deadletters, get_engine
+from orchestration.store import deadletters, sql_engine
 from tests.support.runs import wait_for_run
 from tests.support.wiring import flows
 
@@ -210,7 +210,7 @@ class Message:
 def test_an_unreachable_broker_is_one_line(clean_db: str) -> None:
     body = json.dumps([[], {"run_id": "r-1"}, {}]).encode()
     values = dead_letter(Message(body, {"task": CANCEL_RUN_TASK, "id": "t-1"}), KeyError(CANCEL_RUN_TASK))
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         letter_id = deadletters.record(conn, values)
     url = f"redis://127.0.0.1:{free_port()}/0"
     result = cli_process("deadletters", "replay", str(letter_id), CAMPAIGNFLOW_BROKER_URL=url)

@@ -17,8 +17,8 @@ from orchestration.control import run_control as control
 from orchestration.errors import FieldError, RunNotFoundError
 from orchestration.flows import Flow, parse_flow
 from orchestration.orchestrators.base import FlowRunner
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from tests.support.agents import ledger
 from tests.support.runs import envelope, record, run_error, wait_for_run
 from tests.support.wait import eventually
@@ -152,7 +152,7 @@ def test_cancel_queued_run_then_its_messages_do_nothing(worker: object, task_log
     run_id = str(uuid.uuid4())
     task_log.run_id = run_id
     new = repo.NewRun(run_id, f.name, f.version, f.model_dump(mode="json", by_alias=True), {})
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         repo.open_run(conn, new)
     assert control.cancel_run(run_id) == "cancelled"
     engine().start(f, run_id)  # the canvas arrives after the cancel (as a queued message would)

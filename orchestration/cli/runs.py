@@ -26,8 +26,8 @@ from orchestration.cli.common import (
 )
 from orchestration.envelope import Envelope
 from orchestration.names import TERMINAL_RUN_STATUSES, RunStatus
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from orchestration.timefmt import as_utc, iso_utc
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def render_envelope(env: Envelope) -> RenderableType:
 
 
 def load_envelope(run_id: str) -> Envelope:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return repo.get_envelope(conn, run_id)
 
 
@@ -122,7 +122,7 @@ def list_runs(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The newest runs first."""
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         runs = repo.list_runs(
             conn,
             status=status,
@@ -224,7 +224,7 @@ def _ingest_one(event: Any, *, sync: bool, wait: bool, timeout: float) -> dict[s
 def _wait(run_id: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        with get_engine().connect() as conn:
+        with sql_engine().connect() as conn:
             status = repo.run_status(conn, run_id)
         if status in TERMINAL_RUN_STATUSES or time.monotonic() > deadline:
             return status

@@ -19,7 +19,7 @@ from kombu.serialization import loads, prepare_accept_content
 from orchestration.errors import CampaignflowError
 from orchestration.runtime import Runtime, current
 from orchestration.store import deadletters as store
-from orchestration.store import get_engine
+from orchestration.store import sql_engine
 from orchestration.store.base import utcnow
 from orchestration.timefmt import iso_utc
 
@@ -101,12 +101,12 @@ def list_dead_letters(
     status: str | None = store.DEAD, queue: str | None = None, limit: int = 50
 ) -> list[DeadLetter]:
     """Most recently seen first; ``status`` ``dead`` (not replayed), ``replayed``, or None for all."""
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return [_row(r) for r in store.list_dead_letters(conn, status, queue, limit)]
 
 
 def get_dead_letter(dead_letter_id: int) -> DeadLetter:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         row = store.get_dead_letter(conn, dead_letter_id)
     if row is None:
         raise DeadLetterNotFoundError(
@@ -165,7 +165,7 @@ def replay(dead_letter_id: int, runtime: Runtime | None = None) -> DeadLetter:
             retry=True,
             retry_policy={"max_retries": 3, "interval_start": 0, "interval_step": 0.5},
         )
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         store.mark_replayed(conn, dead_letter_id)
     return get_dead_letter(dead_letter_id)
 
@@ -173,11 +173,11 @@ def replay(dead_letter_id: int, runtime: Runtime | None = None) -> DeadLetter:
 def purge(older_than: timedelta | None) -> int:
     """Delete the dead letters last seen longer than ``older_than`` ago (every one when None)."""
     seen_before = None if older_than is None else utcnow() - older_than
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         return store.purge(conn, seen_before)
 
 
 def dead_counts() -> dict[str, int]:
     """Dead letters not replayed, per reason."""
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return store.dead_counts(conn)

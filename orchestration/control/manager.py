@@ -29,8 +29,8 @@ from orchestration.orchestrators.base import Mode
 from orchestration.registry import Registry
 from orchestration.runtime import Runtime, current
 from orchestration.settings import get_settings
-from orchestration.store import get_engine
 from orchestration.store import routes as store
+from orchestration.store import sql_engine
 from orchestration.timefmt import iso_utc
 
 
@@ -115,7 +115,7 @@ def file_routes(path: Path | None = None) -> tuple[Route, ...]:
 
 
 def db_routes() -> tuple[Route, ...]:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         rows = store.list_routes(conn)
     return tuple(
         Route(id=r.id, event_type=r.event_type, campaign=r.campaign, orchestrator=r.orchestrator, flow=r.flow)
@@ -127,13 +127,13 @@ def add_route(route: Route, runtime: Runtime | None = None) -> Route:
     """Keep a rule in the database (checked: its orchestrator or flow must exist)."""
     check_target(route, runtime)
     values = route.model_dump(exclude={"id"})
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         new_id = store.insert_route(conn, values)
     return route.model_copy(update={"id": new_id})
 
 
 def remove_route(route_id: int) -> None:
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         if not store.delete_route(conn, route_id):
             raise RouteNotFoundError(f"routing rule {route_id} not found; see `campaignflow routes list`")
 

@@ -25,8 +25,8 @@ from orchestration.errors import (
     UnknownNameError,
 )
 from orchestration.settings import get_settings
-from orchestration.store import get_engine
 from orchestration.store import rejected as store
+from orchestration.store import sql_engine
 from orchestration.store.jsontext import StoredJSON, escape, load_json, store_json
 from orchestration.timefmt import iso_utc
 
@@ -135,7 +135,7 @@ def reject(raw: Any, exc: BaseException, *, rejected_id: int | None = None) -> E
         "reason": f"{kind}: {problems[0]}",
         "problems": problems,
     }
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         if rejected_id is None:
             # the same body sent again while still rejected updates that row instead of adding one
             rejected_id = store.open_rejection(conn, event_id, body.digest)
@@ -163,12 +163,12 @@ def _row(r: Any) -> Rejected:
 
 def list_rejected(status: str | None = "rejected", limit: int = 50) -> list[Rejected]:
     """Newest first; ``status`` ``rejected`` (still open), ``replayed``, or None for all."""
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return [_row(r) for r in store.list_rejected(conn, status, limit)]
 
 
 def get_rejected(rejected_id: int) -> Rejected:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         row = store.get_rejected(conn, rejected_id)
     if row is None:
         raise CampaignflowError(f"rejected event {rejected_id} not found; see `campaignflow rejected list`")
@@ -204,6 +204,6 @@ def replay(
         handle = manager.open_run(body, mode=mode)
     except REJECTABLE as exc:
         raise reject(body, exc, rejected_id=rejected_id) from exc
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         store.mark_replayed(conn, rejected_id, body_columns(stored_body(body)), handle.run_id)
     return handle

@@ -15,8 +15,8 @@ from orchestration.errors import CampaignflowError, FieldError, RunNotFoundError
 from orchestration.flows import Flow
 from orchestration.runtime import current
 from orchestration.step_error import StepError
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 
 
 class RunStateError(CampaignflowError):
@@ -28,7 +28,7 @@ def cancel_run(run_id: str) -> str:
 
     Returns the run's status afterwards (``cancelled``, or the terminal status it already had).
     """
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         if repo.finish_run(conn, run_id, "cancelled", StepError.cancelled().as_dict()):
             repo.skip_pending_steps(conn, run_id)
             return "cancelled"
@@ -53,7 +53,7 @@ def reopen_failed_run(run_id: str, payload_patch: Mapping[str, Any] | None = Non
 
     ``payload_patch`` (a JSON merge patch) corrects the stored payload before the re-drive.
     """
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         row = repo.lock_run(conn, run_id)
         if row is None:
             raise RunNotFoundError(run_id)

@@ -21,8 +21,8 @@ from orchestration.flows.model import StepNode
 from orchestration.flows.retry import RetryPolicy
 from orchestration.registry import AgentSpec
 from orchestration.step_error import StepError
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from orchestration.store.db import autocommit
 
 
@@ -83,7 +83,7 @@ def _on_agent_error(
     stored = err.as_dict()
     errors = [*start.attempt_errors, stored]
     retry = _retryable(exc, policy) and start.attempts < policy.max_attempts
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         if retry:
             repo.finish_step(conn, run_id, step_id, status="pending", error=stored, attempt_errors=errors)
             return Outcome(Action.RETRY, countdown=policy.delay(start.attempts), error=err)

@@ -27,7 +27,7 @@ from celery.signals import task_rejected, task_unknown
 from kombu.exceptions import ContentDisallowed, DecodeError
 
 from orchestration.store import deadletters as store
-from orchestration.store import get_engine
+from orchestration.store import sql_engine
 from orchestration.store.jsontext import escape, store_json
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def capture(message: Any, exc: BaseException | None) -> int | None:
     """Keep ``message`` as a dead letter; its row id, or None when it could not be stored."""
     try:
         values = dead_letter(message, exc)
-        with get_engine().begin() as conn:
+        with sql_engine().begin() as conn:
             row_id = store.record(conn, values)
     except Exception:  # the consumer must go on; the worker's own log line keeps the message
         log.exception("dead letter not stored (message %r)", getattr(message, "headers", None))

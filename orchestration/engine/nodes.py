@@ -13,8 +13,8 @@ from orchestration.engine.writer import writer
 from orchestration.flows.model import BranchNode, MapNode, Node, StepNode, walk
 from orchestration.flows.refs import lookup
 from orchestration.step_error import StepError
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from orchestration.store.db import autocommit
 
 
@@ -52,7 +52,7 @@ def map_item_ids(node: MapNode, index: int) -> list[str]:
 
 def expand_map(run_id: str, node_id: str) -> tuple[Outcome, MapNode, int]:
     """Count the items a map runs over (from the stored payload and outputs: deterministic)."""
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         state = repo.load_state(conn, run_id)
         _flow, index = flow_of(state)
         node = index[node_id]
@@ -74,7 +74,7 @@ def expand_map(run_id: str, node_id: str) -> tuple[Outcome, MapNode, int]:
 
 def choose_branch(run_id: str, node_id: str) -> tuple[Outcome, Node | None]:
     """Evaluate the branch on the run's state; the choice is recorded and reused on redelivery."""
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         state = repo.load_state(conn, run_id)
         gate = gate_run(conn, state)
         if gate is not None:

@@ -23,7 +23,7 @@ from orchestration.engine.deadletters import REASONS
 from orchestration.names import KOMBU_UNACKED_KEY, LIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES
 from orchestration.runtime import current
 from orchestration.settings import get_settings
-from orchestration.store import deadletters, get_engine, stats
+from orchestration.store import deadletters, sql_engine, stats
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class CampaignflowCollector(Collector):
     def _runs(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("campaignflow_store_up", "1 when the run store answered.")
         try:
-            with get_engine().connect() as conn:
+            with sql_engine().connect() as conn:
                 rows = stats.run_counts(conn)
                 dead = deadletters.dead_counts(conn)
         except sa.exc.SQLAlchemyError as exc:
