@@ -52,10 +52,13 @@ __all__ = [  # noqa: RUF022  (grouped by topic as the docs list them; sorted wit
     "CampaignNotFoundError",
     "CampaignflowError",
     "ConfigurationError",
+    "DeadLetterNotFoundError",
     "EventRejectedError",
     "EventValidationError",
     "FieldError",
     "FlowValidationError",
+    "IncompleteBodyError",
+    "NotReplayableError",
     "RefSyntaxError",
     "RouteNotFoundError",
     "RunNotFoundError",
@@ -98,7 +101,10 @@ _EXPORTS: dict[str, str] = {
     "RefSyntaxError": "orchestration.flows.refs",
     "CampaignflowError": "orchestration.errors",
     "ConfigurationError": "orchestration.errors",
+    "DeadLetterNotFoundError": "orchestration.control.deadletters",
     "EventRejectedError": "orchestration.control.rejected",
+    "IncompleteBodyError": "orchestration.control.rejected",
+    "NotReplayableError": "orchestration.control.deadletters",
     "EventValidationError": "orchestration.errors",
     "FieldError": "orchestration.errors",
     "FlowValidationError": "orchestration.errors",
@@ -130,8 +136,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from orchestration.client import CampaignflowClient
     from orchestration.control.campaigns import CampaignExistsError, CampaignNotFoundError, CampaignSpec
+    from orchestration.control.deadletters import DeadLetterNotFoundError, NotReplayableError
     from orchestration.control.manager import CampaignManager, Event, Route
-    from orchestration.control.rejected import AlreadyReplayedError, EventRejectedError
+    from orchestration.control.rejected import AlreadyReplayedError, EventRejectedError, IncompleteBodyError
     from orchestration.control.run_control import RunStateError
     from orchestration.engine.compiler import OrchestrationEngine
     from orchestration.envelope import Envelope, RunMetadata, StepRecord

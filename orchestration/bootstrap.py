@@ -10,7 +10,8 @@ embedded demo, the test fixtures). It
 4. configures the Celery app from the settings and the registry: broker, result backend, transport
    options, one queue per agent pool, the router, beat's schedule;
 5. binds the Celery tasks: each module of :data:`TASK_MODULES` has ``bind(runtime)``;
-6. connects the signal receivers (step logs, step metrics, fresh database pools after a fork);
+6. connects the signal receivers (step logs, step metrics, dead letters, fresh database pools after
+   a fork);
 7. installs the :class:`~orchestration.runtime.Runtime` that the rest of the process reads.
 
 Nothing registers at import time. The task modules live in ``tasks/`` and are imported here by name,
@@ -25,7 +26,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-from orchestration.engine import signals
+from orchestration.engine import deadletters, signals
 from orchestration.errors import ConfigurationError
 from orchestration.names import (
     CAMPAIGN_TICK_SCHEDULE_ENTRY,
@@ -76,6 +77,7 @@ def bootstrap(
     for name in TASK_MODULES:
         runtime.bound_tasks.extend(_module(name, "bind").bind(runtime))
     signals.connect()
+    deadletters.connect()
     worker_process_init.connect(_fresh_engines, weak=False, dispatch_uid="campaignflow.fresh_engines")
     return runtime
 
@@ -83,7 +85,14 @@ def bootstrap(
 def load_agent_modules(registry: Registry, settings: Settings) -> None:
     """Import each agent module and plugin and let it register its agents (and flows) once."""
     for name in settings.module_names():
-        _module(name, "register").register(registry)
+        register = _module(name, "register").register
+        try:
+            register(registry)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"module {name!r} (CAMPAIGNFLOW_AGENT_MODULES / CAMPAIGNFLOW_PLUGINS): register() failed: "
+                f"{type(exc).__name__}: {exc}; fix the module or remove it from the setting"
+            ) from exc
 
 
 def _module(name: str, function: str) -> Any:
@@ -93,6 +102,11 @@ def _module(name: str, function: str) -> Any:
         raise ConfigurationError(
             f"module {name!r} (CAMPAIGNFLOW_AGENT_MODULES / CAMPAIGNFLOW_PLUGINS) cannot be imported: {exc}; "
             "check the name and that it is installed"
+        ) from exc
+    except Exception as exc:  # the module itself fails while it is imported
+        raise ConfigurationError(
+            f"module {name!r} (CAMPAIGNFLOW_AGENT_MODULES / CAMPAIGNFLOW_PLUGINS) failed while importing: "
+            f"{type(exc).__name__}: {exc}; fix the module or remove it from the setting"
         ) from exc
     if not callable(getattr(module, function, None)):
         raise ConfigurationError(f"module {name!r} has no {function}() function; add one")
@@ -122,6 +136,8 @@ def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
             k: v for k, v in transport.items() if k in ("visibility_timeout", "global_keyprefix")
         },
         task_queues=registry.queues(),
+        # a message the worker cannot decode becomes a dead letter (orchestration.engine.deadletters)
+        worker_consumer=deadletters.CONSUMER,
         task_routes=(registry.route,),
         beat_schedule={
             SWEEP_SCHEDULE_ENTRY: {"task": SWEEP_TASK, "schedule": settings.sweep_interval},

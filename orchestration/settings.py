@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         "tasks.catalog",
         description="Comma-separated modules whose register(registry) declares the built-in agents.",
     )
+    max_event_bytes: int = Field(
+        1_048_576,
+        gt=0,
+        description="Largest event accepted, in bytes of JSON; a larger one is stored as a rejected event.",
+    )
     routes_file: Path | None = Field(
         None, description="A YAML/JSON file of routing rules (event_type, campaign?, orchestrator|flow)."
     )

@@ -16,8 +16,8 @@ from orchestration.errors import StepFailedError
 from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, LIVE_RUN_STATUSES, MAP_TASK, SWEEP_TASK
 from orchestration.runtime import Runtime
 from orchestration.step_error import StepError
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from tasks.agent_tasks import apply_outcome
 
 
@@ -84,7 +84,7 @@ def bind(runtime: Runtime) -> list[str]:
 def end_failed_run(run_id: str, reason: StepError) -> None:
     """End a live run ``failed``: with its first failed step's error, else ``reason`` (its
     unfinished records fail with it)."""
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         if repo.run_status(conn, run_id) not in LIVE_RUN_STATUSES:
             return
         failed = repo.first_failed_step(conn, run_id)

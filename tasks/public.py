@@ -23,8 +23,8 @@ from orchestration.control.ticks import tick
 from orchestration.errors import CampaignflowError, EventValidationError
 from orchestration.names import PUBLIC_TASKS
 from orchestration.runtime import Runtime
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 
 _RETRY_DB = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5}
 
@@ -77,7 +77,7 @@ def retry_run(run_id: str, payload_patch: dict[str, Any] | None = None) -> dict[
 
 def _status(run_id: str) -> str:
     try:
-        with get_engine().connect() as conn:
+        with sql_engine().connect() as conn:
             return repo.run_status(conn, run_id)
     except CampaignflowError:
         return "not_found"

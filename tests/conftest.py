@@ -5,7 +5,6 @@ consuming every queue but ``agents.isolated``, which crash and time-limit tests 
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterator
 
@@ -26,8 +25,9 @@ import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from celery.contrib.testing.worker import start_worker  # noqa: E402
 
-from orchestration.store import get_engine, migrate  # noqa: E402
+from orchestration.store import migrate, sql_engine  # noqa: E402
 from tests.support.agents import ISOLATED_QUEUE  # noqa: E402
+from tests.support.threads import release_all_result_backends  # noqa: E402
 from tests.support.wiring import app, registry  # noqa: E402
 
 TABLES = (
@@ -36,6 +36,7 @@ TABLES = (
     "ingest_key",
     "crm_contact",
     "rejected_event",
+    "dead_letter",
     "routing_rule",
     "campaign_slot",
     "campaign",
@@ -52,7 +53,7 @@ def database() -> Iterator[str]:
     url = services.schema_url(_SCHEMA)
     migrate.upgrade(url)
     yield url
-    get_engine(url).dispose()
+    sql_engine(url).dispose()
     services.drop_schema(_SCHEMA)
 
 
@@ -70,16 +71,13 @@ def celery_worker_session(database: str) -> Iterator[object]:
         shutdown_timeout=30,
     ) as worker:
         yield worker
-    # results the tests let go unsubscribe from the result backend when collected: do it now, then
-    # close that connection, so no socket is left for the interpreter to find open at exit
-    gc.collect()
-    app.backend.result_consumer.stop()
+    release_all_result_backends()
     services.clear_prefix(f"{_SCHEMA}:")
 
 
 @pytest.fixture
 def clean_db(database: str) -> str:
-    with get_engine(database).begin() as conn:
+    with sql_engine(database).begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
     return database
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from orchestration.control.campaigns import CampaignSpec, add_campaign, set_enabled
 from orchestration.control.manager import Route, add_route
-from orchestration.store import get_engine
+from orchestration.store import sql_engine
 from orchestration.store.repository import utcnow
 from tests.support.figures import figure
 from tests.support.runs import wait_for_run
@@ -70,7 +70,7 @@ def two_beats(worker: object, tmp_path: Path) -> Iterator[list[tuple[subprocess.
 
 
 def query(sql: str) -> list[sa.Row[tuple[object, ...]]]:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return list(conn.execute(sa.text(sql)).all())
 
 

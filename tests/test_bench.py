@@ -19,14 +19,12 @@ KEYS = {
 }
 
 
-def test_bench_json_reports_both_shapes(worker: object) -> None:
+def test_bench_json_reports_both_shapes_and_progress_goes_to_stderr(worker: object) -> None:
     result = CliRunner().invoke(cli, ["bench", "-n", "5", "--latency-samples", "3", "--external", "--json"])
     assert result.exit_code == 0, result.output
-    decoder, text, objects = json.JSONDecoder(), result.output[result.output.index("{") :], []
-    while text.strip():
-        obj, end = decoder.raw_decode(text)
-        objects.append(obj)
-        text = text[end:].lstrip()
+    objects = json.loads(result.stdout)  # one JSON document: the progress is on stderr
+    assert "sequence" in result.stderr
+    assert "parallel" in result.stderr
     assert [o["shape"] for o in objects] == ["sequence", "parallel"]
     for o in objects:
         assert set(o) == KEYS

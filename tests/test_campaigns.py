@@ -27,9 +27,10 @@ from orchestration.control.campaigns import (
 from orchestration.control.manager import Route, add_route, manager
 from orchestration.control.rejected import list_rejected
 from orchestration.control.ticks import TickReport, _claim_due_slots, slot_events, tick
-from orchestration.store import get_engine
+from orchestration.store import sql_engine
 from orchestration.store.repository import utcnow
 from tests.support.runs import wait_for_run
+from tests.support.threads import release_result_backend
 from tests.support.wiring import flows
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -97,7 +98,7 @@ def spec(name: str = "weekly", **extra: object) -> CampaignSpec:
 
 
 def runs_by_event() -> dict[str, str]:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         rows = conn.execute(sa.text("select event_id, run_id from run order by event_id")).all()
     return {r.event_id: r.run_id for r in rows}
 
@@ -123,7 +124,7 @@ def test_tick_starts_each_slot_once_per_member_and_bounds_catchup(ping_route: No
     assert (after_downtime.slots_started, after_downtime.slots_skipped) == (3, 11)
     assert after_downtime.slots[-1] == "weekly@2026-01-05T12:16:00Z"
     assert len(runs_by_event()) == 12
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         slots = conn.execute(sa.text("select runs from campaign_slot")).scalars().all()
         beat = conn.execute(sa.text("select beat_at, detail from heartbeat where name = 'beat'")).one()
     assert slots == [2] * 6
@@ -138,7 +139,10 @@ def test_concurrent_ticks_start_a_slot_once(ping_route: None) -> None:
 
     def go() -> None:
         barrier.wait()
-        reports.append(tick(now))
+        try:
+            reports.append(tick(now))
+        finally:
+            release_result_backend()
 
     threads = [threading.Thread(target=go) for _ in range(6)]
     for t in threads:
@@ -205,17 +209,17 @@ def test_cli_add_from_file_list_pause_resume(ping_route: None, tmp_path: Path) -
 def test_a_tick_that_died_after_claiming_is_finished_by_a_later_tick(ping_route: None) -> None:
 
     add_campaign(spec("crashy"))
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         campaign_id = conn.execute(sa.text("select id from campaign where name = 'crashy'")).scalar_one()
     # a tick claims the slot, ingests the first member's event, then dies
     row, claimed = _claim_due_slots(campaign_id, TickReport(at=T0 + timedelta(seconds=30)))
     assert claimed == [T0]
     manager().ingest_event(slot_events(row, T0)[0])
     assert tick(T0 + timedelta(seconds=30)).resumed == 0  # still within the lease: left alone
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         conn.execute(sa.text("update campaign_slot set created_at = created_at - interval '10 minutes'"))
     report = tick(T0 + timedelta(seconds=30))
     assert (report.resumed, report.slots_started, report.runs_started, report.duplicates) == (1, 1, 2, 1)
     assert len(runs_by_event()) == 2
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         assert conn.execute(sa.text("select runs from campaign_slot")).scalars().all() == [2]

@@ -22,7 +22,7 @@ import yaml
 from celery import Celery
 
 from celeryconfig import accept_content, result_accept_content, task_serializer
-from orchestration.store import get_engine, migrate
+from orchestration.store import migrate, sql_engine
 from tests.support import services
 from tests.support.wait import eventually
 
@@ -203,7 +203,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     finally:
         s.stop()
         services.clear_prefix(prefix)
-        get_engine(env["CAMPAIGNFLOW_DATABASE_URL"]).dispose()  # this process's connections to it
+        sql_engine(env["CAMPAIGNFLOW_DATABASE_URL"]).dispose()  # this process's connections to it
         services.drop_schema(schema)
 
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from orchestration.control.manager import manager
 from orchestration.errors import FieldError
 from orchestration.orchestrators import DeliveryOrchestrator
-from orchestration.store import get_engine
+from orchestration.store import sql_engine
 from tests.support.config import settings_env
 from tests.support.runs import record, wait_for_run
 from tests.support.smtp import SmtpSink
@@ -26,7 +26,7 @@ def requested(event_id: str, **payload: Any) -> dict[str, Any]:
 
 
 def ledger_rows() -> list[tuple[Any, ...]]:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         query = (
             "select idempotency_key, run_id, channel, status, recipient, subject from delivery order by id"
         )

@@ -21,9 +21,10 @@ from orchestration.control.manager import manager as process_manager
 from orchestration.control.rejected import EventRejectedError, list_rejected, replay
 from orchestration.errors import ConfigurationError, UnknownFlowError
 from orchestration.settings import get_settings
-from orchestration.store import db, get_engine
+from orchestration.store import db, sql_engine
 from tests.support.figures import figure
 from tests.support.runs import wait_for_run
+from tests.support.threads import release_result_backend
 from tests.support.wiring import flows
 
 NOOP_FLOW = {"name": "ingest-noop", "input_required": ["who"], "steps": [{"id": "a", "agent": "noop"}]}
@@ -41,7 +42,7 @@ def noop_route(worker: object) -> Route:
 
 
 def count(sql: str, **params: Any) -> int:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return int(conn.execute(sa.text(sql), params).scalar_one())
 
 
@@ -64,7 +65,10 @@ def test_hundred_concurrent_ingests_from_threads_give_one_run(noop_route: Route)
 
     def go() -> None:
         barrier.wait()
-        handle = manager().ingest_event(noop_event("evt-threads"))
+        try:
+            handle = manager().ingest_event(noop_event("evt-threads"))
+        finally:
+            release_result_backend()
         with lock:
             results.append(handle)
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from orchestration.control.manager import manager
-from orchestration.store import get_engine
+from orchestration.store import sql_engine
 from tests.support.config import settings_env
 from tests.support.llm_server import FakeLLM
 from tests.support.runs import envelope, record, wait_for_run
@@ -29,7 +29,7 @@ def lead(event_id: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def ledger_rows() -> list[tuple[Any, ...]]:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         query = "select idempotency_key, channel, status, recipient from delivery order by id"
         return [tuple(r) for r in conn.execute(sa.text(query))]
 
@@ -67,7 +67,7 @@ def test_hot_lead_gets_one_email(smtp: SmtpSink) -> None:
     send = record(env, "send").output
     assert (send["channel"], send["status"], send["message_id"]) == ("email", "sent", msg["Message-ID"])
     assert ledger_rows() == [(f"{env.run_id}:send", "email", "sent", "ada@acme-robotics.com")]
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         assert tuple(conn.execute(sa.text("select segment, writes from crm_contact")).one()) == ("hot", 1)
 
 
@@ -97,7 +97,7 @@ def test_redelivered_send_step_sends_nothing_more(smtp: SmtpSink) -> None:
     first = wait_for_run(run_id)
     assert first.status == "succeeded"
     assert len(smtp.messages) == 1
-    with get_engine().begin() as conn:  # roll the store back to "send in flight"
+    with sql_engine().begin() as conn:  # roll the store back to "send in flight"
         conn.execute(
             sa.text(
                 "update step_record set status = 'running', output = null, finished_at = null "

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from orchestration.control.manager import manager
-from orchestration.store import get_engine
+from orchestration.store import sql_engine
 from tests.support.runs import record, wait_for_run
 
 LEAD = {
@@ -48,6 +48,6 @@ def test_lead_runs_on_three_queues_and_leaves_envelope(worker: object) -> None:
     assert env.metadata.event_id == "evt-lead-1"
     assert env.metadata.started_at is not None
     assert env.metadata.finished_at is not None
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         row = conn.execute(sa.text("select company, segment, writes from crm_contact")).one()
     assert tuple(row) == ("Acme Robotics", "hot", 1)

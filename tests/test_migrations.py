@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from migrations.metadata import TARGET_METADATA, table_names
-from orchestration.store import get_engine, migrate
+from orchestration.store import migrate, rejected, sql_engine
+from orchestration.store.jsontext import store_json
+from orchestration.store.metadata import JSONType
 from tests.support import services
 
 
@@ -21,12 +24,12 @@ def empty_schema() -> Iterator[str]:
     services.create_schema(schema)
     url = services.schema_url(schema)
     yield url
-    get_engine(url).dispose()
+    sql_engine(url).dispose()
     services.drop_schema(schema)
 
 
 def _tables(url: str) -> set[str]:
-    with get_engine(url).connect() as conn:
+    with sql_engine(url).connect() as conn:
         return set(sa.inspect(conn).get_table_names())
 
 
@@ -47,7 +50,7 @@ def test_exactly_one_head() -> None:
 
 def test_models_and_migrations_do_not_drift(empty_schema: str) -> None:
     migrate.upgrade(empty_schema)
-    with get_engine(empty_schema).connect() as conn:
+    with sql_engine(empty_schema).connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
         diff = compare_metadata(ctx, list(TARGET_METADATA))  # type: ignore[arg-type]  # a list is supported
     assert diff == []
@@ -67,3 +70,53 @@ def test_migrations_also_build_the_embedded_sqlite_store(tmp_path: object) -> No
     assert _tables(url) == table_names() | {"alembic_version"}
     migrate.downgrade(url, "base")
     assert _tables(url) == {"alembic_version"}
+
+
+def test_rejected_bodies_move_to_safe_text_and_back(empty_schema: str, tmp_path: object) -> None:
+    """A JSONB body becomes JSON text; going back, escapes JSONB refuses become U+FFFD and a body
+    kept in part becomes one JSON string, on Postgres and on SQLite."""
+    bodies = {
+        "plain": ({"id": "a", "payload": {"x": "é"}}, True),
+        "nul": ({"id": "b", "payload": {"x": "a\u0000b", "y": "\ud800"}}, True),
+        "cut": ('{"id": "c", "payload": {"x": "xxxx', False),
+    }
+    for url in (empty_schema, f"sqlite:///{tmp_path}/runs.db"):
+        migrate.upgrade(url, "0003")
+        with sql_engine(url).begin() as conn:
+            conn.execute(
+                rejected_t_0003().insert(),
+                [{"event_id": "a", "raw": bodies["plain"][0], "reason": "r", "problems": []}],
+            )
+        migrate.upgrade(url)
+        with sql_engine(url).begin() as conn:
+            [old] = rejected.list_rejected(conn, None, 10)
+            assert json.loads(old.raw) == bodies["plain"][0]
+            assert old.raw_complete
+            for name in ("nul", "cut"):
+                value, complete = bodies[name]
+                text = value if isinstance(value, str) else store_json(value).text
+                rejected.insert_rejected(
+                    conn,
+                    {"event_id": name, "raw": text, "raw_complete": complete, "reason": "r", "problems": []},
+                )
+        migrate.downgrade(url, "0003")
+        with sql_engine(url).connect() as conn:
+            raws = {r.event_id: r.raw for r in conn.execute(rejected_t_0003().select())}
+        if url == empty_schema:  # JSONB takes neither a NUL nor a lone surrogate
+            assert raws["nul"] == {"id": "b", "payload": {"x": "a\ufffdb", "y": "\ufffd"}}
+        assert raws["a"] == bodies["plain"][0]
+        assert raws["cut"] == bodies["cut"][0]
+        migrate.downgrade(url, "base")
+
+
+def rejected_t_0003() -> sa.Table:
+    """``rejected_event`` as revision 0003 left it (the body in a JSON column)."""
+    return sa.Table(
+        "rejected_event",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("event_id", sa.String(200)),
+        sa.Column("raw", JSONType),
+        sa.Column("reason", sa.Text),
+        sa.Column("problems", JSONType),
+    )

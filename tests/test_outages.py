@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from orchestration.envelope import Envelope
 from orchestration.orchestrators.base import FlowRunner
-from orchestration.store.db import autocommit, get_engine
+from orchestration.store.db import autocommit, sql_engine
 from tests.support import services
 from tests.support.flows import flow
 from tests.support.runs import envelope, record, wait_for_run
@@ -85,7 +85,7 @@ def test_a_cut_connection_takes_the_idle_ones_with_it(worker: object, database: 
         select_one(conn)
     with autocommit() as conn:
         assert select_one(conn) == 1
-    get_engine().dispose()  # the transaction pool's idle connections were cut too
+    sql_engine().dispose()  # the transaction pool's idle connections were cut too
 
 
 def _free_port() -> int:

@@ -22,8 +22,8 @@ from orchestration.errors import FieldError, RunNotFoundError, StepFailedError
 from orchestration.flows import Flow, parse_flow
 from orchestration.names import FAIL_RUN_TASK
 from orchestration.orchestrators.base import FlowRunner
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from tests.support.agents import ledger
 from tests.support.runs import envelope, record, run_error, step_error, wait_for_run
 from tests.support.wait import eventually
@@ -254,7 +254,7 @@ def test_cancel_queued_run_then_its_messages_do_nothing(worker: object, task_log
     run_id = str(uuid.uuid4())
     task_log.run_id = run_id
     new = repo.NewRun(run_id, f.name, f.version, f.model_dump(mode="json", by_alias=True), {})
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         repo.open_run(conn, new)
     assert control.cancel_run(run_id) == "cancelled"
     engine().start(f, run_id)  # the canvas arrives after the cancel (as a queued message would)
@@ -284,17 +284,17 @@ def test_a_map_expanding_while_its_run_is_cancelled_leaves_no_open_record(worker
     f = flow(MAPPED)
     run_id = str(uuid.uuid4())
     new = repo.NewRun(run_id, f.name, f.version, f.snapshot, {"xs": [0.1, 0.1]})
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         repo.open_run(conn, new)
     expanded: list[object] = []
-    with get_engine().begin() as cancel:  # the cancel's writes, not committed yet
+    with sql_engine().begin() as cancel:  # the cancel's writes, not committed yet
         repo.finish_run(cancel, run_id, "cancelled")
         repo.close_open_steps(cancel, run_id, {"type": "Cancelled", "message": "test"})
         expanding = threading.Thread(target=lambda: expanded.append(nodes.expand_map(run_id, "m")))
         expanding.start()
 
         def waits_for_the_run_or_is_done() -> bool:
-            with get_engine().connect() as conn:
+            with sql_engine().connect() as conn:
                 return not expanding.is_alive() or bool(conn.execute(sa.text(LOCK_WAITERS)).scalar())
 
         eventually(waits_for_the_run_or_is_done, 10, "the map to wait for the cancel or to be done")

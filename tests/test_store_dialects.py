@@ -13,16 +13,28 @@ import sqlalchemy as sa
 
 from migrations.metadata import TARGET_METADATA
 from orchestration.control.campaigns import CampaignSpec
+from orchestration.control.rejected import get_rejected, reject
 from orchestration.envelope import Envelope
-from orchestration.errors import RunNotFoundError
+from orchestration.errors import EventValidationError, RunNotFoundError
 from orchestration.names import NOTE_AFTER_CANCEL
 from orchestration.step_error import StepError
-from orchestration.store import campaigns, get_engine, heartbeats, migrate, rejected, routes, step_writer
+from orchestration.store import (
+    campaigns,
+    deadletters,
+    heartbeats,
+    migrate,
+    rejected,
+    routes,
+    sql_engine,
+    step_writer,
+)
 from orchestration.store import repository as repo
 from orchestration.store.dialects.postgres import PostgresQueryComponents
 from orchestration.store.dialects.sqlite import SqliteQueryComponents
+from orchestration.store.jsontext import store_json
 from orchestration.store.queries import queries
 from tests.support import services
+from tests.support.config import settings_env
 from tests.support.runs import record, step_error
 
 DIALECTS = ("postgresql", "sqlite")
@@ -35,7 +47,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'runs.db'}"
         migrate.upgrade(url)
         yield url
-        get_engine(url).dispose()
+        sql_engine(url).dispose()
         return
     services.check_services()
     schema = services.new_schema_name("cf_dialect")
@@ -43,15 +55,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     url = services.schema_url(schema)
     migrate.upgrade(url)
     yield url
-    get_engine(url).dispose()
-    get_engine(url, autocommit=True).dispose()
+    sql_engine(url).dispose()
+    sql_engine(url, autocommit=True).dispose()
     services.drop_schema(schema)
 
 
 @pytest.fixture
 def url(store_url: str) -> str:
     """The store with every table empty."""
-    with get_engine(store_url).begin() as conn:
+    with sql_engine(store_url).begin() as conn:
         for meta in TARGET_METADATA:
             for table in reversed(meta.sorted_tables):
                 conn.execute(table.delete())
@@ -79,13 +91,13 @@ def new_run(
 
 
 def open_run(url: str, event_id: str | None = None, **fields: Any) -> str:
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         run_id, _duplicate = repo.open_run(conn, new_run(event_id, **fields))
     return run_id
 
 
 def envelope(url: str, run_id: str) -> Envelope:
-    with get_engine(url).connect() as conn:
+    with sql_engine(url).connect() as conn:
         return repo.get_envelope(conn, run_id)
 
 
@@ -93,7 +105,7 @@ def envelope(url: str, run_id: str) -> Envelope:
 
 
 def test_each_engine_gets_its_own_dialect_components_once(url: str) -> None:
-    engine = get_engine(url)
+    engine = sql_engine(url)
     expected = PostgresQueryComponents if engine.dialect.name == "postgresql" else SqliteQueryComponents
     with engine.connect() as conn:
         assert isinstance(queries(conn), expected)
@@ -101,20 +113,20 @@ def test_each_engine_gets_its_own_dialect_components_once(url: str) -> None:
 
 
 def test_the_same_event_id_opens_the_same_run(url: str) -> None:
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         first, dup_first = repo.open_run(conn, new_run("evt-1"))
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         second, dup_second = repo.open_run(conn, new_run("evt-1"))
     assert (second, dup_first, dup_second) == (first, False, True)
     assert open_run(url) != open_run(url)  # no event id: a new run each time
-    with get_engine(url).connect() as conn:
+    with sql_engine(url).connect() as conn:
         assert repo.run_status(conn, first) == "queued"
         assert len(repo.list_runs(conn)) == 3
 
 
 def test_a_run_ends_terminal_once(url: str) -> None:
     run_id = open_run(url)
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         assert repo.finish_run(conn, run_id, "failed", {"type": "Boom", "message": "boom"})
         assert not repo.finish_run(conn, run_id, "succeeded")
         assert not repo.finish_run(conn, run_id, "cancelled")
@@ -127,9 +139,9 @@ def test_a_run_ends_terminal_once(url: str) -> None:
 
 
 def test_an_unknown_run_is_not_found(url: str) -> None:
-    with get_engine(url).connect() as conn, pytest.raises(RunNotFoundError):
+    with sql_engine(url).connect() as conn, pytest.raises(RunNotFoundError):
         repo.load_state(conn, "no-such-run")
-    with get_engine(url).connect() as conn, pytest.raises(RunNotFoundError):
+    with sql_engine(url).connect() as conn, pytest.raises(RunNotFoundError):
         repo.start_step(conn, "no-such-run", "a", "noop")
 
 
@@ -138,13 +150,13 @@ def test_an_unknown_run_is_not_found(url: str) -> None:
 
 def test_start_step_starts_the_run_and_a_redelivery_counts_a_second_try(url: str) -> None:
     run_id = open_run(url)
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         state, start = repo.start_step(conn, run_id, "a", "noop")
     assert state.payload == {"email": "ada@example.com"}
     assert state.statuses == {}
     assert start is not None
     assert (start.status, start.attempts, start.already_done) == ("running", 1, False)
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         state, again = repo.start_step(conn, run_id, "a", "noop")
     assert state.status == "running"
     assert state.statuses == {"a": "running"}
@@ -157,10 +169,10 @@ def test_start_step_starts_the_run_and_a_redelivery_counts_a_second_try(url: str
 
 def test_a_finished_step_redelivered_is_updated_never_added(url: str) -> None:
     run_id = open_run(url)
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         repo.start_step(conn, run_id, "a", "noop")
         assert repo.finish_step(conn, run_id, "a", status="succeeded", output={"score": 7})
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         state, start = repo.start_step(conn, run_id, "a", "noop")
         # a succeeded record is never overwritten
         assert not repo.finish_step(
@@ -179,12 +191,12 @@ def test_a_finished_step_redelivered_is_updated_never_added(url: str) -> None:
 def test_a_retried_step_keeps_its_attempt_errors(url: str) -> None:
     run_id = open_run(url)
     err = {"type": "Flaky", "message": "try again", "attempt": 1}
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         first = repo.begin_step(conn, run_id, "a", "noop")
         repo.finish_step(conn, run_id, "a", status="pending", error=err, attempt_errors=[err])
         second = repo.begin_step(conn, run_id, "a", "noop")
     assert (first.attempts, second.attempts, second.attempt_errors) == (1, 2, [err])
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         repo.finish_step(conn, run_id, "a", status="failed", error=err, attempt_errors=[err, err])
         assert repo.first_failed_step(conn, run_id) == ("a", err)
     record = envelope(url, run_id).records[0]
@@ -195,7 +207,7 @@ def test_a_retried_step_keeps_its_attempt_errors(url: str) -> None:
 
 def test_the_last_write_ends_the_run_with_it(url: str) -> None:
     run_id = open_run(url)
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         repo.start_step(conn, run_id, "a", "noop")
     with step_writer(True, url) as conn:
         assert repo.finish_step(conn, run_id, "a", status="succeeded", output=[1, 2], ends_run=True)
@@ -209,7 +221,7 @@ def test_the_last_write_ends_the_run_with_it(url: str) -> None:
 
 def test_no_step_begins_past_the_run_deadline(url: str) -> None:
     run_id = open_run(url, deadline_at=datetime.now(UTC) - timedelta(seconds=1))
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         state, start = repo.start_step(conn, run_id, "a", "noop")
     assert start is None
     assert state.status == "queued"
@@ -219,13 +231,13 @@ def test_no_step_begins_past_the_run_deadline(url: str) -> None:
 
 def test_cancel_closes_open_records_and_a_late_result_is_kept_with_a_note(url: str) -> None:
     run_id = open_run(url)
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         repo.start_step(conn, run_id, "a", "noop")
         repo.record_step(conn, run_id, "m", agent="engine.map", status="running", output={"items": 2})
         repo.finish_run(conn, run_id, "cancelled")
         assert sorted(repo.close_open_steps(conn, run_id, StepError.cancelled_open().as_dict())) == ["a", "m"]
         state, start = repo.start_step(conn, run_id, "b", "noop")
-        assert start is None
+        assert start is None  # a stopped run begins no step
         assert state.status == "cancelled"
         assert not repo.finish_step(conn, run_id, "a", status="succeeded", output={"late": True})
         assert repo.record_late_result(
@@ -244,7 +256,7 @@ def test_cancel_closes_open_records_and_a_late_result_is_kept_with_a_note(url: s
 
 def test_skipped_steps_leave_existing_records_alone(url: str) -> None:
     run_id = open_run(url)
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         repo.record_step(conn, run_id, "branch", agent="engine.branch", status="succeeded", output={"arm": 0})
         repo.skip_steps(conn, run_id, [("branch", "engine.branch"), ("b", "noop"), ("c", None)])
         repo.skip_steps(conn, run_id, [("b", "noop")])  # a redelivered branch skips again: no change
@@ -259,7 +271,7 @@ def test_skipped_steps_leave_existing_records_alone(url: str) -> None:
 def test_unfinished_steps_fail_together(url: str) -> None:
     run_id = open_run(url)
     err = {"type": "WorkerLost", "message": "gone"}
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         repo.begin_step(conn, run_id, "a", "noop")
         repo.begin_step(conn, run_id, "b", "noop")
         repo.finish_step(conn, run_id, "b", status="succeeded")
@@ -273,7 +285,7 @@ def test_unfinished_steps_fail_together(url: str) -> None:
 def test_the_envelope_holds_the_run_and_its_records_in_order(url: str) -> None:
     deadline = datetime.now(UTC) + timedelta(hours=1)
     run_id = open_run(url, "evt-env", campaign="spring", orchestrator="lead", deadline_at=deadline)
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         repo.start_step(conn, run_id, "a", "noop")
         repo.finish_step(conn, run_id, "a", status="succeeded", output={"n": 1})
         repo.start_step(conn, run_id, "b", "noop")
@@ -300,9 +312,9 @@ def test_list_runs_filters_and_puts_the_newest_first(url: str) -> None:
     older = open_run(url, campaign="spring")
     newer = open_run(url, campaign="spring")
     other = open_run(url, campaign="autumn")
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         repo.finish_run(conn, other, "succeeded")
-    with get_engine(url).connect() as conn:
+    with sql_engine(url).connect() as conn:
         assert [r.run_id for r in repo.list_runs(conn, campaign="spring")] == [newer, older]
         assert [r.run_id for r in repo.list_runs(conn, status="succeeded")] == [other]
         assert [r.run_id for r in repo.list_runs(conn, flow="parity", limit=1)] == [other]
@@ -316,48 +328,107 @@ def test_list_runs_filters_and_puts_the_newest_first(url: str) -> None:
 
 def test_rejected_events_are_stored_listed_and_replayed(url: str) -> None:
     body = {"id": "evt-bad", "type": "lead.created", "payload": {}}
-    values = {"event_id": "evt-bad", "raw": body, "reason": "invalid_payload: email", "problems": ["email"]}
-    with get_engine(url).begin() as conn:
+    stored = store_json(body)
+    columns = {"raw": stored.text, "raw_complete": True, "body_hash": stored.digest}
+    values = {"event_id": "evt-bad", **columns, "reason": "invalid_payload: email", "problems": ["email"]}
+    with sql_engine(url).begin() as conn:
         first = rejected.insert_rejected(conn, values)
-        assert rejected.open_rejection(conn, "evt-bad", body) == first
-        assert rejected.open_rejection(conn, "evt-bad", {**body, "payload": {"x": 1}}) is None
-        second = rejected.insert_rejected(conn, {**values, "event_id": None, "raw": "not json at all"})
-    with get_engine(url).connect() as conn:
+        assert rejected.open_rejection(conn, "evt-bad", stored.digest) == first
+        assert (
+            rejected.open_rejection(conn, "evt-bad", store_json({**body, "payload": {"x": 1}}).digest) is None
+        )
+        assert rejected.open_rejection(conn, None, stored.digest) is None
+        second = rejected.insert_rejected(
+            conn, {**values, "event_id": None, "raw": "not json at all", "raw_complete": False}
+        )
+        assert rejected.open_rejection(conn, None, stored.digest) == second
+    with sql_engine(url).connect() as conn:
         assert [r.id for r in rejected.list_rejected(conn, "rejected", 50)] == [second, first]
         row = rejected.get_rejected(conn, first)
         assert row is not None
-        assert (row.raw, row.problems, row.status) == (body, ["email"], "rejected")
+        assert (row.raw, row.problems, row.status) == (stored.text, ["email"], "rejected")
         assert rejected.get_rejected(conn, 10_000) is None
-    with get_engine(url).begin() as conn:
-        rejected.mark_replayed(conn, first, body, "run-1")
-    with get_engine(url).connect() as conn:
+    with sql_engine(url).begin() as conn:
+        rejected.mark_replayed(conn, first, columns, "run-1")
+    with sql_engine(url).connect() as conn:
         replayed = rejected.list_rejected(conn, "replayed", 50)
         assert [(r.id, r.replay_run_id) for r in replayed] == [(first, "run-1")]
-        assert rejected.open_rejection(conn, "evt-bad", body) is None
+        assert rejected.open_rejection(conn, "evt-bad", stored.digest) is None
         assert len(rejected.list_rejected(conn, None, 50)) == 2
+
+
+def test_any_rejected_body_is_stored_and_reads_back_the_same(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NUL characters and lone surrogates, in values, keys and the event id, on both databases."""
+    body = {"id": "x\u0000y\ud800", "type": "t", "payload": {"a\u0000": ["\udfff", "é", "\u0000"]}}
+    with settings_env(monkeypatch, database_url=url):
+        error = reject(body, EventValidationError(["id: contains a NUL character; remove it\u0000"]))
+        row = get_rejected(error.rejected_id)
+    assert row.raw == body
+    assert row.raw_complete
+    assert row.event_id == "x\\u0000y\\ud800"
+    assert row.problems == ["id: contains a NUL character; remove it\\u0000"]
+
+
+def test_dead_letters_are_counted_once_per_message_and_purged(url: str) -> None:
+    values = {
+        "fingerprint": "f" * 64,
+        "queue": "orchestration",
+        "task": None,
+        "reason": "not_utf8",
+        "detail": "body is not UTF-8 text",
+        "headers": "{}",
+        "content_type": "application/json",
+        "content_encoding": "utf-8",
+        "body": b"\xff\x00\xfe",
+        "body_size": 3,
+    }
+    with sql_engine(url).begin() as conn:
+        first = deadletters.record(conn, values)
+        assert deadletters.record(conn, values) == first
+        other = deadletters.record(conn, {**values, "fingerprint": "e" * 64, "reason": "bad_json"})
+    with sql_engine(url).begin() as conn:
+        row = deadletters.get_dead_letter(conn, first)
+        assert row is not None
+        assert (row._mapping["count"], bytes(row.body), row.status) == (2, b"\xff\x00\xfe", "dead")
+        assert row.last_seen >= row.first_seen
+        assert deadletters.dead_counts(conn) == {"not_utf8": 1, "bad_json": 1}
+        deadletters.mark_replayed(conn, first)
+        assert deadletters.dead_counts(conn) == {"bad_json": 1}
+        assert [r.id for r in deadletters.list_dead_letters(conn, "replayed", None, 10)] == [first]
+        assert deadletters.record(conn, values) == first  # seen again: dead again
+        assert [r.id for r in deadletters.list_dead_letters(conn, "dead", "orchestration", 10)] == [
+            first,
+            other,
+        ]
+        assert deadletters.list_dead_letters(conn, None, "agents.x", 10) == []
+    with sql_engine(url).begin() as conn:
+        assert deadletters.purge(conn, datetime.now(UTC) - timedelta(days=1)) == 0
+        assert deadletters.purge(conn, datetime.now(UTC) + timedelta(seconds=1)) == 2
 
 
 def test_campaigns_are_stored_paused_and_their_slots_claimed_once(url: str) -> None:
     spec = CampaignSpec.model_validate({"name": "weekly", "event_type": "lead.created", "every": 60})
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         campaign_id = campaigns.insert_campaign(conn, spec.row())
         assert campaign_id is not None
         assert campaigns.insert_campaign(conn, spec.row()) is None  # the name is taken
         assert campaigns.replace_campaign(conn, "weekly", {**spec.row(), "max_catchup": 5}) == campaign_id
         assert campaigns.replace_campaign(conn, "nope", spec.row()) is None
-    with get_engine(url).connect() as conn:
+    with sql_engine(url).connect() as conn:
         [listed] = campaigns.list_campaigns(conn)
         assert (listed["name"], listed["max_catchup"], listed["enabled"]) == ("weekly", 5, True)
         assert campaigns.enabled_campaign_ids(conn) == [campaign_id]
     slot = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         row = campaigns.lock_enabled_campaign(conn, campaign_id)
         assert row is not None
         assert row.name == "weekly"
         assert campaigns.claim_slot(conn, campaign_id, slot, -1)
         assert not campaigns.claim_slot(conn, campaign_id, slot, -1)
         campaigns.set_last_slot(conn, campaign_id, slot)
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         assert campaigns.reclaim_slots(conn, -1, datetime.now(UTC) + timedelta(seconds=1)) == [
             (campaign_id, slot)
         ]
@@ -365,7 +436,7 @@ def test_campaigns_are_stored_paused_and_their_slots_claimed_once(url: str) -> N
         assert campaigns.reclaim_slots(conn, -1, datetime.now(UTC) + timedelta(seconds=1)) == []
         assert campaigns.set_enabled(conn, "weekly", False)
         assert not campaigns.set_enabled(conn, "nope", False)
-    with get_engine(url).connect() as conn:
+    with sql_engine(url).connect() as conn:
         assert campaigns.enabled_campaign_ids(conn) == []
         assert campaigns.lock_enabled_campaign(conn, campaign_id) is None
         assert campaigns.campaign_names(conn) == ["weekly"]
@@ -374,11 +445,11 @@ def test_campaigns_are_stored_paused_and_their_slots_claimed_once(url: str) -> N
 
 def test_routes_and_heartbeats(url: str) -> None:
     at = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         route_id = routes.insert_route(conn, {"event_type": "lead.created", "flow": "lead_handling"})
         heartbeats.beat(conn, "beat", at, {"runs_started": 1})
         heartbeats.beat(conn, "beat", at + timedelta(minutes=1), {"runs_started": 2})
-    with get_engine(url).begin() as conn:
+    with sql_engine(url).begin() as conn:
         assert [(r.id, r.event_type, r.flow) for r in routes.list_routes(conn)] == [
             (route_id, "lead.created", "lead_handling")
         ]
@@ -388,6 +459,6 @@ def test_routes_and_heartbeats(url: str) -> None:
 
 
 def test_the_migrations_built_the_same_tables(url: str) -> None:
-    with get_engine(url).connect() as conn:
+    with sql_engine(url).connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
     assert tables == {t for meta in TARGET_METADATA for t in meta.tables} | {"alembic_version"}

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from orchestration.control.sweeper import sweep
 from orchestration.flows import Flow
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from orchestration.store.tables import run_t, step_t
 from tests.support.agents import ledger
 from tests.support.flows import flow
@@ -31,13 +31,13 @@ def open_unpublished(f: Flow, *, deadline: datetime | None = None) -> str:
         payload={},
         deadline_at=deadline,
     )
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         repo.open_run(conn, new)
     return run_id
 
 
 def backdate(run_id: str) -> None:
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         conn.execute(run_t.update().where(run_t.c.run_id == run_id).values(updated_at=HOUR_AGO))
         conn.execute(step_t.update().where(step_t.c.run_id == run_id).values(updated_at=HOUR_AGO))
 
@@ -56,7 +56,7 @@ def test_lost_message_is_redriven_to_success(worker: object) -> None:
 def test_step_left_running_by_a_dead_worker_runs_again_once(worker: object) -> None:
     f = flow([{"id": "a", "agent": "noop"}, {"id": "fx", "agent": "effect"}])
     run_id = open_unpublished(f)
-    with get_engine().begin() as conn:  # what a worker that died in the middle of the run left behind
+    with sql_engine().begin() as conn:  # what a worker that died in the middle of the run left behind
         repo.mark_run_running(conn, run_id)
         repo.begin_step(conn, run_id, "a", "noop")
         repo.finish_step(conn, run_id, "a", status="succeeded", output={"ok": True})
@@ -72,7 +72,7 @@ def test_step_left_running_by_a_dead_worker_runs_again_once(worker: object) -> N
 
 def test_stalled_past_max_redrives_is_failed_with_a_reason(worker: object) -> None:
     run_id = open_unpublished(flow([{"id": "a", "agent": "noop"}]))
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         repo.begin_step(conn, run_id, "a", "noop")
         conn.execute(run_t.update().where(run_t.c.run_id == run_id).values(redrives=2))
     backdate(run_id)
@@ -102,5 +102,5 @@ def test_runs_with_recent_progress_are_left_alone(worker: object) -> None:
 def test_sweep_task_runs_on_the_workers_and_leaves_a_heartbeat(worker: object) -> None:
     result = app.send_task("campaignflow.engine.sweep").get(timeout=15)
     assert result == {"redriven": [], "failed": [], "past_deadline": []}
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         assert conn.execute(sa.text("select count(*) from heartbeat where name = 'sweeper'")).scalar() == 1

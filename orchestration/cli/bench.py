@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -56,13 +57,13 @@ def bench(
     results = []
     with nullcontext() if external else _worker(concurrency):
         for name in shape:
-            with typer.progressbar(length=2 * n * rounds, label=f"{name:9}", file=None) as bar:
+            # progress goes to stderr: stdout holds the results only (JSON with --json)
+            with typer.progressbar(length=2 * n * rounds, label=f"{name:9}", file=sys.stderr) as bar:
                 results.append(
                     bench_shape(name, n, bar.update, latency_samples=latency_samples, rounds=rounds)
                 )
     if as_json:
-        for r in results:
-            print_json(r.summary())
+        print_json([r.summary() for r in results])
         return
     rows = [
         [

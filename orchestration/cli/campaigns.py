@@ -5,14 +5,25 @@ Both live in the database: a change takes effect at the next tick or ingest, wit
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import typer
 import yaml
 
-from orchestration.cli.common import JSON_OPTION, fail, id_column, print_json, print_table, status_text
+from orchestration.cli.common import (
+    JSON_OPTION,
+    decode_text,
+    fail,
+    id_column,
+    parse_json,
+    print_json,
+    print_table,
+    read_bytes,
+    read_json,
+    status_text,
+)
+from orchestration.cli.errors import one_line
 
 campaigns_app = typer.Typer(help="Beat-scheduled campaigns (kept in the database).", no_args_is_help=True)
 routes_app = typer.Typer(help="Routing rules: event type (and campaign) -> orchestrator or flow.")
@@ -21,19 +32,18 @@ routes_app = typer.Typer(help="Routing rules: event type (and campaign) -> orche
 def _json_option(value: str | None, flag: str) -> Any:
     if value is None:
         return None
-    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail(f"{flag}: not valid JSON ({exc}); pass JSON inline or @file.json")
+    if value.startswith("@"):
+        return read_json(value[1:], f"{flag} {value}")
+    return parse_json(value, flag)
 
 
 def _specs_from_file(path: Path) -> list[dict[str, Any]]:
+    label = f"--file {path}"
+    text = decode_text(read_bytes(path, label), label)
     try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        fail(f"--file {path}: cannot read it ({exc})")
+        data = parse_json(text, label) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as exc:
+        fail(f"{label}: not valid YAML ({one_line(str(exc))}); correct it", kind="invalid_input")
     items = data.get("campaigns", [data]) if isinstance(data, dict) else data
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         fail(f"--file {path}: expected one campaign mapping or a list of them")

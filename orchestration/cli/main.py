@@ -1,19 +1,20 @@
-"""``campaignflow``: every command; errors print one clear line and exit non-zero."""
+"""``campaignflow``: every command; errors print one clear line and exit non-zero (2 for a usage
+error, 1 for any other failure; see ``orchestration.cli.errors``)."""
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
+import orchestration
 from orchestration.cli import worker as worker_cmds
 from orchestration.cli.bench import bench
 from orchestration.cli.campaigns import campaigns_app, routes_app
-from orchestration.cli.common import error
 from orchestration.cli.compose import compose_app
 from orchestration.cli.db import db_app
+from orchestration.cli.deadletters import deadletters_app
 from orchestration.cli.demo import demo
 from orchestration.cli.doctor import doctor
+from orchestration.cli.errors import CampaignflowGroup
 from orchestration.cli.flower import flower
 from orchestration.cli.flows import flows_app
 from orchestration.cli.metrics import metrics_app
@@ -21,6 +22,7 @@ from orchestration.cli.rejected import rejected_app
 from orchestration.cli.runs import ingest, runs_app
 
 cli = typer.Typer(
+    cls=CampaignflowGroup,
     name="campaignflow",
     help="Multi-step agent workflows on Celery: ingest events, run flows, inspect envelopes.",
     no_args_is_help=True,
@@ -30,8 +32,22 @@ cli = typer.Typer(
 SELF_WIRED = frozenset({"demo"})
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"campaignflow {orchestration.__version__}")
+        raise typer.Exit()
+
+
 @cli.callback()
-def wire(ctx: typer.Context) -> None:
+def wire(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    traceback: bool = typer.Option(
+        False, "--traceback", help="On an unexpected error, show its traceback (for a bug report)."
+    ),
+) -> None:
     """Multi-step agent workflows on Celery: ingest events, run flows, inspect envelopes."""
     if ctx.invoked_subcommand not in SELF_WIRED and not ctx.resilient_parsing:
         from orchestration.bootstrap import bootstrap
@@ -45,6 +61,7 @@ cli.add_typer(db_app, name="db")
 cli.add_typer(campaigns_app, name="campaigns")
 cli.add_typer(routes_app, name="routes")
 cli.add_typer(rejected_app, name="rejected")
+cli.add_typer(deadletters_app, name="deadletters")
 cli.add_typer(compose_app, name="compose")
 cli.command("ingest")(ingest)
 cli.command("worker")(worker_cmds.worker)
@@ -57,21 +74,7 @@ cli.command("doctor")(doctor)
 
 
 def main() -> None:
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
-    from orchestration.errors import CampaignflowError
-
-    try:
-        cli()
-    except CampaignflowError as exc:
-        error(str(exc))
-        sys.exit(1)
-    except (OperationalError, ProgrammingError) as exc:
-        error(
-            f"run store not usable ({exc.orig}); check CAMPAIGNFLOW_DATABASE_URL and run "
-            "`campaignflow db upgrade`"
-        )
-        sys.exit(1)
+    cli(prog_name="campaignflow")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -14,23 +15,35 @@ from orchestration.cli.common import (
     number_column,
     print_json,
     print_table,
+    read_json,
     status_text,
 )
 from orchestration.timefmt import iso_utc
+
+
+class RejectedStatus(StrEnum):
+    """What ``rejected list --status`` shows."""
+
+    REJECTED = "rejected"
+    REPLAYED = "replayed"
+    ALL = "all"
+
 
 rejected_app = typer.Typer(help="Rejected events: list them, replay one after a fix.", no_args_is_help=True)
 
 
 @rejected_app.command("list")
 def list_cmd(
-    status: str = typer.Option("rejected", help="rejected (still open), replayed, or all."),
+    status: RejectedStatus = typer.Option(
+        RejectedStatus.REJECTED, help="rejected (still open), replayed, or all."
+    ),
     limit: int = typer.Option(50, min=1, max=10_000),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The newest rejected events first, with the reason."""
     from orchestration.control.rejected import list_rejected
 
-    rows = list_rejected(None if status == "all" else status, limit)
+    rows = list_rejected(None if status is RejectedStatus.ALL else str(status), limit)
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
@@ -56,7 +69,9 @@ def show(rejected_id: int, as_json: bool = JSON_OPTION) -> None:
     )
     for problem in row.problems:
         typer.echo(f"  - {problem}")
-    typer.echo(json.dumps(row.raw, indent=2))
+    typer.echo(
+        json.dumps(row.raw, indent=2) if row.raw_complete else f"{row.raw} … [only this part was kept]"
+    )
 
 
 @rejected_app.command("replay")
@@ -72,12 +87,9 @@ def replay(
 
     body = None
     if event is not None:
-        try:
-            body = json.loads(event.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            fail(f"--event {event}: not a readable JSON file ({exc})")
+        body = read_json(event, f"--event {event}")
         if not isinstance(body, dict):
-            fail(f"--event {event}: must hold one JSON object (id, type, payload)")
+            fail(f"--event {event}: must hold one JSON object (id, type, payload)", kind="invalid_input")
     handle = do_replay(rejected_id, event=body, mode="inline" if sync else "async", manager=manager())
     if as_json:
         print_json({"rejected_id": rejected_id, **handle.as_dict()})

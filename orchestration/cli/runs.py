@@ -3,30 +3,31 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from orchestration.cli.common import (
+    FAILURE_EXIT,
     JSON_OPTION,
     echo,
     error,
     fail,
     id_column,
     number_column,
+    parse_json,
     print_json,
     print_table,
+    read_json,
     status_text,
     table,
 )
 from orchestration.envelope import Envelope
 from orchestration.names import TERMINAL_RUN_STATUSES, RunStatus
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from orchestration.timefmt import as_utc, iso_utc
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def render_envelope(env: Envelope) -> RenderableType:
 
 
 def load_envelope(run_id: str) -> Envelope:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return repo.get_envelope(conn, run_id)
 
 
@@ -111,7 +112,7 @@ def show(run_id: str, as_json: bool = JSON_OPTION) -> None:
 
 @runs_app.command("list")
 def list_runs(
-    status: str | None = typer.Option(None, help=f"One of {', '.join(RunStatus)}."),
+    status: RunStatus | None = typer.Option(None, help="Only runs in this status."),
     flow: str | None = typer.Option(None),
     campaign: str | None = typer.Option(None),
     since: datetime | None = typer.Option(
@@ -121,7 +122,7 @@ def list_runs(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The newest runs first."""
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         runs = repo.list_runs(
             conn,
             status=status,
@@ -164,11 +165,7 @@ def retry(
 def _patch(value: str | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail(f"--patch: not valid JSON ({exc}); pass a JSON object inline or @file.json")
+    data = read_json(value[1:], f"--patch {value}") if value.startswith("@") else parse_json(value, "--patch")
     if not isinstance(data, dict):
         fail("--patch: must be a JSON object (merged into the stored payload; null removes a key)")
     return dict(data)
@@ -178,45 +175,56 @@ def ingest(
     source: str = typer.Argument(..., help="A JSON file with one event (or a list), or - for stdin."),
     sync: bool = typer.Option(False, "--sync", help="Run in this process instead of on the workers."),
     wait: bool = typer.Option(False, "--wait", help="Wait for async runs to end."),
-    timeout: float = typer.Option(60.0, help="Seconds to wait with --wait."),
+    timeout: float = typer.Option(60.0, min=0, help="Seconds to wait with --wait."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Ingest events: validate, route, open a run per event and start it."""
-    from orchestration.control.manager import manager
-    from orchestration.control.rejected import EventRejectedError
+    """Ingest events: validate, route, open a run per event and start it.
 
-    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail(f"{source}: not valid JSON ({exc})")
+    Exits 1 when an event is rejected, or a run failed or was cancelled, or (with --wait) did not
+    end within --timeout; each such problem is one line on stderr (with --json, in the results).
+    """
+    data = read_json(source)
     events = data if isinstance(data, list) else [data]
-    handles, rejected = [], 0
-    for e in events:
-        try:
-            handles.append(manager().ingest_event(e, mode="inline" if sync else "async"))
-        except EventRejectedError as exc:
-            rejected += 1
-            error(str(exc))
-    results = []
-    for handle in handles:
-        status = handle.status
-        if wait and not sync:
-            status = _wait(handle.run_id, timeout)
-        results.append({**handle.as_dict(), "status": status})
+    results = [_ingest_one(e, sync=sync, wait=wait, timeout=timeout) for e in events]
     if as_json:
         print_json(results if isinstance(data, list) else results[0])
     else:
         for r in results:
-            typer.echo(f"{r['run_id']} {r['status']}{' (duplicate)' if r['duplicate'] else ''}")
-    if rejected:
-        raise typer.Exit(1)
+            if r["run_id"] is not None:
+                typer.echo(f"{r['run_id']} {r['status']}{' (duplicate)' if r['duplicate'] else ''}")
+        for r in results:
+            if r["error"]:
+                error(r["error"])
+    if any(r["error"] for r in results):
+        raise typer.Exit(FAILURE_EXIT)
+
+
+def _ingest_one(event: Any, *, sync: bool, wait: bool, timeout: float) -> dict[str, Any]:
+    """One event's result: ``run_id``, ``status``, ``duplicate`` and ``error`` (None when fine)."""
+    from orchestration.control.manager import manager
+    from orchestration.control.rejected import EventRejectedError
+
+    try:
+        handle = manager().ingest_event(event, mode="inline" if sync else "async")
+    except EventRejectedError as exc:
+        rejected = {"rejected_id": exc.rejected_id, "reason": exc.kind}
+        return {"run_id": None, "status": "rejected", "duplicate": False, **rejected, "error": str(exc)}
+    status = _wait(handle.run_id, timeout) if wait and not sync else handle.status
+    problem = None
+    if status in (RunStatus.FAILED, RunStatus.CANCELLED):
+        problem = f"run {handle.run_id} {status}; see `campaignflow runs show {handle.run_id}`"
+    elif wait and status not in TERMINAL_RUN_STATUSES:
+        problem = (
+            f"run {handle.run_id} still {status} after {timeout:g}s; wait longer (--timeout) or check "
+            "that workers run (`campaignflow doctor`)"
+        )
+    return {**handle.as_dict(), "status": status, "error": problem}
 
 
 def _wait(run_id: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        with get_engine().connect() as conn:
+        with sql_engine().connect() as conn:
             status = repo.run_status(conn, run_id)
         if status in TERMINAL_RUN_STATUSES or time.monotonic() > deadline:
             return status

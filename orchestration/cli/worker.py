@@ -3,10 +3,20 @@ know the pools, queues and concurrency from the registry."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import typer
 
 from orchestration.names import ENGINE_QUEUE, agent_queue
 from orchestration.runtime import current
+
+
+class PoolImpl(StrEnum):
+    """Celery's execution pools that campaignflow runs on (``-P``)."""
+
+    PREFORK = "prefork"
+    THREADS = "threads"
+    SOLO = "solo"
 
 
 def worker_argv(
@@ -46,7 +56,7 @@ def worker(
     pool: str | None = typer.Option(None, "--pool", help="Agent pool, or 'orchestration' for engine tasks."),
     all_pools: bool = typer.Option(False, "--all", help="Consume every queue (small deployments, demos)."),
     concurrency: int | None = typer.Option(None, "-c", "--concurrency", help="Default: the pool's setting."),
-    pool_impl: str = typer.Option("prefork", "-P", "--pool-impl", help="prefork, threads or solo."),
+    pool_impl: PoolImpl = typer.Option(PoolImpl.PREFORK, "-P", "--pool-impl", help="Celery's pool."),
     loglevel: str = typer.Option("INFO", "-l", "--loglevel"),
 ) -> None:
     """Start a Celery worker on one pool's queue (or on all of them with --all)."""
@@ -54,7 +64,7 @@ def worker(
 
     if not pool and not all_pools:
         raise typer.BadParameter("give --pool NAME or --all")
-    app.worker_main(worker_argv(pool, all_pools, concurrency, pool_impl, loglevel))
+    app.worker_main(worker_argv(pool, all_pools, concurrency, str(pool_impl), loglevel))
 
 
 def beat(

@@ -16,7 +16,7 @@ from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_val
 from orchestration.errors import CampaignflowError
 from orchestration.flows.strict import StrictModel
 from orchestration.store import campaigns as store
-from orchestration.store import get_engine
+from orchestration.store import sql_engine
 
 __all__ = [
     "CRON_SCAN_DAYS",
@@ -132,7 +132,7 @@ class CampaignSpec(StrictModel):
 def add_campaign(spec: CampaignSpec, *, replace: bool = False) -> int:
     """Insert the campaign (or update it with ``replace``); the next tick picks it up."""
     values = spec.row()
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         if replace:
             done = store.replace_campaign(conn, spec.name, values)
             if done is not None:
@@ -144,13 +144,13 @@ def add_campaign(spec: CampaignSpec, *, replace: bool = False) -> int:
 
 
 def list_campaigns() -> list[dict[str, Any]]:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return store.list_campaigns(conn)
 
 
 def set_enabled(name: str, enabled: bool) -> None:
     """Pause or resume. Resuming does not catch up the slots that fell while paused."""
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         if not store.set_enabled(conn, name, enabled):
             names = store.campaign_names(conn)
             raise CampaignNotFoundError(

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orchestration.control import rejected
+from orchestration.control import bodies, rejected
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.errors import ConfigurationError, EventValidationError, RouteNotFoundError
 from orchestration.flows import FlowCatalog
@@ -30,8 +30,8 @@ from orchestration.orchestrators.base import Mode
 from orchestration.registry import Registry
 from orchestration.runtime import Runtime, current
 from orchestration.settings import get_settings
-from orchestration.store import get_engine
 from orchestration.store import routes as store
+from orchestration.store import sql_engine
 from orchestration.timefmt import iso_utc
 
 
@@ -79,12 +79,20 @@ DEFAULT_ROUTES = (
 
 
 def parse_event(raw: Mapping[str, Any] | Event) -> Event:
-    if isinstance(raw, Event):
+    """The event, checked: its body (``orchestration.control.bodies``: text a database can hold,
+    JSON values, depth, size), then its shape. Raises :class:`EventValidationError` with every
+    problem, each naming its field."""
+    body = raw.model_dump() if isinstance(raw, Event) else raw
+    problems = bodies.body_problems(body, max_bytes=get_settings().max_event_bytes)
+    if isinstance(raw, Event) and not problems:
         return raw
     try:
-        return Event.model_validate(raw)
+        event = Event.model_validate(raw)
     except ValidationError as exc:
-        raise EventValidationError([f"{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]) from None
+        problems += [f"{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+    if problems:
+        raise EventValidationError(problems)
+    return event
 
 
 def file_routes(path: Path | None = None) -> tuple[Route, ...]:
@@ -111,7 +119,7 @@ def file_routes(path: Path | None = None) -> tuple[Route, ...]:
 
 
 def db_routes() -> tuple[Route, ...]:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         rows = store.list_routes(conn)
     return tuple(
         Route(id=r.id, event_type=r.event_type, campaign=r.campaign, orchestrator=r.orchestrator, flow=r.flow)
@@ -123,13 +131,13 @@ def add_route(route: Route, runtime: Runtime | None = None) -> Route:
     """Keep a rule in the database (checked: its orchestrator or flow must exist)."""
     check_target(route, runtime)
     values = route.model_dump(exclude={"id"})
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         new_id = store.insert_route(conn, values)
     return route.model_copy(update={"id": new_id})
 
 
 def remove_route(route_id: int) -> None:
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         if not store.delete_route(conn, route_id):
             raise RouteNotFoundError(f"routing rule {route_id} not found; see `campaignflow routes list`")
 

@@ -1,14 +1,21 @@
 """Rejected events: an event that cannot become a run (bad shape, no route, a payload the flow does
-not accept) is stored with the reason and the raw body, never dropped, and can be replayed after a fix.
+not accept, text a database cannot hold, too deep, too large) is stored with the reason and the raw
+body, never dropped, and can be replayed after a fix.
+
+Storing a rejection cannot fail on the event's content: the body is kept as safe JSON text
+(``orchestration.store.jsontext``: NUL characters and lone surrogates as escapes, cut when too deep
+or over ``CAMPAIGNFLOW_MAX_EVENT_BYTES``), and the event id, reason and problems as escaped text.
+The same body (by its hash) with the same event id, or with none, updates its open row.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import DataError
 
 from orchestration.errors import (
     CampaignflowError,
@@ -17,8 +24,10 @@ from orchestration.errors import (
     RouteNotFoundError,
     UnknownNameError,
 )
-from orchestration.store import get_engine
+from orchestration.settings import get_settings
 from orchestration.store import rejected as store
+from orchestration.store import sql_engine
+from orchestration.store.jsontext import StoredJSON, escape, load_json, store_json
 from orchestration.timefmt import iso_utc
 
 if TYPE_CHECKING:
@@ -27,7 +36,10 @@ if TYPE_CHECKING:
     from orchestration.orchestrators.base import Mode
 
 #: The errors that make an event a rejected event (anything else, e.g. a database outage, is raised).
-REJECTABLE: tuple[type[Exception], ...] = (FieldError, RouteNotFoundError, UnknownNameError)
+#: ``DataError``: the database refused a value the checks let through; the event is kept, not lost.
+REJECTABLE: tuple[type[Exception], ...] = (FieldError, RouteNotFoundError, UnknownNameError, DataError)
+#: Longest problem text kept (a problem quotes names, never whole values).
+MAX_PROBLEM_CHARS = 2000
 
 
 class EventRejectedError(CampaignflowError):
@@ -45,6 +57,10 @@ class AlreadyReplayedError(CampaignflowError):
     """Raised when replaying a rejected event that was already replayed into a run."""
 
 
+class IncompleteBodyError(CampaignflowError):
+    """Raised when replaying, as stored, a rejected event whose body was kept only in part."""
+
+
 @dataclass(frozen=True)
 class Rejected:
     id: int
@@ -52,7 +68,9 @@ class Rejected:
     reason: str
     problems: list[str]
     status: str
+    #: The body as received; its stored text when it was kept only in part (see ``raw_complete``).
     raw: Any
+    raw_complete: bool
     replay_run_id: str | None
     created_at: datetime
     replayed_at: datetime | None
@@ -72,36 +90,55 @@ def kind_of(exc: BaseException) -> str:
         return "no_route"
     if isinstance(exc, UnknownNameError):
         return "unknown_target"
+    if isinstance(exc, DataError):
+        return "refused_by_store"
     return "invalid_payload"
 
 
 def problems_of(exc: BaseException) -> list[str]:
     if isinstance(exc, FieldError):
-        return list(exc.problems)
-    return [str(exc)]
+        problems = list(exc.problems)
+    elif isinstance(exc, DataError):
+        refused = str(exc.orig).strip()
+        problems = [f"the run store refused a value ({refused}); correct the event and replay it"]
+    else:
+        problems = [str(exc)]
+    return [escape(p)[:MAX_PROBLEM_CHARS] for p in problems] or ["(no detail)"]
 
 
-def as_json(raw: Any) -> Any:
-    """The raw body as plain JSON (an ``Event`` model, datetimes and other odd values included)."""
+def stored_body(raw: Any) -> StoredJSON:
+    """The raw body as safe JSON text (an ``Event`` model as its JSON form)."""
     if hasattr(raw, "model_dump"):
         raw = raw.model_dump(mode="json")
-    return json.loads(json.dumps(raw, default=str))
+    return store_json(raw, max_bytes=get_settings().max_event_bytes)
+
+
+def body_columns(body: StoredJSON) -> dict[str, Any]:
+    return {"raw": body.text, "raw_complete": body.complete, "body_hash": body.digest}
 
 
 def event_id_of(raw: Any) -> str | None:
-    value = raw.get("id") if isinstance(raw, Mapping) else None
-    return str(value)[:200] if value not in (None, "") else None
+    """The event's id as text a database stores (escaped, 200 characters at most), if it has one."""
+    value = raw.get("id") if isinstance(raw, Mapping) else getattr(raw, "id", None)
+    if value in (None, ""):
+        return None
+    return escape(value if isinstance(value, str) else repr(value))[:200]
 
 
 def reject(raw: Any, exc: BaseException, *, rejected_id: int | None = None) -> EventRejectedError:
     """Store (or, for a replay, update) the rejected event; returns the error to raise."""
-    body, kind, problems = as_json(raw), kind_of(exc), problems_of(exc)
-    event_id = event_id_of(body)
-    values = {"event_id": event_id, "raw": body, "reason": f"{kind}: {problems[0]}", "problems": problems}
-    with get_engine().begin() as conn:
-        if rejected_id is None and event_id is not None:
+    body, kind, problems = stored_body(raw), kind_of(exc), problems_of(exc)
+    event_id = event_id_of(raw)
+    values = {
+        "event_id": event_id,
+        **body_columns(body),
+        "reason": f"{kind}: {problems[0]}",
+        "problems": problems,
+    }
+    with sql_engine().begin() as conn:
+        if rejected_id is None:
             # the same body sent again while still rejected updates that row instead of adding one
-            rejected_id = store.open_rejection(conn, event_id, body)
+            rejected_id = store.open_rejection(conn, event_id, body.digest)
         if rejected_id is None:
             rejected_id = store.insert_rejected(conn, values)
         else:
@@ -116,7 +153,8 @@ def _row(r: Any) -> Rejected:
         reason=r.reason,
         problems=list(r.problems or []),
         status=r.status,
-        raw=r.raw,
+        raw=load_json(r.raw, r.raw_complete),
+        raw_complete=bool(r.raw_complete),
         replay_run_id=r.replay_run_id,
         created_at=r.created_at,
         replayed_at=r.replayed_at,
@@ -125,12 +163,12 @@ def _row(r: Any) -> Rejected:
 
 def list_rejected(status: str | None = "rejected", limit: int = 50) -> list[Rejected]:
     """Newest first; ``status`` ``rejected`` (still open), ``replayed``, or None for all."""
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return [_row(r) for r in store.list_rejected(conn, status, limit)]
 
 
 def get_rejected(rejected_id: int) -> Rejected:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         row = store.get_rejected(conn, rejected_id)
     if row is None:
         raise CampaignflowError(f"rejected event {rejected_id} not found; see `campaignflow rejected list`")
@@ -155,11 +193,17 @@ def replay(
         raise AlreadyReplayedError(
             f"rejected event {rejected_id} was already replayed as run {row.replay_run_id}"
         )
+    if event is None and not row.raw_complete:
+        raise IncompleteBodyError(
+            f"rejected event {rejected_id} keeps only part of its body (it was too large or nested too "
+            f"deeply); replay it with a corrected body: `campaignflow rejected replay {rejected_id} "
+            "--event FILE`"
+        )
     body = row.raw if event is None else event
     try:
         handle = manager.open_run(body, mode=mode)
     except REJECTABLE as exc:
         raise reject(body, exc, rejected_id=rejected_id) from exc
-    with get_engine().begin() as conn:
-        store.mark_replayed(conn, rejected_id, as_json(body), handle.run_id)
+    with sql_engine().begin() as conn:
+        store.mark_replayed(conn, rejected_id, body_columns(stored_body(body)), handle.run_id)
     return handle

@@ -23,8 +23,8 @@ from orchestration.flows import Flow
 from orchestration.orchestrators.base import deadline_from
 from orchestration.runtime import current
 from orchestration.step_error import StepError
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 
 
 class RunStateError(CampaignflowError):
@@ -37,7 +37,7 @@ def cancel_run(run_id: str) -> str:
 
     Returns the run's status afterwards (``cancelled``, or the terminal status it already had).
     """
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         if repo.finish_run(conn, run_id, "cancelled", StepError.cancelled().as_dict()):
             repo.close_open_steps(conn, run_id, StepError.cancelled_open().as_dict())
             return "cancelled"
@@ -66,7 +66,7 @@ def reopen_failed_run(
 
     ``payload_patch`` (a JSON merge patch) corrects the stored payload before the re-drive.
     """
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         row = repo.lock_run(conn, run_id)
         if row is None:
             raise RunNotFoundError(run_id)

@@ -15,8 +15,8 @@ from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.flows import Flow
 from orchestration.names import SWEEPER_HEARTBEAT
 from orchestration.step_error import StepError
-from orchestration.store import get_engine, sweeps
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine, sweeps
 from orchestration.store.heartbeats import beat
 
 
@@ -40,13 +40,13 @@ def sweep(
 ) -> SweepReport:
     now = now or datetime.now(UTC)
     report = SweepReport()
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         for run_id in sweeps.runs_past_deadline(conn, now):
             err = StepError.deadline_exceeded(found_by="the sweeper").as_dict()
             repo.fail_unfinished_steps(conn, run_id, err)
             if repo.finish_run(conn, run_id, "failed", err):
                 report.past_deadline.append(run_id)
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         stalled = sweeps.stalled_runs(conn, now - timedelta(seconds=stall_seconds), limit)
         to_start: list[tuple[str, Flow, datetime | None]] = []
         for row in stalled:

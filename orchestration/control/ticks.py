@@ -22,7 +22,7 @@ from orchestration.control.manager import CampaignManager, manager
 from orchestration.control.rejected import EventRejectedError
 from orchestration.names import BEAT_HEARTBEAT
 from orchestration.store import campaigns as store
-from orchestration.store import get_engine
+from orchestration.store import sql_engine
 from orchestration.store.base import utcnow
 from orchestration.store.heartbeats import beat
 from orchestration.timefmt import iso_utc
@@ -84,7 +84,7 @@ def tick(now: datetime | None = None, campaigns: CampaignManager | None = None) 
     report = TickReport(at=now or utcnow())
     mgr = campaigns or manager()
     _resume_stale_slots(report, mgr)
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         ids = store.enabled_campaign_ids(conn)
     for campaign_id in ids:
         row, claimed = _claim_due_slots(campaign_id, report)
@@ -96,7 +96,7 @@ def tick(now: datetime | None = None, campaigns: CampaignManager | None = None) 
 
 def _claim_due_slots(campaign_id: int, report: TickReport) -> tuple[Any, list[datetime]]:
     """In one short transaction: lock the campaign, claim its due slots, move ``last_slot_at``."""
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         row = store.lock_enabled_campaign(conn, campaign_id)
         if row is None:
             report.busy += 1
@@ -121,7 +121,7 @@ def _start_slot(row: Any, slot: datetime, report: TickReport, mgr: CampaignManag
             continue
         runs += 1
         report.duplicates += handle.duplicate
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         store.set_slot_runs(conn, row.id, slot, runs)
     report.slots_started += 1
     report.runs_started += runs
@@ -130,7 +130,7 @@ def _start_slot(row: Any, slot: datetime, report: TickReport, mgr: CampaignManag
 
 def _resume_stale_slots(report: TickReport, mgr: CampaignManager) -> None:
     """Finish slots a tick claimed but did not mark done within ``SLOT_LEASE`` (it died half-way)."""
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         stale = store.reclaim_slots(conn, IN_PROGRESS, utcnow() - SLOT_LEASE)
         rows = store.campaigns_by_id(conn, {campaign_id for campaign_id, _slot in stale})
     for campaign_id, slot in stale:
@@ -140,5 +140,5 @@ def _resume_stale_slots(report: TickReport, mgr: CampaignManager) -> None:
 
 def _heartbeat(report: TickReport) -> None:
     detail = {k: v for k, v in report.as_dict().items() if k != "slots"}
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         beat(conn, BEAT_HEARTBEAT, report.at, detail)

@@ -36,8 +36,8 @@ from orchestration.flows.retry import RetryPolicy
 from orchestration.names import NOTE_AFTER_CANCEL, NOTE_AFTER_DEADLINE, RunStatus
 from orchestration.registry import AgentSpec
 from orchestration.step_error import StepError
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from orchestration.store.db import autocommit
 
 #: How a try calls its agent: ``call(spec, input, context, limits)``.
@@ -143,7 +143,7 @@ def _on_agent_error(step: _Try, exc: BaseException) -> Outcome:
         errors = [*step.errors, {**hard.as_dict(), "attempt": attempt}]
         return _fail(step, hard.as_dict(), errors, run_error=hard)
     if tries.retryable(exc, step.policy) and step.start.tries < step.policy.max_attempts:
-        with get_engine().begin() as conn:
+        with sql_engine().begin() as conn:
             if not _record_failure(conn, step, "pending", err.as_dict(), errors):
                 return Outcome(Action.STOP, error=err)
         return Outcome(Action.RETRY, countdown=step.policy.delay(step.start.tries), error=err)
@@ -178,7 +178,7 @@ def _fail(
     the run fails. ``counted=False``: the start that found the budget spent was no try.
     ``run_error``: the run fails with it whatever the step declares (a hard time limit)."""
     err = StepError.model_validate(error)
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         if not counted:
             repo.fail_without_try(conn, step.run_id, step.step_id, error, errors)
         elif not _record_failure(conn, step, "failed", error, errors):
@@ -208,7 +208,7 @@ def _late(
     (``DeadlineExceeded``, naming this step) unless it already ended."""
     deadline = StepError.deadline_exceeded(step.deadline_at)
     stored = StepError(type=deadline.type, message=deadline.message, attempt=step.start.attempts)
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         cancelled = repo.run_status(conn, step.run_id) == RunStatus.CANCELLED
         repo.record_late_result(
             conn,

@@ -14,8 +14,8 @@ from orchestration.flows.model import BranchNode, MapNode, Node, StepNode, walk
 from orchestration.flows.refs import lookup
 from orchestration.names import LIVE_RUN_STATUSES
 from orchestration.step_error import StepError
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from orchestration.store.db import autocommit
 
 
@@ -57,7 +57,7 @@ def expand_map(run_id: str, node_id: str) -> tuple[Outcome, MapNode, int]:
     The map's record stays ``running`` until its join, so it is written under the run's row lock:
     a cancel that commits meanwhile either comes first (the map sees the run cancelled) or waits
     and then closes the record, never leaving it open."""
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         repo.lock_run(conn, run_id)
         state = repo.load_state(conn, run_id)
         _flow, index = flow_of(state)
@@ -80,7 +80,7 @@ def expand_map(run_id: str, node_id: str) -> tuple[Outcome, MapNode, int]:
 
 def choose_branch(run_id: str, node_id: str) -> tuple[Outcome, Node | None]:
     """Evaluate the branch on the run's state; the choice is recorded and reused on redelivery."""
-    with get_engine().begin() as conn:
+    with sql_engine().begin() as conn:
         state = repo.load_state(conn, run_id)
         gate = gate_run(conn, state)
         if gate is not None:

@@ -16,11 +16,18 @@ from orchestration.flows.validate import parse_flow
 
 
 def read_definition(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FlowValidationError(
+            [f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"]
+        ) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise FlowValidationError([f"{path.name}: not valid {path.suffix[1:] or 'YAML'}: {exc}"]) from None
+    except RecursionError:
+        raise FlowValidationError([f"{path.name}: nested too deeply to read; flatten it"]) from None
     if not isinstance(data, dict):
         raise FlowValidationError([f"{path.name}: a flow file must hold one mapping (name, steps, ...)"])
     return data

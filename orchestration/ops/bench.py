@@ -19,7 +19,7 @@ from orchestration.flows import Flow, parse_flow
 from orchestration.names import BENCH_PLAIN_TASK, agent_queue
 from orchestration.orchestrators.base import FlowRunner
 from orchestration.runtime import current
-from orchestration.store import get_engine, stats
+from orchestration.store import sql_engine, stats
 
 #: The keys of ``campaignflow bench --json``, one object per shape.
 JSON_KEYS = (
@@ -93,7 +93,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _count_done(run_ids: list[str]) -> int:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return stats.count_finished(conn, run_ids)
 
 
@@ -125,7 +125,7 @@ def run_campaignflow(
 
 def _first_step_starts(run_ids: list[str], flow: Flow) -> dict[str, float]:
     first_ids = ["s0"] if flow.name.endswith("sequence") else [f"p{i}" for i in range(5)]
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         starts = stats.first_step_starts(conn, run_ids, first_ids)
     return {run_id: at.timestamp() for run_id, at in starts.items()}
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from orchestration.names import AGENT_QUEUE_PREFIX, BEAT_HEARTBEAT, ENGINE_QUEUE, SWEEPER_HEARTBEAT
 from orchestration.runtime import current
 from orchestration.settings import Settings, get_settings
-from orchestration.store import get_engine, migrate, stats
+from orchestration.store import migrate, sql_engine, stats
 from orchestration.store.heartbeats import last_beats
 from orchestration.timefmt import iso_utc
 
@@ -76,7 +76,7 @@ def check_database(url: str) -> Check:
     started = time.perf_counter()
     shown = sa.engine.make_url(url).render_as_string(hide_password=True)
     try:
-        with get_engine(url).connect() as conn:
+        with sql_engine(url).connect() as conn:
             stats.ping(conn)
     except sa.exc.DBAPIError as exc:
         return Check("database", "FAIL", f"{shown}: {_first_line(exc.orig)}; check CAMPAIGNFLOW_DATABASE_URL")
@@ -126,7 +126,7 @@ def check_consumers(app: Any, queues: list[str], timeout: float) -> Check:
 def check_beat(url: str, settings: Settings, *, require: bool) -> Check:
     bad: Status = "FAIL" if require else "warn"
     try:
-        with get_engine(url).connect() as conn:
+        with sql_engine(url).connect() as conn:
             beats = last_beats(conn)
     except sa.exc.DBAPIError as exc:
         return Check("beat", bad, f"cannot read the heartbeat table ({_first_line(exc.orig)})")

@@ -24,8 +24,8 @@ from orchestration.errors import ConfigurationError
 from orchestration.names import TERMINAL_RUN_STATUSES
 from orchestration.runtime import Runtime, current
 from orchestration.settings import EMBEDDED_BROKER_URL, get_settings
-from orchestration.store import get_engine, reset_engines, stats
 from orchestration.store import repository as repo
+from orchestration.store import reset_engines, sql_engine, stats
 
 
 def use_embedded(data_dir: Path) -> tuple[Runtime, list[str]]:
@@ -99,18 +99,18 @@ def wait_terminal(run_ids: Sequence[str], timeout: float, poll: float = 0.02) ->
     deadline = time.monotonic() + timeout
     pending = set(run_ids)
     while pending and time.monotonic() < deadline:
-        with get_engine().connect() as conn:
+        with sql_engine().connect() as conn:
             pending = {r for r in pending if repo.run_status(conn, r) not in TERMINAL_RUN_STATUSES}
         if pending:
             time.sleep(poll)
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return [repo.get_envelope(conn, r) for r in run_ids]
 
 
 def count_rows(table: str) -> int | None:
     """Rows of one of our tables in the run store (None when the table does not exist)."""
     try:
-        with get_engine().connect() as conn:
+        with sql_engine().connect() as conn:
             return stats.count_rows(conn, table)
     except sa.exc.DBAPIError:
         return None

@@ -1,5 +1,5 @@
 """The Prometheus collector behind ``campaignflow metrics serve``: everything is read at scrape time,
-from the run store (run counts), the broker (queue depth) and the workers' step metrics
+from the run store (run counts, dead letters), the broker (queue depth) and the workers' step metrics
 (:mod:`orchestration.engine.step_metrics`), so one endpoint covers every process of a deployment.
 """
 
@@ -19,10 +19,11 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from orchestration.engine import step_metrics as steps
+from orchestration.engine.deadletters import REASONS
 from orchestration.names import KOMBU_UNACKED_KEY, LIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES
 from orchestration.runtime import current
 from orchestration.settings import get_settings
-from orchestration.store import get_engine, stats
+from orchestration.store import deadletters, sql_engine, stats
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,9 @@ class CampaignflowCollector(Collector):
     def _runs(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("campaignflow_store_up", "1 when the run store answered.")
         try:
-            with get_engine().connect() as conn:
+            with sql_engine().connect() as conn:
                 rows = stats.run_counts(conn)
+                dead = deadletters.dead_counts(conn)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("run store not readable for metrics: %s", exc)
             up.add_metric([], 0)
@@ -90,7 +92,18 @@ class CampaignflowCollector(Collector):
                 active.add_metric([flow, status], int(count))
         for flow, count in sorted(per_flow.items()):
             started.add_metric([flow], count)
-        yield from (started, finished, active)
+        yield from (started, finished, active, self._dead_letters(dead))
+
+    def _dead_letters(self, counts: dict[str, int]) -> Metric:
+        gauge = GaugeMetricFamily(
+            "campaignflow_dead_letters",
+            "Messages the workers could not process, kept in the dead-letter store and not replayed, "
+            "per reason (see `campaignflow deadletters list`).",
+            labels=["reason"],
+        )
+        for reason in sorted({*REASONS, *counts}):
+            gauge.add_metric([reason], counts.get(reason, 0))
+        return gauge
 
     def _depths(self, conn: redis.Redis) -> list[Metric]:
         key_prefix = get_settings().redis_key_prefix or ""

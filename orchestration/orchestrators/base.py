@@ -10,8 +10,8 @@ from typing import Any, ClassVar, Literal
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.errors import FieldError
 from orchestration.flows import Flow, FlowCatalog
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from orchestration.store.db import autocommit
 
 Mode = Literal["async", "inline"]
@@ -86,7 +86,7 @@ class BaseOrchestrator:
             extra=extra or {},
         )
         # with an event id, the key and the run are written in one transaction; without, one INSERT
-        with get_engine().begin() if event_id is not None else autocommit() as conn:
+        with sql_engine().begin() if event_id is not None else autocommit() as conn:
             run_id, duplicate = repo.open_run(conn, new)
             if duplicate:
                 return RunHandle(run_id, repo.run_status(conn, run_id), True)
@@ -94,7 +94,7 @@ class BaseOrchestrator:
             self.engine.start(flow, run_id, new.deadline_at)
             return RunHandle(run_id, "queued", False)
         self.engine.run_inline(flow, run_id)
-        with get_engine().connect() as conn:
+        with sql_engine().connect() as conn:
             return RunHandle(run_id, repo.run_status(conn, run_id), False)
 
 

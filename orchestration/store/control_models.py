@@ -1,5 +1,6 @@
-"""Models of the control plane: rejected events, routing rules, beat-scheduled campaigns and their
-slots, and heartbeats (beat's last tick). The delivery ledger belongs to the agents (``agents.tables``)."""
+"""Models of the control plane: rejected events, dead letters, routing rules, beat-scheduled campaigns
+and their slots, and heartbeats (beat's last tick). The delivery ledger belongs to the agents
+(``agents.tables``)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,51 @@ from orchestration.store.metadata import Base, JSONType, server_now
 
 
 class RejectedEvent(Base):
-    """An event that could not become a run, kept with the reason and the raw body for replay."""
+    """An event that could not become a run, kept with the reason and the raw body for replay.
+
+    ``raw`` is the body as JSON text in which NUL characters and lone surrogates are escapes
+    (``orchestration.store.jsontext``), so any body can be stored; ``raw_complete`` is false when
+    it was cut (over the size limit, or nested too deeply). ``body_hash`` (SHA-256 of the whole
+    text) finds the same body sent again."""
 
     __tablename__ = "rejected_event"
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     event_id: Mapped[str | None] = mapped_column(sa.String(200), index=True)
-    raw: Mapped[Any] = mapped_column(JSONType)
+    raw: Mapped[str] = mapped_column(sa.Text)
+    raw_complete: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    body_hash: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     reason: Mapped[str] = mapped_column(sa.Text)
     problems: Mapped[Any] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(sa.String(16), server_default="rejected")
     replay_run_id: Mapped[str | None] = mapped_column(sa.String(36))
     created_at: Mapped[datetime] = mapped_column(server_default=server_now())
+    replayed_at: Mapped[datetime | None]
+
+
+class DeadLetter(Base):
+    """A message the workers could not process (undecodable, refused content type, unknown task,
+    not a task message), kept as received: the raw body (bytes, capped), its headers (as safe JSON
+    text) and the reason. ``fingerprint`` (SHA-256 of queue, content type and encoding, headers and
+    the whole body) makes the same message seen again bump ``count`` and ``last_seen``."""
+
+    __tablename__ = "dead_letter"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    queue: Mapped[str] = mapped_column(sa.String(200))
+    task: Mapped[str | None] = mapped_column(sa.String(200))
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    detail: Mapped[str] = mapped_column(sa.Text)
+    headers: Mapped[str] = mapped_column(sa.Text)
+    content_type: Mapped[str | None] = mapped_column(sa.String(200))
+    content_encoding: Mapped[str | None] = mapped_column(sa.String(80))
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    body_size: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"))
+    count: Mapped[int] = mapped_column(sa.Integer, server_default="1")
+    status: Mapped[str] = mapped_column(sa.String(16), server_default="dead")
+    first_seen: Mapped[datetime] = mapped_column(server_default=server_now())
+    last_seen: Mapped[datetime] = mapped_column(server_default=server_now(), index=True)
     replayed_at: Mapped[datetime | None]
 
 

@@ -54,8 +54,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def get_engine(url: str | None = None, *, autocommit: bool = False) -> Engine:
-    """The engine of this process for ``url`` (default: the configured run store)."""
+def sql_engine(url: str | None = None, *, autocommit: bool = False) -> Engine:
+    """The SQLAlchemy engine of this process for ``url`` (default: the configured run store).
+
+    Named apart from the OrchestrationEngine (``runtime.current().engine``), which compiles and runs
+    flows; this one only talks to the database.
+    """
     url = url or get_settings().effective_database_url()
     key = (os.getpid(), url, autocommit)
     engine = _engines.get(key)
@@ -77,7 +81,7 @@ def autocommit(url: str | None = None) -> Iterator[Connection]:
     connection. Here, as SQLAlchemy does on a disconnect, a broken connection is thrown away with
     the pool's idle ones (they most likely broke with it: a restart, a failover).
     """
-    engine = get_engine(url, autocommit=True)
+    engine = sql_engine(url, autocommit=True)
     with engine.connect() as conn:
         try:
             yield conn

@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 
 from orchestration.errors import ConfigurationError
 from orchestration.settings import get_settings
-from orchestration.store.db import get_engine
+from orchestration.store.db import sql_engine
 
 
 def script_location() -> Path:
@@ -44,7 +44,7 @@ def heads(url: str | None = None) -> tuple[str, ...]:
 
 
 def current(url: str | None = None) -> tuple[str, ...]:
-    with get_engine(url).connect() as conn:
+    with sql_engine(url).connect() as conn:
         return tuple(MigrationContext.configure(conn).get_current_heads())
 
 

@@ -8,7 +8,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy.engine import Connection, Engine
 
 from orchestration.errors import ConfigurationError
-from orchestration.store.db import get_engine
+from orchestration.store.db import sql_engine
 from orchestration.store.dialects.base import QueryComponents
 from orchestration.store.dialects.postgres import PostgresQueryComponents
 from orchestration.store.dialects.sqlite import SqliteQueryComponents
@@ -36,4 +36,4 @@ def queries(bind: Connection | Engine) -> QueryComponents:
 
 def step_writer(ends_run: bool, url: str | None = None) -> AbstractContextManager[Connection]:
     """The connection a step's record write goes to (``ends_run``: the write also ends the run)."""
-    return queries(get_engine(url)).step_writer(ends_run, url)
+    return queries(sql_engine(url)).step_writer(ends_run, url)

@@ -7,7 +7,14 @@ from typing import cast
 
 import sqlalchemy as sa
 
-from orchestration.store.control_models import Campaign, CampaignSlot, Heartbeat, RejectedEvent, RoutingRule
+from orchestration.store.control_models import (
+    Campaign,
+    CampaignSlot,
+    DeadLetter,
+    Heartbeat,
+    RejectedEvent,
+    RoutingRule,
+)
 from orchestration.store.metadata import Base
 from orchestration.store.models import IngestKey, Run, StepRecordRow
 
@@ -23,6 +30,7 @@ run_t = _table(Run)
 step_t = _table(StepRecordRow)
 key_t = _table(IngestKey)
 rejected_t = _table(RejectedEvent)
+dead_letter_t = _table(DeadLetter)
 route_t = _table(RoutingRule)
 campaign_t = _table(Campaign)
 slot_t = _table(CampaignSlot)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from orchestration.envelope import Envelope, StepError, StepRecord
-from orchestration.store import get_engine
 from orchestration.store import repository as repo
+from orchestration.store import sql_engine
 from tests.support.wait import eventually
 
 
 def envelope(run_id: str) -> Envelope:
-    with get_engine().connect() as conn:
+    with sql_engine().connect() as conn:
         return repo.get_envelope(conn, run_id)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from orchestration.errors import RunNotFoundError
 from orchestration.names import DONE_STEP_STATUSES, LIVE_RUN_STATUSES
 from orchestration.store.base import utcnow
-from orchestration.store.db import autocommit, get_engine
+from orchestration.store.db import autocommit, sql_engine
 from orchestration.store.dialects.base import QueryComponents
 from orchestration.store.states import RunState, StepStart, run_state
 from orchestration.store.tables import run_t, step_t
@@ -114,4 +114,4 @@ class SqliteQueryComponents(QueryComponents):
 
     def step_writer(self, ends_run: bool, url: str | None = None) -> AbstractContextManager[Connection]:
         # the record and the run's end are two statements here: one transaction makes them one write
-        return get_engine(url).begin() if ends_run else autocommit(url)
+        return sql_engine(url).begin() if ends_run else autocommit(url)
