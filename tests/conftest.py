@@ -32,6 +32,7 @@ from tests.support.wiring import app, registry  # noqa: E402
 
 TABLES = (
     "step_record",
+    "run_outbox",
     "run",
     "ingest_key",
     "crm_contact",

@@ -1,5 +1,6 @@
-"""SQLAlchemy 2 models of the run store: runs, their step records and the event ids that opened
-them. The control plane's are in ``control_models``; Alembic migrations in ``migrations/`` build both."""
+"""SQLAlchemy 2 models of the run store: runs, their step records, the event ids that opened them and
+the outbox of their publications. The control plane's are in ``control_models``; Alembic migrations
+in ``migrations/`` build both."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ class Run(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     redrives: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    #: The number of its current publication (its ``run_outbox`` row): 1 when it was opened for the
+    #: workers, one more at each retry or re-drive; 0 for a run that only ran inline.
+    publication: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    #: The Celery task id of the start message that took the current publication (None: not yet).
+    start_task_id: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(server_default=server_now())
     updated_at: Mapped[datetime] = mapped_column(server_default=server_now())
     started_at: Mapped[datetime | None]
@@ -81,3 +87,38 @@ class IngestKey(Base):
     event_id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     run_id: Mapped[str] = mapped_column(sa.String(36))
     created_at: Mapped[datetime] = mapped_column(server_default=server_now())
+
+
+#: What made a publication: the run was opened, retried, or re-driven by the sweeper.
+PUBLICATION_KINDS = ("open", "retry", "redrive")
+
+
+class OutboxEntry(Base):
+    """One publication of a run, written in the transaction that opens, retries or re-drives it.
+
+    The process that wrote it publishes it right after the commit and sets ``published_at``; what is
+    still unpublished a few seconds later (the broker was down, the process died) the relay publishes.
+    ``attempts`` and ``last_error`` count and tell the publishes that failed."""
+
+    __tablename__ = "run_outbox"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[str] = mapped_column(sa.ForeignKey("run.run_id", ondelete="CASCADE"))
+    publication: Mapped[int] = mapped_column(sa.Integer)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(server_default=server_now())
+    published_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "publication"),
+        sa.CheckConstraint(sa.column("kind").in_(PUBLICATION_KINDS), name="kind"),
+        # the relay's query: what is still unpublished, oldest first
+        sa.Index(
+            "ix_run_outbox__pending",
+            "created_at",
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        ),
+    )

@@ -35,7 +35,9 @@ def open_run(conn: Connection, new: NewRun) -> tuple[str, bool]:
     """Insert the run (status ``queued``); returns ``(run_id, duplicate)``.
 
     With an event id, the idempotency key is written in the same transaction: a second call with
-    the same event id (even concurrently) returns the first run's id and ``duplicate=True``.
+    the same event id (even concurrently) returns the first run's id and ``duplicate=True``. A run
+    opened for the workers (``mode`` async) is at its publication 1, whose outbox row the caller
+    adds in the same transaction (``outbox.add``).
     """
     sql = queries(conn)
     if new.event_id is not None:
@@ -68,6 +70,7 @@ def open_run(conn: Connection, new: NewRun) -> tuple[str, bool]:
             "created_at": now,
             "updated_at": now,
             "deadline_at": new.deadline_at,
+            "publication": 1 if new.mode == "async" else 0,
         },
     )
     return new.run_id, False

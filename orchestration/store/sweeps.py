@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from orchestration.names import LIVE_RUN_STATUSES
 from orchestration.store.base import AnyRow
-from orchestration.store.tables import run_t, step_t
+from orchestration.store.tables import outbox_t, run_t, step_t
 
 
 def runs_past_deadline(conn: Connection, now: datetime) -> list[str]:
@@ -20,7 +20,8 @@ def runs_past_deadline(conn: Connection, now: datetime) -> list[str]:
 
 def stalled_runs(conn: Connection, before: datetime, limit: int) -> list[AnyRow]:
     """Live runs whose last write (run or any step) is older than ``before``, oldest first:
-    ``run_id``, ``redrives``, ``flow_def``, ``deadline_at``."""
+    ``run_id``, ``redrives``, ``flow_def``, ``deadline_at``. A run whose publication is still in the
+    outbox is not stalled: it waits for the broker, and the relay publishes it."""
     last_step = (
         sa.select(step_t.c.run_id, sa.func.max(step_t.c.updated_at).label("at"))
         .group_by(step_t.c.run_id)
@@ -30,7 +31,12 @@ def stalled_runs(conn: Connection, before: datetime, limit: int) -> list[AnyRow]
     query = (
         sa.select(run_t.c.run_id, run_t.c.redrives, run_t.c.flow_def, run_t.c.deadline_at)
         .select_from(run_t.outerjoin(last_step, last_step.c.run_id == run_t.c.run_id))
-        .where(run_t.c.status.in_(LIVE_RUN_STATUSES), run_t.c.updated_at < before, progress < before)
+        .where(
+            run_t.c.status.in_(LIVE_RUN_STATUSES),
+            run_t.c.updated_at < before,
+            progress < before,
+            ~sa.exists().where(outbox_t.c.run_id == run_t.c.run_id, outbox_t.c.published_at.is_(None)),
+        )
         .order_by(run_t.c.updated_at)
         .limit(limit)
     )

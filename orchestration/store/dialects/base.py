@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, ClassVar, TypeAlias
 
 import sqlalchemy as sa
@@ -18,9 +19,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from orchestration.names import DONE_STEP_STATUSES
-from orchestration.store.base import utcnow
+from orchestration.store.base import AnyRow, utcnow
 from orchestration.store.states import RunState, StepStart
-from orchestration.store.tables import step_t
+from orchestration.store.tables import outbox_t, step_t
 
 #: An ``INSERT`` with ``on_conflict_do_nothing`` / ``on_conflict_do_update``.
 Upsert: TypeAlias = postgresql.Insert | sqlite.Insert
@@ -83,9 +84,26 @@ class QueryComponents(ABC):
         succeeded or was skipped; ``ends_run`` as in :meth:`finish_step`."""
 
     @abstractmethod
+    def claim_outbox(self, conn: Connection, before: datetime, limit: int) -> list[AnyRow]:
+        """Up to ``limit`` unpublished outbox rows written before ``before`` (``id``, ``run_id``,
+        ``publication``, ``kind``), held by the caller's transaction so that a second relay does not
+        publish them too."""
+
+    @abstractmethod
     def step_writer(self, ends_run: bool, url: str | None = None) -> AbstractContextManager[Connection]:
         """The connection a record write goes to: autocommit, unless the write also ends the run
         and this database needs a transaction to make the two writes one."""
+
+    def pending_outbox(self, before: datetime, limit: int, *columns: sa.Column[Any]) -> sa.Select[Any]:
+        """``columns`` (default: what a claim returns) of the oldest unpublished outbox rows written
+        before ``before``."""
+        columns = columns or (outbox_t.c.id, outbox_t.c.run_id, outbox_t.c.publication, outbox_t.c.kind)
+        return (
+            sa.select(*columns)
+            .where(outbox_t.c.published_at.is_(None), outbox_t.c.created_at < before)
+            .order_by(outbox_t.c.created_at, outbox_t.c.id)
+            .limit(limit)
+        )
 
     def begin_step(self, conn: Connection, run_id: str, step_id: str, agent: str | None) -> StepStart:
         """Mark the record ``running`` and count the attempt, unless it already succeeded or was skipped."""

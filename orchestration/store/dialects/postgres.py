@@ -8,6 +8,7 @@ beginning a step is one statement, and so is writing the last record together wi
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from orchestration.errors import RunNotFoundError
 from orchestration.names import DONE_STEP_STATUSES
-from orchestration.store.base import utcnow
+from orchestration.store.base import AnyRow, utcnow
 from orchestration.store.db import autocommit
 from orchestration.store.dialects.base import QueryComponents
 from orchestration.store.states import RunState, StepStart, run_state
@@ -37,10 +38,10 @@ def _jsonb(params: dict[str, Any], *names: str) -> dict[str, Any]:
 
 _INSERT_RUN = """
     INSERT INTO run (run_id, flow_name, flow_version, flow_def, status, mode, payload, event_id,
-        campaign, orchestrator, extra, created_at, updated_at, deadline_at)
+        campaign, orchestrator, extra, created_at, updated_at, deadline_at, publication)
     VALUES (%(run_id)s, %(flow_name)s, %(flow_version)s, %(flow_def)s, %(status)s, %(mode)s,
         %(payload)s, %(event_id)s, %(campaign)s, %(orchestrator)s, %(extra)s, %(created_at)s,
-        %(updated_at)s, %(deadline_at)s)
+        %(updated_at)s, %(deadline_at)s, %(publication)s)
 """
 
 _LOAD_STATE = """
@@ -155,6 +156,10 @@ class PostgresQueryComponents(QueryComponents):
     def record_step(self, conn: Connection, values: dict[str, Any], *, ends_run: bool) -> bool:
         params = _jsonb({**values, "rid": values["run_id"], "now": values["updated_at"]}, "output", "error")
         return _write(conn, _RECORD_STEP, params, ends_run)
+
+    def claim_outbox(self, conn: Connection, before: datetime, limit: int) -> list[AnyRow]:
+        # the rows stay locked until the caller's transaction ends; a second relay skips them
+        return list(conn.execute(self.pending_outbox(before, limit).with_for_update(skip_locked=True)))
 
     def step_writer(self, ends_run: bool, url: str | None = None) -> AbstractContextManager[Connection]:
         return autocommit(url)  # a write that ends the run is one statement: no transaction needed

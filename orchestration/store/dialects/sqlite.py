@@ -4,6 +4,7 @@ where the multi-write operations are several statements in the caller's transact
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,11 +13,11 @@ from sqlalchemy.engine import Connection
 
 from orchestration.errors import RunNotFoundError
 from orchestration.names import DONE_STEP_STATUSES, LIVE_RUN_STATUSES
-from orchestration.store.base import utcnow
+from orchestration.store.base import AnyRow, utcnow
 from orchestration.store.db import autocommit, sql_engine
 from orchestration.store.dialects.base import QueryComponents
 from orchestration.store.states import RunState, StepStart, run_state
-from orchestration.store.tables import run_t, step_t
+from orchestration.store.tables import outbox_t, run_t, step_t
 from orchestration.store.transitions import mark_run_running, succeed_run
 
 
@@ -111,6 +112,19 @@ class SqliteQueryComponents(QueryComponents):
         if written and ends_run:
             succeed_run(conn, values["run_id"], values["updated_at"])
         return written
+
+    def claim_outbox(self, conn: Connection, before: datetime, limit: int) -> list[AnyRow]:
+        # SQLite has no row locks: a write that changes nothing takes the database's write lock for
+        # the caller's transaction, so a second relay's claim waits for this one to commit and then
+        # finds only what is still unpublished
+        pending = self.pending_outbox(before, limit, outbox_t.c.id)
+        stmt = (
+            outbox_t.update()
+            .where(outbox_t.c.id.in_(pending), outbox_t.c.published_at.is_(None))
+            .values(published_at=None)
+            .returning(outbox_t.c.id, outbox_t.c.run_id, outbox_t.c.publication, outbox_t.c.kind)
+        )
+        return list(conn.execute(stmt))
 
     def step_writer(self, ends_run: bool, url: str | None = None) -> AbstractContextManager[Connection]:
         # the record and the run's end are two statements here: one transaction makes them one write

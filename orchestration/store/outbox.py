@@ -1,0 +1,162 @@
+"""The outbox: a run's publications, written in the transaction that opens, retries or re-drives it.
+
+A publication is the run's number (``run.publication``, one more each time) plus a ``run_outbox``
+row. After the commit the row is published (``mark_published``); what is still unpublished after a
+few seconds the relay claims in batches (``claim``: ``FOR UPDATE SKIP LOCKED`` on Postgres, the
+database's write lock on SQLite) and publishes. The first task of the published canvas takes the
+publication (``take``): only the run's current publication, only while the run is live, and only for
+one start message, so a publication sent twice (a crash between publishing and marking) starts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from orchestration.names import LIVE_RUN_STATUSES
+from orchestration.store.base import aware, utcnow
+from orchestration.store.queries import queries
+from orchestration.store.tables import outbox_t, run_t
+
+#: ``kind`` of the publication that opens a run for the workers.
+OPEN = "open"
+#: ``kind`` of the publication of a failed run retried on request.
+RETRY = "retry"
+#: ``kind`` of the publication of a stalled run re-driven by the sweeper.
+REDRIVE = "redrive"
+#: Longest ``last_error`` kept.
+MAX_ERROR_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A publication to publish: its ``run_outbox`` row id, the run and the publication's number."""
+
+    id: int
+    run_id: str
+    publication: int
+    kind: str
+
+
+def add(conn: Connection, run_id: str, publication: int, kind: str) -> Entry:
+    """The outbox row of the run's publication ``publication`` (in the caller's transaction)."""
+    stmt = (
+        outbox_t.insert()
+        .values(run_id=run_id, publication=publication, kind=kind, created_at=utcnow())
+        .returning(outbox_t.c.id)
+    )
+    return Entry(int(conn.execute(stmt).scalar_one()), run_id, publication, kind)
+
+
+def next_publication(conn: Connection, run_id: str, kind: str) -> Entry:
+    """One more publication of an existing run (a retry, a re-drive): it becomes the run's current
+    one, which no start message has taken yet, and gets its outbox row."""
+    stmt = (
+        run_t.update()
+        .where(run_t.c.run_id == run_id)
+        .values(publication=run_t.c.publication + 1, start_task_id=None)
+        .returning(run_t.c.publication)
+    )
+    return add(conn, run_id, int(conn.execute(stmt).scalar_one()), kind)
+
+
+def mark_published(conn: Connection, entry_id: int, now: datetime | None = None) -> bool:
+    """The publication went to the broker; False when it was already marked."""
+    stmt = (
+        outbox_t.update()
+        .where(outbox_t.c.id == entry_id, outbox_t.c.published_at.is_(None))
+        .values(published_at=now or utcnow())
+    )
+    return bool(conn.execute(stmt).rowcount)
+
+
+def record_failure(conn: Connection, entry_id: int, error: str) -> None:
+    """A publish of the entry failed (it stays pending): count it and keep what went wrong."""
+    conn.execute(
+        outbox_t.update()
+        .where(outbox_t.c.id == entry_id)
+        .values(attempts=outbox_t.c.attempts + 1, last_error=error[:MAX_ERROR_CHARS])
+    )
+
+
+def claim(conn: Connection, before: datetime, limit: int) -> list[Entry]:
+    """Up to ``limit`` unpublished entries written before ``before``, oldest first, held by this
+    transaction until it ends: another relay's claim skips (Postgres) or waits for (SQLite) them."""
+    rows = queries(conn).claim_outbox(conn, before, limit)
+    return sorted((Entry(int(r.id), r.run_id, int(r.publication), r.kind) for r in rows), key=lambda e: e.id)
+
+
+@dataclass(frozen=True)
+class RunToPublish:
+    flow_def: dict[str, Any]
+    deadline_at: datetime | None
+
+
+def runs_to_publish(conn: Connection, run_ids: Collection[str]) -> dict[str, RunToPublish]:
+    """What publishing needs of each run (its flow and its deadline), by run id."""
+    query = sa.select(run_t.c.run_id, run_t.c.flow_def, run_t.c.deadline_at).where(
+        run_t.c.run_id.in_(list(run_ids))
+    )
+    return {r.run_id: RunToPublish(r.flow_def, aware(r.deadline_at)) for r in conn.execute(query)}
+
+
+#: Built once with bind parameters (it runs at the start of every run).
+_TAKE = (
+    run_t.update()
+    .where(
+        run_t.c.run_id == sa.bindparam("rid"),
+        run_t.c.publication == sa.bindparam("pub"),
+        run_t.c.status.in_(LIVE_RUN_STATUSES),
+        sa.or_(run_t.c.start_task_id.is_(None), run_t.c.start_task_id == sa.bindparam("tid")),
+    )
+    .values(start_task_id=sa.bindparam("tid"), updated_at=sa.bindparam("now"))
+)
+
+
+def take(conn: Connection, run_id: str, publication: int, task_id: str) -> bool:
+    """Let the start message ``task_id`` start the run's publication ``publication``: True when it is
+    the run's current publication, the run is live, and no other start message took it (the same
+    message again, redelivered, takes it again). One statement under the run's row lock."""
+    params = {"rid": run_id, "pub": publication, "tid": task_id, "now": utcnow()}
+    return bool(conn.execute(_TAKE, params).rowcount)
+
+
+def why_not_taken(conn: Connection, run_id: str, publication: int) -> str:
+    """Why :func:`take` refused, in words (for the log line of a dropped start message)."""
+    row = conn.execute(
+        sa.select(run_t.c.status, run_t.c.publication, run_t.c.start_task_id).where(run_t.c.run_id == run_id)
+    ).first()
+    if row is None:
+        return "the run does not exist"
+    if row.publication != publication:
+        return f"publication {row.publication} superseded it"
+    if row.status not in LIVE_RUN_STATUSES:
+        return f"the run is {row.status}"
+    return f"start message {row.start_task_id} took it first"
+
+
+def has_pending(conn: Connection, run_id: str) -> bool:
+    """True when a publication of the run waits for the broker."""
+    query = sa.select(outbox_t.c.id).where(outbox_t.c.run_id == run_id, outbox_t.c.published_at.is_(None))
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def backlog(conn: Connection) -> tuple[int, datetime | None]:
+    """How many entries are unpublished, and when the oldest of them was written."""
+    row = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(outbox_t.c.created_at)).where(
+            outbox_t.c.published_at.is_(None)
+        )
+    ).one()
+    return int(row[0]), aware(row[1])
+
+
+def entries(conn: Connection, run_id: str) -> list[dict[str, Any]]:
+    """Every outbox row of the run, oldest first (for tests and operators)."""
+    query = sa.select(outbox_t).where(outbox_t.c.run_id == run_id).order_by(outbox_t.c.id)
+    return [dict(r._mapping) for r in conn.execute(query)]
