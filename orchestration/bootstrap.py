@@ -8,7 +8,8 @@ embedded demo, the test fixtures). It
    and calls each one's ``register(registry)``;
 3. registers the built-in orchestrators;
 4. configures the Celery app from the settings and the registry: broker, result backend, transport
-   options, one queue per agent pool, the router, beat's schedule;
+   options, one queue per agent pool, the router, beat's schedule (sweeper, campaign tick, outbox
+   relay);
 5. binds the Celery tasks: each module of :data:`TASK_MODULES` has ``bind(runtime)``;
 6. connects the signal receivers (step logs, step metrics, dead letters, fresh database pools after
    a fork);
@@ -31,6 +32,8 @@ from orchestration.errors import ConfigurationError
 from orchestration.names import (
     CAMPAIGN_TICK_SCHEDULE_ENTRY,
     CAMPAIGN_TICK_TASK,
+    RELAY_SCHEDULE_ENTRY,
+    RELAY_TASK,
     SWEEP_SCHEDULE_ENTRY,
     SWEEP_TASK,
 )
@@ -145,6 +148,7 @@ def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
                 "task": CAMPAIGN_TICK_TASK,
                 "schedule": settings.campaign_tick_interval,
             },
+            RELAY_SCHEDULE_ENTRY: {"task": RELAY_TASK, "schedule": settings.relay_interval},
         },
         **conf,
     )

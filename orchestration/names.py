@@ -38,6 +38,12 @@ MAP_TASK = "campaignflow.engine.map"
 FAIL_RUN_TASK = "campaignflow.engine.fail_run"
 #: Engine task (beat): fail runs past their deadline, re-drive or fail stalled runs.
 SWEEP_TASK = "campaignflow.engine.sweep"
+#: Engine task: the first task of every published run. It takes the run's current publication for
+#: its message, once: a second copy of the same publication stops there.
+START_RUN_TASK = "campaignflow.engine.start_run"
+#: Engine task (beat): publish what the outbox still holds (the publications the process that wrote
+#: them could not hand to the broker).
+RELAY_TASK = "campaignflow.engine.relay"
 
 #: ``campaignflow bench``: the plain Celery no-op task that the baseline runs.
 BENCH_PLAIN_TASK = "campaignflow.bench.plain"
@@ -70,6 +76,8 @@ def agent_queue(pool: str) -> str:
 SWEEP_SCHEDULE_ENTRY = "campaignflow-sweep"
 #: Beat schedule entry that sends :data:`CAMPAIGN_TICK_TASK` every ``CAMPAIGNFLOW_CAMPAIGN_TICK_INTERVAL``.
 CAMPAIGN_TICK_SCHEDULE_ENTRY = "campaignflow-campaign-tick"
+#: Beat schedule entry that sends :data:`RELAY_TASK` every ``CAMPAIGNFLOW_RELAY_INTERVAL`` seconds.
+RELAY_SCHEDULE_ENTRY = "campaignflow-outbox-relay"
 
 #: ``heartbeat`` row written by each campaign tick (``campaignflow doctor`` reads it first).
 BEAT_HEARTBEAT = "beat"

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         description="A live run with no step progress this long is re-driven (> longest step + backoff).",
     )
     max_redrives: int = Field(3, ge=0, description="Re-drives of a stalled run before the sweeper fails it.")
+    relay_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between outbox relay passes (beat): a run the ingesting process could not "
+        "publish (the broker was down) is published then.",
+    )
     campaign_tick_interval: float = Field(
         60.0, gt=0, description="Seconds between campaign ticks (beat): due campaign slots start then."
     )

@@ -1,28 +1,40 @@
-"""The engine's own steps, on the ``orchestration`` queue: join, branch, map, and the errback that
-guarantees a terminal envelope when a task fails in a way its step could not record."""
+"""The engine's own steps, on the ``orchestration`` queue: the start of a published run, join, branch,
+map, the errback that guarantees a terminal envelope when a task fails in a way its step could not
+record, and the periodic sweeper and outbox relay."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import TimeLimitExceeded
+from celery.exceptions import Ignore, TimeLimitExceeded
 
 from orchestration.control.sweeper import sweep as run_sweep
-from orchestration.engine import nodes
+from orchestration.engine import nodes, publish
 from orchestration.engine.compiler import chain_of
 from orchestration.engine.outcome import Action
 from orchestration.errors import StepFailedError
-from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, LIVE_RUN_STATUSES, MAP_TASK, SWEEP_TASK
+from orchestration.names import (
+    BRANCH_TASK,
+    FAIL_RUN_TASK,
+    JOIN_TASK,
+    LIVE_RUN_STATUSES,
+    MAP_TASK,
+    RELAY_TASK,
+    START_RUN_TASK,
+    SWEEP_TASK,
+)
 from orchestration.runtime import Runtime
 from orchestration.step_error import StepError
 from orchestration.store import repository as repo
 from orchestration.store import sql_engine
-from tasks.agent_tasks import apply_outcome
+from orchestration.store.db import STORE_ERRORS
+from tasks.agent_tasks import WORKER_LOST_RETRIES, apply_outcome
 
 
 def bind(runtime: Runtime) -> list[str]:
-    """Bind join, branch, map, the run-failure errback and the sweeper to the runtime's app."""
+    """Bind the start task, join, branch, map, the run-failure errback, the sweeper and the outbox
+    relay to the runtime's app."""
     app = runtime.app
 
     @app.task(name=JOIN_TASK, bind=True, acks_late=True)
@@ -78,7 +90,35 @@ def bind(runtime: Runtime) -> list[str]:
         )
         return report.as_dict()
 
-    return [t.name for t in (join, branch, map_items, fail_run, sweep)]
+    return [*bind_publication(runtime), *(t.name for t in (join, branch, map_items, fail_run, sweep))]
+
+
+def bind_publication(runtime: Runtime) -> list[str]:
+    """Bind the start task of every published run and the periodic outbox relay."""
+    app = runtime.app
+
+    @app.task(
+        name=START_RUN_TASK,
+        bind=True,
+        acks_late=True,
+        ignore_result=True,
+        max_retries=WORKER_LOST_RETRIES,
+        autoretry_for=STORE_ERRORS,  # the run store went away: try again, the take is idempotent
+        retry_backoff=1,
+        retry_backoff_max=30,
+    )
+    def start_run(self: Task, run_id: str, publication: int) -> None:
+        """The first task of every published run: the run goes on only when this message takes its
+        current publication (a second copy of the same publication stops here)."""
+        if not publish.take(run_id, publication, str(self.request.id)):
+            raise Ignore()
+
+    @app.task(name=RELAY_TASK, acks_late=True, ignore_result=True)
+    def relay() -> dict[str, Any]:
+        """Periodic (beat): publish the outbox's publications that their writer could not publish."""
+        return publish.relay(runtime.engine).as_dict()
+
+    return [start_run.name, relay.name]
 
 
 def end_failed_run(run_id: str, reason: StepError) -> None:

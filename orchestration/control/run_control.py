@@ -18,13 +18,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestration.engine.publish import publish_now
 from orchestration.errors import CampaignflowError, FieldError, RunNotFoundError
 from orchestration.flows import Flow
 from orchestration.orchestrators.base import deadline_from
 from orchestration.runtime import current
 from orchestration.step_error import StepError
+from orchestration.store import outbox, sql_engine
 from orchestration.store import repository as repo
-from orchestration.store import sql_engine
 
 
 class RunStateError(CampaignflowError):
@@ -59,10 +60,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def reopen_failed_run(
     run_id: str, payload_patch: Mapping[str, Any] | None = None
-) -> tuple[Flow, datetime | None]:
+) -> tuple[Flow, datetime | None, outbox.Entry]:
     """Set a failed run back to ``running`` with its failed records pending, each with a fresh
-    budget of tries; succeeded steps stay. The run gets the flow's deadline again, counted from now.
-    Returns the flow and the new deadline.
+    budget of tries; succeeded steps stay. The run gets the flow's deadline again, counted from now,
+    and its next publication's outbox row, in the same transaction. Returns the flow, the new
+    deadline and that outbox entry (to publish after the commit).
 
     ``payload_patch`` (a JSON merge patch) corrects the stored payload before the re-drive.
     """
@@ -79,7 +81,8 @@ def reopen_failed_run(
             _check_payload(flow, payload)
         deadline_at = deadline_from(flow, datetime.now(UTC))
         repo.reopen_run(conn, run_id, payload, deadline_at=deadline_at)
-    return flow, deadline_at
+        entry = outbox.next_publication(conn, run_id, outbox.RETRY)
+    return flow, deadline_at, entry
 
 
 def _check_payload(flow: Flow, payload: dict[str, Any]) -> None:
@@ -92,7 +95,8 @@ def _check_payload(flow: Flow, payload: dict[str, Any]) -> None:
 
 
 def retry_run(run_id: str, payload_patch: Mapping[str, Any] | None = None) -> str:
-    """Re-drive a failed run on the workers from its failed step; returns ``running``."""
-    flow, deadline_at = reopen_failed_run(run_id, payload_patch)
-    current().engine.start(flow, run_id, deadline_at)
+    """Re-drive a failed run on the workers from its failed step; returns ``running`` (also when the
+    broker cannot take it yet: the outbox relay publishes it then)."""
+    flow, deadline_at, entry = reopen_failed_run(run_id, payload_patch)
+    publish_now(current().engine, entry, flow, deadline_at)
     return "running"

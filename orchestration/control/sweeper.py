@@ -2,8 +2,10 @@
 
 Run periodically (``campaignflow.engine.sweep`` on beat). It fails live runs past their deadline,
 and re-drives live runs with no progress for ``stall_seconds`` (a message lost with a crashed broker,
-a worker gone, an inline caller that died) by publishing their canvas again: succeeded steps return
-their stored output, so only what was lost runs. After ``max_redrives`` it fails them with a reason.
+a worker gone, an inline caller that died) by publishing their canvas again, through the outbox like
+any publication: succeeded steps return their stored output, so only what was lost runs. After
+``max_redrives`` it fails them with a reason. A run whose publication still waits in the outbox is
+not stalled: the relay publishes it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from orchestration.engine.compiler import OrchestrationEngine
+from orchestration.engine.publish import publish_now
 from orchestration.flows import Flow
 from orchestration.names import SWEEPER_HEARTBEAT
 from orchestration.step_error import StepError
+from orchestration.store import outbox, sql_engine, sweeps
 from orchestration.store import repository as repo
-from orchestration.store import sql_engine, sweeps
 from orchestration.store.heartbeats import beat
 
 
@@ -48,7 +51,7 @@ def sweep(
                 report.past_deadline.append(run_id)
     with sql_engine().begin() as conn:
         stalled = sweeps.stalled_runs(conn, now - timedelta(seconds=stall_seconds), limit)
-        to_start: list[tuple[str, Flow, datetime | None]] = []
+        to_start: list[tuple[outbox.Entry, Flow, datetime | None]] = []
         for row in stalled:
             if row.redrives >= max_redrives:
                 err = StepError.stalled(stall_seconds, row.redrives).as_dict()
@@ -57,9 +60,11 @@ def sweep(
                 report.failed.append(row.run_id)
                 continue
             sweeps.count_redrive(conn, row.run_id, now)
-            to_start.append((row.run_id, Flow.model_validate(row.flow_def), repo.aware(row.deadline_at)))
+            entry = outbox.next_publication(conn, row.run_id, outbox.REDRIVE)
+            to_start.append((entry, Flow.model_validate(row.flow_def), repo.aware(row.deadline_at)))
         beat(conn, SWEEPER_HEARTBEAT, now, report.as_dict())
-    for run_id, flow, deadline_at in to_start:  # publish after commit: a crash in between is found next time
-        engine.start(flow, run_id, deadline_at)
-        report.redriven.append(run_id)
+    # after the commit; what the broker refuses, the relay publishes
+    for entry, flow, deadline_at in to_start:
+        publish_now(engine, entry, flow, deadline_at)
+        report.redriven.append(entry.run_id)
     return report

@@ -19,7 +19,7 @@ from celery.canvas import Signature
 from orchestration.engine.inline import InlineRunner
 from orchestration.engine.nodes import map_item_ids
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
-from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, MAP_TASK
+from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, MAP_TASK, START_RUN_TASK
 from orchestration.registry import Registry
 from orchestration.timefmt import iso_utc
 
@@ -60,17 +60,30 @@ class OrchestrationEngine:
         self.registry = registry
 
     # compiling
-    def compile(self, flow: Flow, run_id: str, deadline_at: datetime | None = None) -> Signature:
+    def compile(
+        self, flow: Flow, run_id: str, deadline_at: datetime | None = None, *, publication: int | None = None
+    ) -> Signature:
         """The whole flow as one canvas, with the run-failure errback linked everywhere.
 
         ``deadline_at`` (the run's) goes into every task's kwargs as ``deadline``: an agent task's
         time limits are capped by the time left when it starts, and the engine tasks hand it on to
         what they build at run time (branch arms, map lanes, fallbacks).
+
+        With ``publication`` (the run's publication number, from the outbox) the canvas begins with
+        the start task, which lets only one copy of that publication go on.
         """
         deadline = iso_utc(deadline_at) if deadline_at is not None else None
-        canvas = chain_of(self.compile_node(flow.root, run_id, final=True, deadline=deadline))
+        parts = self.compile_node(flow.root, run_id, final=True, deadline=deadline)
+        if publication is not None:
+            parts = [self.start_signature(run_id, publication), *parts]
+        canvas = chain_of(parts)
         canvas.link_error(self.app.signature(FAIL_RUN_TASK, kwargs={"run_id": run_id}))
         return canvas
+
+    def start_signature(self, run_id: str, publication: int) -> Signature:
+        """The first task of a published run (``campaignflow.engine.start_run``)."""
+        kwargs = {"run_id": run_id, "publication": publication}
+        return self.app.signature(START_RUN_TASK, kwargs=kwargs, immutable=True, **_result_options(False))
 
     def compile_node(
         self, node: Node, run_id: str, *, final: bool, in_header: bool = False, deadline: str | None = None
@@ -172,9 +185,20 @@ class OrchestrationEngine:
         return self.app.signature(name, kwargs=kwargs, immutable=True, **_result_options(in_header))
 
     # running
-    def start(self, flow: Flow, run_id: str, deadline_at: datetime | None = None) -> None:
-        """Publish the compiled canvas (``deadline_at``: the run's); the workers take it from there."""
-        self.compile(flow, run_id, deadline_at).apply_async()
+    def start(
+        self,
+        flow: Flow,
+        run_id: str,
+        deadline_at: datetime | None = None,
+        *,
+        publication: int | None = None,
+        retry_policy: dict[str, float] | None = None,
+    ) -> None:
+        """Publish the compiled canvas (``deadline_at``: the run's; ``publication``: see
+        :meth:`compile`); the workers take it from there. ``retry_policy``: how long to keep trying
+        an unreachable broker (Celery's ``retry_policy``; default: the app's)."""
+        options: dict[str, Any] = {} if retry_policy is None else {"retry_policy": retry_policy}
+        self.compile(flow, run_id, deadline_at, publication=publication).apply_async(**options)
 
     def run_inline(self, flow: Flow, run_id: str) -> None:
         """Run every step in this process, in order, with the same records as on the workers."""

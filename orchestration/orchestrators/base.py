@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from orchestration.engine.compiler import OrchestrationEngine
+from orchestration.engine.publish import publish_now
 from orchestration.errors import FieldError
 from orchestration.flows import Flow, FlowCatalog
+from orchestration.store import outbox, sql_engine
 from orchestration.store import repository as repo
-from orchestration.store import sql_engine
 from orchestration.store.db import autocommit
 
 Mode = Literal["async", "inline"]
@@ -19,11 +20,15 @@ Mode = Literal["async", "inline"]
 
 @dataclass(frozen=True)
 class RunHandle:
-    """What opening a run returns: the same shape as ``campaignflow.ingest_event``'s result."""
+    """What opening a run returns: the same shape as ``campaignflow.ingest_event``'s result.
+
+    ``pending`` (not part of that result): the run is stored and ``queued`` but the broker could not
+    take its publication yet; the outbox relay publishes it when the broker answers."""
 
     run_id: str
     status: str
     duplicate: bool
+    pending: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "status": self.status, "duplicate": self.duplicate}
@@ -68,7 +73,12 @@ class BaseOrchestrator:
         campaign: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> RunHandle:
-        """Open a run (idempotent on ``event_id``), then run it here (inline) or on the workers."""
+        """Open a run (idempotent on ``event_id``), then run it here (inline) or on the workers.
+
+        On the workers, the run and its publication's outbox row are written in one transaction and
+        published after the commit; when the broker cannot take it, the run is answered ``queued``
+        with ``pending`` set, and the relay publishes it later (``orchestration.engine.publish``).
+        """
         flow = self.flow(payload)
         self.check_payload(flow, payload)
         now = datetime.now(UTC)
@@ -85,14 +95,22 @@ class BaseOrchestrator:
             deadline_at=deadline_from(flow, now),
             extra=extra or {},
         )
+        if mode == "async":
+            # the key, the run and its outbox row in one transaction: stored means it will be published
+            with sql_engine().begin() as conn:
+                run_id, duplicate = repo.open_run(conn, new)
+                if duplicate:
+                    return RunHandle(
+                        run_id, repo.run_status(conn, run_id), True, outbox.has_pending(conn, run_id)
+                    )
+                entry = outbox.add(conn, run_id, 1, outbox.OPEN)
+            published = publish_now(self.engine, entry, flow, new.deadline_at)
+            return RunHandle(run_id, "queued", False, pending=not published)
         # with an event id, the key and the run are written in one transaction; without, one INSERT
         with sql_engine().begin() if event_id is not None else autocommit() as conn:
             run_id, duplicate = repo.open_run(conn, new)
             if duplicate:
                 return RunHandle(run_id, repo.run_status(conn, run_id), True)
-        if mode == "async":
-            self.engine.start(flow, run_id, new.deadline_at)
-            return RunHandle(run_id, "queued", False)
         self.engine.run_inline(flow, run_id)
         with sql_engine().connect() as conn:
             return RunHandle(run_id, repo.run_status(conn, run_id), False)

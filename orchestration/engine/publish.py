@@ -1,0 +1,185 @@
+"""Publishing a run through the outbox (``orchestration.store.outbox``).
+
+Whoever opens, retries or re-drives a run writes the run and its publication's outbox row in one
+transaction, then calls :func:`publish_now` right after the commit (the fast path): it publishes the
+run's canvas and marks the row. When the broker cannot take it, the run stays stored and ``queued``
+with its publication pending, one log line says so, and nothing is raised. :func:`relay` (beat sends
+``campaignflow.engine.relay`` every ``CAMPAIGNFLOW_RELAY_INTERVAL`` seconds) publishes what is still
+pending after :data:`RELAY_GRACE`, in batches that a second relay skips.
+
+A publication may reach the broker twice: the process died, or the store went away, between
+publishing and marking, and the relay publishes it again. Every published canvas therefore begins
+with the start task, which calls :func:`take`: only the first start message of the run's current
+publication goes on (the same message redelivered goes on again), any other copy stops there.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from orchestration.engine.compiler import OrchestrationEngine
+from orchestration.flows.model import Flow
+from orchestration.store import outbox, sql_engine
+from orchestration.store.base import utcnow
+from orchestration.store.db import STORE_ERRORS, autocommit
+
+log = logging.getLogger(__name__)
+
+#: What a publish raises when the broker cannot be reached (kombu wraps most of them).
+BROKER_ERRORS: tuple[type[Exception], ...] = (
+    KombuOperationalError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    OSError,
+)
+#: The fast path tries an unreachable broker once more (a stale pooled connection), then leaves the
+#: publication to the relay: the caller waits a fraction of a second, not Celery's default retries.
+FAST_RETRY_POLICY: dict[str, float] = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+#: The relay leaves younger publications to the process that wrote them (its fast path).
+RELAY_GRACE = timedelta(seconds=5)
+#: Publications one relay transaction claims.
+RELAY_BATCH = 100
+#: Batches one relay pass publishes at most (the next pass goes on).
+RELAY_MAX_BATCHES = 50
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def publish_now(
+    engine: OrchestrationEngine, entry: outbox.Entry, flow: Flow, deadline_at: datetime | None
+) -> bool:
+    """The fast path, right after the commit that wrote ``entry``: publish the run and mark the entry.
+
+    Returns False when the broker could not take it: the entry stays pending for the relay, the
+    failure is counted on it, and one warning says so. Nothing is raised for an unreachable broker
+    or, once published, for a store that cannot take the mark (the relay publishes it again and the
+    start task drops the copy)."""
+    try:
+        engine.start(
+            flow, entry.run_id, deadline_at, publication=entry.publication, retry_policy=FAST_RETRY_POLICY
+        )
+    except BROKER_ERRORS as exc:
+        reason = one_line(exc)
+        log.warning(
+            "run %s stored, its publication pending: the broker is not reachable (%s); the relay "
+            "publishes it when the broker answers",
+            entry.run_id,
+            reason,
+        )
+        _record_failure(entry, reason)
+        return False
+    try:
+        with autocommit() as conn:
+            outbox.mark_published(conn, entry.id)
+    except STORE_ERRORS as exc:
+        log.warning(
+            "run %s published, not marked (%s); the relay publishes it again", entry.run_id, one_line(exc)
+        )
+    return True
+
+
+def _record_failure(entry: outbox.Entry, reason: str) -> None:
+    try:
+        with autocommit() as conn:
+            outbox.record_failure(conn, entry.id, reason)
+    except STORE_ERRORS:
+        pass  # only the count is lost; the entry is pending either way
+
+
+@dataclass
+class RelayReport:
+    published: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    #: Why the pass stopped early (the broker is not reachable), if it did.
+    stopped: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Counts (what the relay task returns and its worker logs)."""
+        return {"published": len(self.published), "failed": len(self.failed), "stopped": self.stopped}
+
+
+def relay(
+    engine: OrchestrationEngine,
+    *,
+    now: datetime | None = None,
+    grace: timedelta = RELAY_GRACE,
+    batch: int = RELAY_BATCH,
+    max_batches: int = RELAY_MAX_BATCHES,
+) -> RelayReport:
+    """Publish the outbox entries still pending ``grace`` after they were written, oldest first, one
+    claimed batch per transaction. Stops at the first publish the broker refuses (the rest stays
+    pending for the next pass); an entry that cannot be published for another reason is counted,
+    logged, and left pending."""
+    before = (now or utcnow()) - grace
+    report = RelayReport()
+    for _ in range(max_batches):
+        with sql_engine().begin() as conn:
+            entries = outbox.claim(conn, before, batch)
+            runs = outbox.runs_to_publish(conn, {e.run_id for e in entries})
+            for entry in entries:
+                failure = _publish_claimed(engine, entry, runs[entry.run_id])
+                if failure is None:
+                    outbox.mark_published(conn, entry.id)
+                    report.published.append(entry.run_id)
+                    continue
+                outbox.record_failure(conn, entry.id, failure.reason)
+                report.failed.append(entry.run_id)
+                if failure.broker:
+                    report.stopped = failure.reason
+                    break
+        if report.stopped is not None or len(entries) < batch:
+            break
+    if report.stopped is not None:
+        log.warning(
+            "outbox relay stopped: the broker is not reachable (%s); pending publications wait for the "
+            "next pass",
+            report.stopped,
+        )
+    return report
+
+
+@dataclass(frozen=True)
+class _Failure:
+    reason: str
+    #: True when the broker could not be reached (no use trying the next entry now).
+    broker: bool
+
+
+def _publish_claimed(
+    engine: OrchestrationEngine, entry: outbox.Entry, run: outbox.RunToPublish
+) -> _Failure | None:
+    """Publish one claimed entry; None when published."""
+    try:
+        flow = Flow.model_validate(run.flow_def)
+        engine.start(flow, entry.run_id, run.deadline_at, publication=entry.publication)
+    except BROKER_ERRORS as exc:
+        return _Failure(one_line(exc), broker=True)
+    except Exception as exc:  # this entry cannot be published (e.g. its flow no longer compiles here)
+        log.error("outbox relay: run %s cannot be published: %s", entry.run_id, one_line(exc))
+        return _Failure(one_line(exc), broker=False)
+    return None
+
+
+def take(run_id: str, publication: int, task_id: str) -> bool:
+    """The start task's check: may the start message ``task_id`` start the run's publication
+    ``publication``? False (and one log line naming why) for a copy that must stop."""
+    with autocommit() as conn:
+        if outbox.take(conn, run_id, publication, task_id):
+            return True
+        why = outbox.why_not_taken(conn, run_id, publication)
+    log.info("run %s: start message %s of publication %d dropped: %s", run_id, task_id, publication, why)
+    return False
