@@ -55,7 +55,7 @@ def test_all_ok_with_workers_and_a_beat_tick(worker: object, tmp_path: Path) -> 
     assert code == 0, report
     assert report["ok"] is True
     checks = {c["name"]: c for c in report["checks"]}
-    assert list(checks) == ["broker", "database", "migrations", "consumers", "beat"]
+    assert list(checks) == ["broker", "database", "migrations", "consumers", "beat", "outbox"]
     assert {c["status"] for c in checks.values()} == {"ok"}, report
     for queue in registry.queue_names():
         assert queue in checks["consumers"]["detail"]

@@ -1,4 +1,5 @@
-"""``campaignflow doctor``: broker, run store, migrations, queue consumers and beat, in one table."""
+"""``campaignflow doctor``: broker, run store, migrations, queue consumers, beat and the outbox, in one
+table."""
 
 from __future__ import annotations
 

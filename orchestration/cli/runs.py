@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -182,21 +185,49 @@ def ingest(
 
     Exits 1 when an event is rejected, or a run failed or was cancelled, or (with --wait) did not
     end within --timeout; each such problem is one line on stderr (with --json, in the results).
+    A run the broker cannot take yet is stored and published when the broker answers: its line
+    says "publication pending", and the exit code is 0.
     """
     data = read_json(source)
     events = data if isinstance(data, list) else [data]
-    results = [_ingest_one(e, sync=sync, wait=wait, timeout=timeout) for e in events]
+    with _quiet(PUBLISH_LOGGER):  # a pending publication is said on the run's own line
+        results = [_ingest_one(e, sync=sync, wait=wait, timeout=timeout) for e in events]
     if as_json:
         print_json(results if isinstance(data, list) else results[0])
     else:
         for r in results:
             if r["run_id"] is not None:
-                typer.echo(f"{r['run_id']} {r['status']}{' (duplicate)' if r['duplicate'] else ''}")
+                typer.echo(f"{r['run_id']} {r['status']}{_notes(r)}")
         for r in results:
             if r["error"]:
                 error(r["error"])
     if any(r["error"] for r in results):
         raise typer.Exit(FAILURE_EXIT)
+
+
+#: The logger of the fast path's "publication pending" warning.
+PUBLISH_LOGGER = "orchestration.engine.publish"
+
+
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Keep the records of logger ``name`` off stderr while the command reports them itself."""
+    logger = logging.getLogger(name)
+    handler, propagate = logging.NullHandler(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _notes(result: dict[str, Any]) -> str:
+    notes = ["duplicate"] if result["duplicate"] else []
+    if result.get("publication_pending"):
+        notes.append("publication pending: the broker is not reachable; the run starts when it answers")
+    return f" ({', '.join(notes)})" if notes else ""
 
 
 def _ingest_one(event: Any, *, sync: bool, wait: bool, timeout: float) -> dict[str, Any]:
@@ -208,7 +239,14 @@ def _ingest_one(event: Any, *, sync: bool, wait: bool, timeout: float) -> dict[s
         handle = manager().ingest_event(event, mode="inline" if sync else "async")
     except EventRejectedError as exc:
         rejected = {"rejected_id": exc.rejected_id, "reason": exc.kind}
-        return {"run_id": None, "status": "rejected", "duplicate": False, **rejected, "error": str(exc)}
+        return {
+            "run_id": None,
+            "status": "rejected",
+            "duplicate": False,
+            **rejected,
+            "publication_pending": False,
+            "error": str(exc),
+        }
     status = _wait(handle.run_id, timeout) if wait and not sync else handle.status
     problem = None
     if status in (RunStatus.FAILED, RunStatus.CANCELLED):
@@ -218,7 +256,8 @@ def _ingest_one(event: Any, *, sync: bool, wait: bool, timeout: float) -> dict[s
             f"run {handle.run_id} still {status} after {timeout:g}s; wait longer (--timeout) or check "
             "that workers run (`campaignflow doctor`)"
         )
-    return {**handle.as_dict(), "status": status, "error": problem}
+    pending = handle.pending and status == RunStatus.QUEUED
+    return {**handle.as_dict(), "status": status, "publication_pending": pending, "error": problem}
 
 
 def _wait(run_id: str, timeout: float) -> str:

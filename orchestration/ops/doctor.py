@@ -2,7 +2,8 @@
 
 Each check returns ``ok``, ``warn`` or ``FAIL`` with one line of detail that says what to do. The
 checks: the broker answers, the run store answers, its migrations are at head, every routed queue
-has a consumer, and beat ticked recently (its ``heartbeat`` row).
+has a consumer, beat ticked recently (its ``heartbeat`` row), and the outbox holds no publication
+older than the relay should have published (its backlog and the oldest one's age).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from orchestration.engine.publish import RELAY_GRACE
 from orchestration.names import AGENT_QUEUE_PREFIX, BEAT_HEARTBEAT, ENGINE_QUEUE, SWEEPER_HEARTBEAT
 from orchestration.runtime import current
 from orchestration.settings import Settings, get_settings
-from orchestration.store import migrate, sql_engine, stats
+from orchestration.store import migrate, outbox, sql_engine, stats
 from orchestration.store.heartbeats import last_beats
 from orchestration.timefmt import iso_utc
 
@@ -143,6 +145,29 @@ def check_beat(url: str, settings: Settings, *, require: bool) -> Check:
     return Check("beat", "ok", f"last tick {seen}")
 
 
+def check_outbox(url: str, settings: Settings) -> Check:
+    """The publications waiting for the broker: how many, and how old the oldest is. FAIL when it is
+    older than the relay should have let it get (runs are not starting)."""
+    try:
+        with sql_engine(url).connect() as conn:
+            count, oldest = outbox.backlog(conn)
+    except sa.exc.DBAPIError as exc:
+        return Check("outbox", "FAIL", f"cannot read the outbox ({_first_line(exc.orig)})")
+    if count == 0 or oldest is None:
+        return Check("outbox", "ok", "backlog 0: every run is published")
+    age = (datetime.now(UTC) - oldest).total_seconds()
+    limit = RELAY_GRACE.total_seconds() + STALE_INTERVALS * settings.relay_interval
+    detail = f"backlog {count} publication(s), the oldest {age:.0f} s old (written {iso_utc(oldest)})"
+    if age > limit:
+        return Check(
+            "outbox",
+            "FAIL",
+            f"{detail}; runs wait to start: the relay publishes them once the broker answers and beat "
+            "runs (`campaignflow beat`)",
+        )
+    return Check("outbox", "ok", f"{detail}; the relay publishes them within {limit:.0f} s")
+
+
 def run_checks(*, timeout: float = 2.0, require_beat: bool = False) -> list[Check]:
     """Every check, in order; a check that needs a failed one is reported FAIL without waiting."""
     app, registry = current().app, current().registry
@@ -157,7 +182,9 @@ def run_checks(*, timeout: float = 2.0, require_beat: bool = False) -> list[Chec
     if database.status == "FAIL":
         migrations = Check("migrations", "FAIL", "not checked: the database is unreachable")
         beat = Check("beat", "FAIL" if require_beat else "warn", "not checked: the database is unreachable")
+        backlog = Check("outbox", "FAIL", "not checked: the database is unreachable")
     else:
         migrations = check_migrations(url)
         beat = check_beat(url, settings, require=require_beat)
-    return [broker, database, migrations, consumers, beat]
+        backlog = check_outbox(url, settings)
+    return [broker, database, migrations, consumers, beat, backlog]

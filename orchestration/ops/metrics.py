@@ -1,12 +1,14 @@
 """The Prometheus collector behind ``campaignflow metrics serve``: everything is read at scrape time,
-from the run store (run counts, dead letters), the broker (queue depth) and the workers' step metrics
-(:mod:`orchestration.engine.step_metrics`), so one endpoint covers every process of a deployment.
+from the run store (run counts, dead letters, the outbox backlog), the broker (queue depth) and the
+workers' step metrics (:mod:`orchestration.engine.step_metrics`), so one endpoint covers every
+process of a deployment.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 import redis
 import sqlalchemy as sa
@@ -23,7 +25,7 @@ from orchestration.engine.deadletters import REASONS
 from orchestration.names import KOMBU_UNACKED_KEY, LIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES
 from orchestration.runtime import current
 from orchestration.settings import get_settings
-from orchestration.store import deadletters, sql_engine, stats
+from orchestration.store import deadletters, outbox, sql_engine, stats
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class CampaignflowCollector(Collector):
             with sql_engine().connect() as conn:
                 rows = stats.run_counts(conn)
                 dead = deadletters.dead_counts(conn)
+                backlog, oldest = outbox.backlog(conn)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("run store not readable for metrics: %s", exc)
             up.add_metric([], 0)
@@ -92,7 +95,22 @@ class CampaignflowCollector(Collector):
                 active.add_metric([flow, status], int(count))
         for flow, count in sorted(per_flow.items()):
             started.add_metric([flow], count)
-        yield from (started, finished, active, self._dead_letters(dead))
+        yield from (started, finished, active, self._dead_letters(dead), *self._outbox(backlog, oldest))
+
+    def _outbox(self, backlog: int, oldest: datetime | None) -> list[Metric]:
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        return [
+            GaugeMetricFamily(
+                "campaignflow_outbox_backlog",
+                "Run publications written and not yet handed to the broker (0: every run is published).",
+                value=backlog,
+            ),
+            GaugeMetricFamily(
+                "campaignflow_outbox_oldest_seconds",
+                "Age of the oldest publication not yet handed to the broker (0 when there is none).",
+                value=max(age, 0.0),
+            ),
+        ]
 
     def _dead_letters(self, counts: dict[str, int]) -> Metric:
         gauge = GaugeMetricFamily(
