@@ -224,10 +224,14 @@ def _quiet(name: str) -> Iterator[None]:
 
 
 def _notes(result: dict[str, Any]) -> str:
-    notes = ["duplicate"] if result["duplicate"] else []
+    """What the run's line adds after its status: duplicate, publication pending."""
+    if result["duplicate"] and result.get("publication_pending"):
+        return " (duplicate, publication pending: the run starts when the broker answers)"
+    if result["duplicate"]:
+        return " (duplicate)"
     if result.get("publication_pending"):
-        notes.append("publication pending: the broker is not reachable; the run starts when it answers")
-    return f" ({', '.join(notes)})" if notes else ""
+        return " (publication pending: the broker is not reachable; the run starts when it answers)"
+    return ""
 
 
 def _ingest_one(event: Any, *, sync: bool, wait: bool, timeout: float) -> dict[str, Any]:
