@@ -38,9 +38,6 @@ MAP_TASK = "campaignflow.engine.map"
 FAIL_RUN_TASK = "campaignflow.engine.fail_run"
 #: Engine task (beat): fail runs past their deadline, re-drive or fail stalled runs.
 SWEEP_TASK = "campaignflow.engine.sweep"
-#: Engine task: the first task of every published run. It takes the run's current publication for
-#: its message, once: a second copy of the same publication stops there.
-START_RUN_TASK = "campaignflow.engine.start_run"
 #: Engine task (beat): publish what the outbox still holds (the publications the process that wrote
 #: them could not hand to the broker).
 RELAY_TASK = "campaignflow.engine.relay"

@@ -1,6 +1,6 @@
-"""The engine's own steps, on the ``orchestration`` queue: the start of a published run, join, branch,
-map, the errback that guarantees a terminal envelope when a task fails in a way its step could not
-record, and the periodic sweeper and outbox relay."""
+"""The engine's own steps, on the ``orchestration`` queue: join, branch, map, the errback that
+guarantees a terminal envelope when a task fails in a way its step could not record, and the
+periodic sweeper and outbox relay."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from celery import Celery, Task
 from celery.exceptions import Ignore, TimeLimitExceeded
 
 from orchestration.control.sweeper import sweep as run_sweep
-from orchestration.engine import nodes, publish
+from orchestration.engine import nodes, publish, starts
 from orchestration.engine.compiler import chain_of
 from orchestration.engine.outcome import Action
 from orchestration.errors import StepFailedError
@@ -21,33 +21,45 @@ from orchestration.names import (
     LIVE_RUN_STATUSES,
     MAP_TASK,
     RELAY_TASK,
-    START_RUN_TASK,
     SWEEP_TASK,
 )
 from orchestration.runtime import Runtime
 from orchestration.step_error import StepError
 from orchestration.store import repository as repo
 from orchestration.store import sql_engine
-from orchestration.store.db import STORE_ERRORS
-from tasks.agent_tasks import WORKER_LOST_RETRIES, apply_outcome
+from tasks.agent_tasks import apply_outcome
 
 
 def bind(runtime: Runtime) -> list[str]:
-    """Bind the start task, join, branch, map, the run-failure errback, the sweeper and the outbox
-    relay to the runtime's app."""
+    """Bind join, branch, map, the run-failure errback, the sweeper and the outbox relay to the
+    runtime's app. Branch, map and join may begin a published canvas: they take its ``start``."""
     app = runtime.app
 
     @app.task(name=JOIN_TASK, bind=True, acks_late=True)
-    def join(self: Task, run_id: str, node_id: str, final: bool = False, deadline: str | None = None) -> Any:
+    def join(
+        self: Task,
+        run_id: str,
+        node_id: str,
+        final: bool = False,
+        deadline: str | None = None,
+        start: dict[str, Any] | None = None,
+    ) -> Any:
         """The explicit join after a parallel block or a map."""
+        go_on(run_id, start)
         outcome = nodes.join(run_id, node_id, final=final)
         return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
 
     @app.task(name=BRANCH_TASK, bind=True, acks_late=True)
     def branch(
-        self: Task, run_id: str, node_id: str, final: bool = False, deadline: str | None = None
+        self: Task,
+        run_id: str,
+        node_id: str,
+        final: bool = False,
+        deadline: str | None = None,
+        start: dict[str, Any] | None = None,
     ) -> Any:
         """Evaluate the branch and replace this task with the chosen arm (the chain goes on after it)."""
+        go_on(run_id, start)
         outcome, taken = nodes.choose_branch(run_id, node_id)
         if outcome.action is not Action.CONTINUE:
             return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
@@ -61,9 +73,15 @@ def bind(runtime: Runtime) -> list[str]:
 
     @app.task(name=MAP_TASK, bind=True, acks_late=True)
     def map_items(
-        self: Task, run_id: str, node_id: str, final: bool = False, deadline: str | None = None
+        self: Task,
+        run_id: str,
+        node_id: str,
+        final: bool = False,
+        deadline: str | None = None,
+        start: dict[str, Any] | None = None,
     ) -> Any:
         """Expand the map over its list and replace this task with the lanes and their join."""
+        go_on(run_id, start)
         outcome, node, count = nodes.expand_map(run_id, node_id)
         if outcome.action is not Action.CONTINUE:
             return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
@@ -90,35 +108,25 @@ def bind(runtime: Runtime) -> list[str]:
         )
         return report.as_dict()
 
-    return [*bind_publication(runtime), *(t.name for t in (join, branch, map_items, fail_run, sweep))]
+    return [*(t.name for t in (join, branch, map_items, fail_run, sweep)), *bind_relay(runtime)]
 
 
-def bind_publication(runtime: Runtime) -> list[str]:
-    """Bind the start task of every published run and the periodic outbox relay."""
+def bind_relay(runtime: Runtime) -> list[str]:
+    """Bind the periodic outbox relay."""
     app = runtime.app
-
-    @app.task(
-        name=START_RUN_TASK,
-        bind=True,
-        acks_late=True,
-        ignore_result=True,
-        max_retries=WORKER_LOST_RETRIES,
-        autoretry_for=STORE_ERRORS,  # the run store went away: try again, the take is idempotent
-        retry_backoff=1,
-        retry_backoff_max=30,
-    )
-    def start_run(self: Task, run_id: str, publication: int) -> None:
-        """The first task of every published run: the run goes on only when this message takes its
-        current publication (a second copy of the same publication stops here)."""
-        if not publish.take(run_id, publication, str(self.request.id)):
-            raise Ignore()
 
     @app.task(name=RELAY_TASK, acks_late=True, ignore_result=True)
     def relay() -> dict[str, Any]:
         """Periodic (beat): publish the outbox's publications that their writer could not publish."""
         return publish.relay(runtime.engine).as_dict()
 
-    return [start_run.name, relay.name]
+    return [relay.name]
+
+
+def go_on(run_id: str, start: dict[str, Any] | None) -> None:
+    """A task that begins a published canvas stops here unless it takes the run's publication."""
+    if not starts.take(run_id, start):
+        raise Ignore()
 
 
 def end_failed_run(run_id: str, reason: StepError) -> None:

@@ -25,10 +25,10 @@ from migrations.metadata import TARGET_METADATA
 from orchestration.control import run_control
 from orchestration.control.manager import manager
 from orchestration.control.sweeper import sweep
-from orchestration.engine import publish
+from orchestration.engine import starts
 from orchestration.engine.publish import RELAY_GRACE, relay
+from orchestration.engine.starts import START_KWARG
 from orchestration.flows import Flow
-from orchestration.names import START_RUN_TASK
 from orchestration.ops.doctor import check_outbox
 from orchestration.ops.metrics import CampaignflowCollector
 from orchestration.orchestrators.base import FlowRunner
@@ -76,22 +76,26 @@ def url(store_url: str) -> str:
     return store_url
 
 
-def new_run(f: Flow | None = None, *, mode: str = "async") -> repo.NewRun:
+def new_run(
+    f: Flow | None = None, *, mode: str = "async", payload: dict[str, Any] | None = None
+) -> repo.NewRun:
     return repo.NewRun(
         run_id=str(uuid.uuid4()),
         flow_name=f.name if f else "outbox",
         flow_version=f.version if f else "1",
         flow_def=f.snapshot if f else {"name": "outbox", "steps": [{"id": "a", "agent": "noop"}]},
-        payload={},
+        payload=payload or {},
         mode=mode,
     )
 
 
-def open_pending(url: str | None = None, f: Flow | None = None) -> outbox.Entry:
+def open_pending(
+    url: str | None = None, f: Flow | None = None, payload: dict[str, Any] | None = None
+) -> outbox.Entry:
     """A run and its first publication, written in one transaction and not published (as when the
     broker was down, or the writer died, right after the commit)."""
     with sql_engine(url).begin() as conn:
-        run_id, _ = repo.open_run(conn, new_run(f))
+        run_id, _ = repo.open_run(conn, new_run(f, payload=payload))
         return outbox.add(conn, run_id, 1, outbox.OPEN)
 
 
@@ -165,24 +169,24 @@ def test_a_second_relay_never_claims_what_the_first_holds(url: str) -> None:
     assert second == [made[3:]]
 
 
-def test_a_publication_is_taken_by_one_start_message_of_the_current_publication(url: str) -> None:
+def test_a_publication_is_taken_by_one_publish_of_the_current_publication(url: str) -> None:
     entry = open_pending(url)
     with sql_engine(url).begin() as conn:
-        assert outbox.take(conn, entry.run_id, 1, "task-a")
-        assert outbox.take(conn, entry.run_id, 1, "task-a")  # the same message, redelivered
-        assert not outbox.take(conn, entry.run_id, 1, "task-b")  # a copy of the same publication
-        assert outbox.why_not_taken(conn, entry.run_id, 1) == "start message task-a took it first"
+        assert outbox.take(conn, entry.run_id, 1, "token-a")
+        assert outbox.take(conn, entry.run_id, 1, "token-a")  # redelivered, or another first task
+        assert not outbox.take(conn, entry.run_id, 1, "token-b")  # a copy of the same publication
+        assert outbox.why_not_taken(conn, entry.run_id, 1) == "the publish token-a took it first"
         retry = outbox.next_publication(conn, entry.run_id, outbox.RETRY)
         assert (retry.publication, retry.kind) == (2, "retry")
-        assert not outbox.take(conn, entry.run_id, 1, "task-a")  # superseded
+        assert not outbox.take(conn, entry.run_id, 1, "token-a")  # superseded
         assert outbox.why_not_taken(conn, entry.run_id, 1) == "publication 2 superseded it"
-        assert outbox.take(conn, entry.run_id, 2, "task-c")
+        assert outbox.take(conn, entry.run_id, 2, "token-c")
         assert repo.finish_run(conn, entry.run_id, "cancelled")
-        assert not outbox.take(conn, entry.run_id, 2, "task-c")  # the run ended
+        assert not outbox.take(conn, entry.run_id, 2, "token-c")  # the run ended
         assert outbox.why_not_taken(conn, entry.run_id, 2) == "the run is cancelled"
-        assert not outbox.take(conn, "no-such-run", 1, "task-a")
+        assert not outbox.take(conn, "no-such-run", 1, "token-a")
         assert outbox.why_not_taken(conn, "no-such-run", 1) == "the run does not exist"
-    assert run_row(url, entry.run_id).start_task_id == "task-c"
+    assert run_row(url, entry.run_id).start_token == "token-c"
 
 
 def test_a_run_waiting_in_the_outbox_is_not_stalled(url: str) -> None:
@@ -219,17 +223,23 @@ def relay_now(**kwargs: Any) -> list[str]:
 
 
 class StartPublishes:
-    """Counts the start messages published per run (Celery's ``before_task_publish`` signal, in
-    every thread of this process)."""
+    """Counts the publishes of each run: the distinct ``start`` tokens of the messages published in
+    any thread of this process (Celery's ``before_task_publish`` signal)."""
 
     def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
+        self.tokens: dict[str, set[str]] = {}
         self.lock = threading.Lock()
 
     def __call__(self, sender: str | None = None, body: Any = None, **_: Any) -> None:
-        if sender == START_RUN_TASK:
+        start = body[1].get(START_KWARG)
+        if start is not None:
             with self.lock:
-                self.counts[body[1]["run_id"]] += 1
+                self.tokens.setdefault(body[1]["run_id"], set()).add(start["token"])
+
+    @property
+    def counts(self) -> Counter[str]:
+        with self.lock:
+            return Counter({run_id: len(tokens) for run_id, tokens in self.tokens.items()})
 
 
 @pytest.fixture
@@ -252,7 +262,7 @@ def test_ingest_publishes_after_the_commit_and_marks_the_entry(
     assert (entry["publication"], entry["kind"], entry["attempts"]) == (1, "open", 0)
     assert entry["published_at"] is not None
     assert wait_for_run(handle.run_id).status == "succeeded"
-    assert run_row(None, handle.run_id).start_task_id is not None
+    assert run_row(None, handle.run_id).start_token is not None
     again = manager().ingest_event(event)
     assert (again.run_id, again.duplicate, again.pending) == (handle.run_id, True, False)
     assert start_publishes.counts == Counter({handle.run_id: 1})
@@ -296,31 +306,72 @@ def test_two_relays_publish_each_entry_once(worker: object, start_publishes: Sta
     assert {effects(run_id, "fx") for run_id in left} == {(1, 1)}
     figure(
         f"outbox: two relays published {len(published)} pending runs ({len(reports[0])} + "
-        f"{len(reports[1])}); start messages per run: {sorted(set(start_publishes.counts.values()))}"
+        f"{len(reports[1])}); publishes per run: {sorted(set(start_publishes.counts.values()))}"
     )
 
 
+SLOW_EFFECT = {"agent": "effect", "input": {"sleep": 0.5}}
+#: Flows by the kind of task they begin with, and the effect steps each runs.
+HEADS: dict[str, tuple[list[dict[str, Any]], list[str]]] = {
+    "a step": (EFFECT_FLOW, ["fx"]),
+    "a parallel block": (
+        [
+            {
+                "kind": "parallel",
+                "id": "fan",
+                "members": [{"id": "m0", **SLOW_EFFECT}, {"id": "m1", **SLOW_EFFECT}],
+            },
+            {"id": "after", "agent": "noop"},
+        ],
+        ["m0", "m1"],
+    ),
+    "a branch": (
+        [
+            {
+                "kind": "branch",
+                "id": "route",
+                "cases": [
+                    {
+                        "when": {"field": "payload.v", "op": "eq", "value": 1},
+                        "then": {"id": "no", "agent": "noop"},
+                    }
+                ],
+                "else": {"id": "fx", **SLOW_EFFECT},
+            }
+        ],
+        ["fx"],
+    ),
+    "a map": (
+        [{"kind": "map", "id": "each", "over": "$payload.items", "do": {"id": "one", **SLOW_EFFECT}}],
+        ["each[0]", "each[1]"],
+    ),
+}
+
+
+@pytest.mark.parametrize("head", list(HEADS))
 def test_a_publication_sent_twice_starts_the_run_once(
-    worker: object, start_publishes: StartPublishes, caplog: pytest.LogCaptureFixture
+    worker: object, start_publishes: StartPublishes, caplog: pytest.LogCaptureFixture, head: str
 ) -> None:
     """The writer published and died before marking (or the store went away): the relay publishes
-    the same publication again. The second copy stops at the start task; the step runs once."""
-    caplog.set_level(logging.INFO, logger=publish.__name__)
-    f = flow(EFFECT_FLOW)
-    entry = open_pending(None, f)
+    the same publication again. The second copy stops at its first tasks; each step runs once."""
+    caplog.set_level(logging.INFO, logger=starts.__name__)
+    steps, effect_steps = HEADS[head]
+    f = flow(steps)
+    entry = open_pending(None, f, {"items": [1, 2]})
     engine().start(f, entry.run_id, publication=entry.publication)  # published, never marked
     assert relay_now() == [entry.run_id]  # so the relay sends it again
     assert start_publishes.counts == Counter({entry.run_id: 2})
     env = wait_for_run(entry.run_id)
     assert env.status == "succeeded", env.model_dump_json(indent=2)
-    assert record(env, "fx").attempts == 1
-    assert effects(entry.run_id) == (1, 1)
+    assert [record(env, s).attempts for s in effect_steps] == [1] * len(effect_steps)
+    assert [effects(entry.run_id, s)[0] for s in effect_steps] == [1] * len(effect_steps)
+    assert effects(entry.run_id)[1] == len(effect_steps)
 
     def dropped() -> bool:
-        assert any("dropped: start message" in r.getMessage() for r in caplog.records), "no copy dropped yet"
+        assert any("stops here: the publish" in r.getMessage() for r in caplog.records), "no copy stopped yet"
         return True
 
-    eventually(dropped, 10, "the second copy to be dropped")
+    eventually(dropped, 10, "the second copy to stop at its first task")
 
 
 def test_retry_and_redrive_are_new_publications(worker: object) -> None:

@@ -3,7 +3,8 @@
 A run's publication goes through an outbox: the ``run_outbox`` row is written in the transaction
 that opens (retries, re-drives) the run and is published after the commit, by the process that wrote
 it or by the relay. ``run.publication`` numbers the run's current publication and
-``run.start_task_id`` names the start message that took it, so a publication sent twice starts once.
+``run.start_token`` names the publish whose first tasks took it, so a publication sent twice starts
+once.
 
 Revision ID: 0007
 Revises: 0006
@@ -28,7 +29,7 @@ PENDING = sa.text("published_at IS NULL")
 def upgrade() -> None:
     with op.batch_alter_table("run") as batch:
         batch.add_column(sa.Column("publication", sa.Integer(), server_default="0", nullable=False))
-        batch.add_column(sa.Column("start_task_id", sa.String(length=200), nullable=True))
+        batch.add_column(sa.Column("start_token", sa.String(length=200), nullable=True))
     op.create_table(
         "run_outbox",
         sa.Column("id", BIG_ID, nullable=False),
@@ -60,5 +61,5 @@ def downgrade() -> None:
     op.drop_index("ix_run_outbox__pending", table_name="run_outbox")
     op.drop_table("run_outbox")
     with op.batch_alter_table("run") as batch:
-        batch.drop_column("start_task_id")
+        batch.drop_column("start_token")
         batch.drop_column("publication")

@@ -9,7 +9,7 @@ past the deadline the run fails, never ``succeeded``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,7 @@ from celery.exceptions import TimeLimitExceeded
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
-from orchestration.engine import tries
+from orchestration.engine import starts, tries
 from orchestration.engine.context import (
     StepContext,
     agent_config,
@@ -77,13 +77,18 @@ def run_agent_step(
     final: bool = False,
     lost: str | None = None,
     call: AgentCall = call_direct,
+    publication: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """One try of one agent step. Calls the agent only when the record is not already succeeded
     and the step has tries left.
 
     ``spec`` is the agent the caller runs (the Celery task's agent); it must be the step's.
     ``lost`` is why the try before this one was lost, when the worker saw it (``exit code 13``).
+    ``publication``: the task begins a published canvas (its ``start`` keyword); the step stops
+    unless it takes the run's publication (``orchestration.engine.starts``).
     """
+    if not starts.take(run_id, publication):
+        return Outcome(Action.STOP)
     with autocommit() as conn:  # one statement reads the run and begins the step (Postgres)
         state, start = repo.start_step(conn, run_id, step_id, spec.name)
         if start is None:  # the run is not live, or past its deadline

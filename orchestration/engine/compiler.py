@@ -16,10 +16,11 @@ from typing import Any
 from celery import Celery, chain, chord, group
 from celery.canvas import Signature
 
+from orchestration.engine import starts
 from orchestration.engine.inline import InlineRunner
 from orchestration.engine.nodes import map_item_ids
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
-from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, MAP_TASK, START_RUN_TASK
+from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, MAP_TASK
 from orchestration.registry import Registry
 from orchestration.timefmt import iso_utc
 
@@ -69,21 +70,17 @@ class OrchestrationEngine:
         time limits are capped by the time left when it starts, and the engine tasks hand it on to
         what they build at run time (branch arms, map lanes, fallbacks).
 
-        With ``publication`` (the run's publication number, from the outbox) the canvas begins with
-        the start task, which lets only one copy of that publication go on.
+        With ``publication`` (the run's publication number, from the outbox) the tasks the canvas
+        begins with get this publish's ``start`` (``orchestration.engine.starts``): only one copy of
+        a publication goes on.
         """
         deadline = iso_utc(deadline_at) if deadline_at is not None else None
         parts = self.compile_node(flow.root, run_id, final=True, deadline=deadline)
         if publication is not None:
-            parts = [self.start_signature(run_id, publication), *parts]
+            starts.mark_entries(parts[0], starts.start_of(publication))
         canvas = chain_of(parts)
         canvas.link_error(self.app.signature(FAIL_RUN_TASK, kwargs={"run_id": run_id}))
         return canvas
-
-    def start_signature(self, run_id: str, publication: int) -> Signature:
-        """The first task of a published run (``campaignflow.engine.start_run``)."""
-        kwargs = {"run_id": run_id, "publication": publication}
-        return self.app.signature(START_RUN_TASK, kwargs=kwargs, immutable=True, **_result_options(False))
 
     def compile_node(
         self, node: Node, run_id: str, *, final: bool, in_header: bool = False, deadline: str | None = None

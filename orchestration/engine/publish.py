@@ -8,9 +8,9 @@ with its publication pending, one log line says so, and nothing is raised. :func
 pending after :data:`RELAY_GRACE`, in batches that a second relay skips.
 
 A publication may reach the broker twice: the process died, or the store went away, between
-publishing and marking, and the relay publishes it again. Every published canvas therefore begins
-with the start task, which calls :func:`take`: only the first start message of the run's current
-publication goes on (the same message redelivered goes on again), any other copy stops there.
+publishing and marking, and the relay publishes it again. The first tasks of every published canvas
+therefore take the publication with their publish's token (``orchestration.engine.starts``): only
+one copy of a publication goes on.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def publish_now(
     Returns False when the broker could not take it: the entry stays pending for the relay, the
     failure is counted on it, and one warning says so. Nothing is raised for an unreachable broker
     or, once published, for a store that cannot take the mark (the relay publishes it again and the
-    start task drops the copy)."""
+    copy stops at its first task)."""
     try:
         engine.start(
             flow, entry.run_id, deadline_at, publication=entry.publication, retry_policy=FAST_RETRY_POLICY
@@ -172,14 +172,3 @@ def _publish_claimed(
         log.error("outbox relay: run %s cannot be published: %s", entry.run_id, one_line(exc))
         return _Failure(one_line(exc), broker=False)
     return None
-
-
-def take(run_id: str, publication: int, task_id: str) -> bool:
-    """The start task's check: may the start message ``task_id`` start the run's publication
-    ``publication``? False (and one log line naming why) for a copy that must stop."""
-    with autocommit() as conn:
-        if outbox.take(conn, run_id, publication, task_id):
-            return True
-        why = outbox.why_not_taken(conn, run_id, publication)
-    log.info("run %s: start message %s of publication %d dropped: %s", run_id, task_id, publication, why)
-    return False

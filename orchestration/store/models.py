@@ -39,8 +39,8 @@ class Run(Base):
     #: The number of its current publication (its ``run_outbox`` row): 1 when it was opened for the
     #: workers, one more at each retry or re-drive; 0 for a run that only ran inline.
     publication: Mapped[int] = mapped_column(sa.Integer, server_default="0")
-    #: The Celery task id of the start message that took the current publication (None: not yet).
-    start_task_id: Mapped[str | None] = mapped_column(sa.String(200))
+    #: The token of the publish whose first tasks took the current publication (None: not yet).
+    start_token: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(server_default=server_now())
     updated_at: Mapped[datetime] = mapped_column(server_default=server_now())
     started_at: Mapped[datetime | None]

@@ -3,9 +3,10 @@
 A publication is the run's number (``run.publication``, one more each time) plus a ``run_outbox``
 row. After the commit the row is published (``mark_published``); what is still unpublished after a
 few seconds the relay claims in batches (``claim``: ``FOR UPDATE SKIP LOCKED`` on Postgres, the
-database's write lock on SQLite) and publishes. The first task of the published canvas takes the
-publication (``take``): only the run's current publication, only while the run is live, and only for
-one start message, so a publication sent twice (a crash between publishing and marking) starts once.
+database's write lock on SQLite) and publishes. The first tasks of the published canvas take the
+publication (``take``) with their publish's token: only the run's current publication, only while
+the run is live, and only for one publish, so a publication sent twice (a crash between publishing
+and marking) starts once.
 """
 
 from __future__ import annotations
@@ -70,11 +71,11 @@ def add(conn: Connection, run_id: str, publication: int, kind: str) -> Entry:
 
 def next_publication(conn: Connection, run_id: str, kind: str) -> Entry:
     """One more publication of an existing run (a retry, a re-drive): it becomes the run's current
-    one, which no start message has taken yet, and gets its outbox row."""
+    one, which no publish has taken yet, and gets its outbox row."""
     stmt = (
         run_t.update()
         .where(run_t.c.run_id == run_id)
-        .values(publication=run_t.c.publication + 1, start_task_id=None)
+        .values(publication=run_t.c.publication + 1, start_token=None)
         .returning(run_t.c.publication)
     )
     return add(conn, run_id, int(conn.execute(stmt).scalar_one()), kind)
@@ -122,24 +123,25 @@ _TAKE = (
         run_t.c.run_id == sa.bindparam("rid"),
         run_t.c.publication == sa.bindparam("pub"),
         run_t.c.status.in_(LIVE_RUN_STATUSES),
-        sa.or_(run_t.c.start_task_id.is_(None), run_t.c.start_task_id == sa.bindparam("tid")),
+        sa.or_(run_t.c.start_token.is_(None), run_t.c.start_token == sa.bindparam("tid")),
     )
-    .values(start_task_id=sa.bindparam("tid"), updated_at=sa.bindparam("now"))
+    .values(start_token=sa.bindparam("tid"), updated_at=sa.bindparam("now"))
 )
 
 
-def take(conn: Connection, run_id: str, publication: int, task_id: str) -> bool:
-    """Let the start message ``task_id`` start the run's publication ``publication``: True when it is
-    the run's current publication, the run is live, and no other start message took it (the same
-    message again, redelivered, takes it again). One statement under the run's row lock."""
-    params = {"rid": run_id, "pub": publication, "tid": task_id, "now": utcnow()}
+def take(conn: Connection, run_id: str, publication: int, token: str) -> bool:
+    """Let the publish ``token`` start the run's publication ``publication``: True when it is the
+    run's current publication, the run is live, and no other publish took it (the same token again,
+    a redelivered message or another first task of the same canvas, takes it again). One statement
+    under the run's row lock."""
+    params = {"rid": run_id, "pub": publication, "tid": token, "now": utcnow()}
     return bool(conn.execute(_TAKE, params).rowcount)
 
 
 def why_not_taken(conn: Connection, run_id: str, publication: int) -> str:
-    """Why :func:`take` refused, in words (for the log line of a dropped start message)."""
+    """Why :func:`take` refused, in words (for the log line of a copy that stops)."""
     row = conn.execute(
-        sa.select(run_t.c.status, run_t.c.publication, run_t.c.start_task_id).where(run_t.c.run_id == run_id)
+        sa.select(run_t.c.status, run_t.c.publication, run_t.c.start_token).where(run_t.c.run_id == run_id)
     ).first()
     if row is None:
         return "the run does not exist"
@@ -147,7 +149,7 @@ def why_not_taken(conn: Connection, run_id: str, publication: int) -> str:
         return f"publication {row.publication} superseded it"
     if row.status not in LIVE_RUN_STATUSES:
         return f"the run is {row.status}"
-    return f"start message {row.start_task_id} took it first"
+    return f"the publish {row.start_token} took it first"
 
 
 def has_pending(conn: Connection, run_id: str) -> bool:
