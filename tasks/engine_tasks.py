@@ -8,12 +8,21 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import TimeLimitExceeded
 
+from orchestration.control.retention import apply_retention
 from orchestration.control.sweeper import sweep as run_sweep
 from orchestration.engine import nodes
 from orchestration.engine.compiler import chain_of
 from orchestration.engine.outcome import Action
 from orchestration.errors import StepFailedError
-from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, LIVE_RUN_STATUSES, MAP_TASK, SWEEP_TASK
+from orchestration.names import (
+    BRANCH_TASK,
+    FAIL_RUN_TASK,
+    JOIN_TASK,
+    LIVE_RUN_STATUSES,
+    MAP_TASK,
+    RETENTION_TASK,
+    SWEEP_TASK,
+)
 from orchestration.runtime import Runtime
 from orchestration.step_error import StepError
 from orchestration.store import repository as repo
@@ -22,7 +31,7 @@ from tasks.agent_tasks import apply_outcome
 
 
 def bind(runtime: Runtime) -> list[str]:
-    """Bind join, branch, map, the run-failure errback and the sweeper to the runtime's app."""
+    """Bind join, branch, map, the run-failure errback, the sweeper and retention to the runtime's app."""
     app = runtime.app
 
     @app.task(name=JOIN_TASK, bind=True, acks_late=True)
@@ -78,7 +87,13 @@ def bind(runtime: Runtime) -> list[str]:
         )
         return report.as_dict()
 
-    return [t.name for t in (join, branch, map_items, fail_run, sweep)]
+    @app.task(name=RETENTION_TASK, acks_late=True)
+    def retention() -> dict[str, Any]:
+        """Periodic (beat): purge what the retention settings say is too old, in short batches, and
+        fold the run counters. Harmless to run twice at once (batches skip each other's rows)."""
+        return apply_retention(runtime.settings).as_dict()
+
+    return [t.name for t in (join, branch, map_items, fail_run, sweep, retention)]
 
 
 def end_failed_run(run_id: str, reason: StepError) -> None:
