@@ -6,7 +6,7 @@ retry or a purge never lowers; seeded from the runs already stored. Indexes for 
 purges: ``run.finished_at`` and ``rejected_event.created_at`` (``dead_letter.last_seen`` has one).
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-03 09:00:00.000000
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from migrations.counting import create_triggers, drop_triggers
 
 revision: str = "0009"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
