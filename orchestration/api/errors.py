@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
 from orchestration.control.campaigns import CampaignExistsError
@@ -45,7 +46,8 @@ STATUS_CODES = {
 
 
 class ApiError(CampaignflowError):
-    """An error the HTTP API answers as it is: its status, code, message and the field it names."""
+    """Raised by the HTTP API's routes and dependencies; answered as it is: its status, code, message
+    and the field it names."""
 
     def __init__(
         self,
@@ -172,7 +174,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(CampaignflowError, _api)
-    for store_error in (OperationalError, InterfaceError, psycopg.OperationalError):
+    for store_error in (OperationalError, InterfaceError, PoolTimeoutError, psycopg.OperationalError):
         app.add_exception_handler(store_error, _store)
     app.add_exception_handler(BrokerError, _broker)
     app.add_exception_handler(RedisConnectionError, _broker)
