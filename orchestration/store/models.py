@@ -44,6 +44,8 @@ class Run(Base):
     __table_args__ = (
         sa.CheckConstraint(sa.column("status").in_(RUN_STATUSES), name="status"),
         sa.Index(None, "status", "updated_at"),
+        # the runs list: newest first, keyset paging on (created_at, run_id)
+        sa.Index(None, "created_at", "run_id"),
     )
 
 
