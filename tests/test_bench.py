@@ -18,7 +18,7 @@ from orchestration.cli.main import cli
 from orchestration.engine import step_metrics
 from orchestration.ops.bench import sandbox_settings
 from orchestration.settings import get_settings
-from orchestration.store import counters, schemas, sql_engine, stats
+from orchestration.store import counters, routes, schemas, sql_engine, stats
 from tests.support import services
 from tests.support.background import CLI, ROOT, background
 from tests.support.config import settings_env
@@ -58,7 +58,8 @@ def noop_steps() -> dict[str, Any]:
 def production() -> dict[str, Any]:
     """What the bench must leave as it was: the production tables, counters and step metrics."""
     with sql_engine().connect() as conn:
-        rows = {table: stats.count_rows(conn, table) for table in ("run", "step_record", "ingest_key")}
+        tables = ("run", "step_record", "ingest_key", "routing_rule")
+        rows = {table: stats.count_rows(conn, table) for table in tables}
         totals = counters.totals(conn)
     return {"rows": rows, "counters": totals, "noop": noop_steps()}
 
@@ -147,3 +148,25 @@ def test_bench_external_runs_on_bench_workers_and_shows_rates_ratio_and_cpu_per_
     assert production() == before
     with sql_engine(sandbox).connect() as conn:
         assert stats.count_rows(conn, "run") == 3 + 2 * 3 + 2
+
+
+def test_bench_api_compares_http_ingest_with_send_task_in_its_sandbox(sandbox: str) -> None:
+    before = production_with_one_run()
+    result = bench("--api", "-n", "6", "--clients", "2", "--rounds", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    sides = json.loads(result.stdout)
+    assert [s["side"] for s in sides] == ["POST /v1/events", "send_task ingest"]
+    for s in sides:
+        assert set(s) == {"side", "n", "clients", "events_per_s", "p50_ms", "p99_ms", "ratio"}
+        assert (s["n"], s["clients"]) == (6, 2)
+        assert s["events_per_s"] > 0
+        assert 0 < s["p50_ms"] <= s["p99_ms"]
+    assert sides[1]["ratio"] == 1.0
+    step_metrics.flush()
+    assert production() == before
+    with sql_engine(sandbox).connect() as conn:
+        ended = {key: n for key, n in counters.totals(conn).items() if key[1] == counters.FINISHED}
+        left = routes.list_routes(conn)
+    # warm-up (6 each) and one round (6 each), the API's and send_task's: every event became a run
+    assert ended == {("bench-ingest", counters.FINISHED, "succeeded"): 24}
+    assert left == []  # the bench's route is gone with it

@@ -58,6 +58,15 @@ def sandbox_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"database_url": url, "redis_key_prefix": prefix})
 
 
+def sandbox_environment(settings: Settings) -> dict[str, str]:
+    """What a child process needs in its environment to use the same store and keys as ``settings``
+    (``campaignflow api`` in ``bench --api``, started after :func:`enter_sandbox`)."""
+    env = {"CAMPAIGNFLOW_DATABASE_URL": settings.effective_database_url()}
+    if settings.redis_key_prefix:
+        env["CAMPAIGNFLOW_REDIS_KEY_PREFIX"] = settings.redis_key_prefix
+    return env
+
+
 def enter_sandbox(settings: Settings | None = None) -> Runtime:
     """Wire this process into the bench's sandbox: its store created and migrated if needed, then
     a runtime whose app, workers and store use only the sandbox. For ``campaignflow bench`` and

@@ -45,6 +45,8 @@ class Run(Base):
         sa.CheckConstraint(sa.column("status").in_(RUN_STATUSES), name="status"),
         sa.Index(None, "status", "updated_at"),
         sa.Index(None, "finished_at"),  # retention: finished runs oldest first (migration 0009)
+        # the runs list: newest first, keyset paging on (created_at, run_id)
+        sa.Index(None, "created_at", "run_id"),
     )
 
 
