@@ -94,11 +94,6 @@ def autocommit(url: str | None = None) -> Iterator[Connection]:
             raise
 
 
-#: What a step task retries on: the store went away (a restart, a failover), through SQLAlchemy or
-#: on the driver connection of the hot path.
-STORE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, psycopg.OperationalError)
-
-
 def reset_engines() -> None:
     """Forget this process's engines (after a fork, or when tests change the database URL)."""
     with _lock:
