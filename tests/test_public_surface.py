@@ -54,6 +54,7 @@ PUBLIC_API = [
     "get_settings",
     # Errors
     "AlreadyReplayedError",
+    "ApiError",
     "CampaignExistsError",
     "CampaignNotFoundError",
     "CampaignflowError",
@@ -66,6 +67,7 @@ PUBLIC_API = [
     "IncompleteBodyError",
     "NotReplayableError",
     "RefSyntaxError",
+    "RejectedNotFoundError",
     "RouteNotFoundError",
     "RunNotFoundError",
     "RunStateError",
@@ -81,6 +83,7 @@ PUBLIC_API = [
 
 #: Every command of ``campaignflow``, with its sub-commands.
 COMMANDS = {
+    "api",
     "beat",
     "bench",
     "campaigns add",
@@ -144,6 +147,8 @@ JSON_COMMANDS = {
 
 SETTINGS = {
     "CAMPAIGNFLOW_AGENT_MODULES",
+    "CAMPAIGNFLOW_API_MAX_BODY_BYTES",
+    "CAMPAIGNFLOW_API_TOKENS",
     "CAMPAIGNFLOW_BROKER_URL",
     "CAMPAIGNFLOW_CAMPAIGN_TICK_INTERVAL",
     "CAMPAIGNFLOW_DATABASE_URL",
@@ -166,6 +171,8 @@ SETTINGS = {
     "CAMPAIGNFLOW_SWEEP_INTERVAL",
     "CAMPAIGNFLOW_UNACKED_RESTORE_INTERVAL",
     "CAMPAIGNFLOW_VISIBILITY_TIMEOUT",
+    "CAMPAIGNFLOW_WEBHOOK_SECRETS",
+    "CAMPAIGNFLOW_WEBHOOK_TOLERANCE_SECONDS",
 }
 
 

@@ -1,4 +1,9 @@
-"""One try of one agent step: read, mark running, call the agent, write the outcome.
+"""One try of one agent step: read, mark running, keep the input it runs with, call the agent,
+write the outcome.
+
+The record keeps the input the agent ran with (:mod:`orchestration.engine.inputs`), written when
+the try starts, before the call, so a try that never ends shows it too; the next try rewrites it
+only when it differs (a retried run whose payload was patched).
 
 A try that never ended (its process died, its worker went away) is found by the next one and
 counted against the step's retry policy (:mod:`orchestration.engine.tries`). A try that ends after
@@ -27,6 +32,7 @@ from orchestration.engine.context import (
     resolve_step,
     step_input,
 )
+from orchestration.engine.inputs import parse_input
 from orchestration.engine.limits import StepLimits, call_with_limits, step_limits
 from orchestration.engine.nodes import finalize
 from orchestration.engine.outcome import Action, Outcome
@@ -190,16 +196,34 @@ def _within_budget(step: _Try, *, write_errors: bool) -> Outcome | _Try:
 
 
 def _call(step: _Try, spec: AgentSpec, call: AgentCall) -> dict[str, Any]:
-    """Call the agent: ``{"output", "at"}``, or what it raised (:func:`_failure`). JSON only."""
+    """Keep the input the try runs with, then call the agent: ``{"output", "at"}``, or what it
+    raised (:func:`_failure`). JSON only."""
+    inp = _keep_input(step, spec)
+    if not isinstance(inp, BaseModel):
+        return inp
     ctx = StepContext(step.run_id, step.step_id, step.start.attempts, agent_config())
     limits = step_limits(step.node, spec, step.deadline_at, repo.utcnow())
     try:
-        inp = spec.input_model.model_validate(step_input(step.node, step.scope))
         result = call(spec, inp, ctx, limits)
         output = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
     except Exception as exc:
         return _failure(step, exc)
     return {"output": output, "at": iso_utc(repo.utcnow())}
+
+
+def _keep_input(step: _Try, spec: AgentSpec) -> BaseModel | dict[str, Any]:
+    """The input this try runs with, kept in the record before the agent is called (written only
+    when it differs from what the record holds); the try's failure when it does not fit the agent's
+    input model (the record keeps the resolved input then)."""
+    try:
+        raw = step_input(step.node, step.scope)
+    except Exception as exc:  # nothing was resolved: there is no input to keep
+        return _failure(step, exc)
+    kept, parsed = parse_input(spec.input_model, raw)
+    if kept != step.start.input:
+        with autocommit() as conn:
+            repo.keep_input(conn, step.run_id, step.step_id, kept)
+    return parsed if isinstance(parsed, BaseModel) else _failure(step, parsed)
 
 
 def _failure(step: _Try, exc: BaseException) -> dict[str, Any]:

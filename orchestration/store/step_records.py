@@ -31,6 +31,13 @@ def start_step(conn: Connection, run_id: str, step_id: str, agent: str) -> tuple
     return queries(conn).start_step(conn, run_id, step_id, agent)
 
 
+def keep_input(conn: Connection, run_id: str, step_id: str, value: Any) -> None:
+    """Write the input the record's current try runs with (resolved, secrets redacted). The record
+    is keyed by ``(run_id, step_id)``: a redelivery or another try updates it, never adds one, and
+    nothing else clears it."""
+    queries(conn).keep_input(conn, run_id, step_id, value)
+
+
 def finish_step(
     conn: Connection,
     run_id: str,
