@@ -37,12 +37,15 @@ def store(database: str) -> Iterator[sa.Engine]:
 def _driver(engine: sa.Engine) -> Iterator[psycopg.Connection]:
     """The psycopg connection under a pooled one, as the store's hot path uses it."""
     pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    assert isinstance(driver, psycopg.Connection)
     try:
-        driver = pooled.driver_connection
-        assert isinstance(driver, psycopg.Connection)
         yield driver
     finally:
-        pooled.close()
+        if driver.broken or driver.closed:
+            pooled.invalidate()  # a dead connection cannot be reset: drop it quietly
+        else:
+            pooled.close()
 
 
 def test_a_refused_connection_is_an_outage_through_the_driver_and_sqlalchemy() -> None:
