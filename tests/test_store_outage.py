@@ -1,5 +1,5 @@
 """The store's outage classifier: a connection-level failure (refused, cut, the database starting up
-or shutting down, the session ended by an administrator) is an outage to wait out; a real SQL
+or shutting down, a connection ended by an administrator) is an outage to wait out; a real SQL
 error, even one the driver calls ``OperationalError``, is not. Real errors from real connections."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _raised(action: Callable[[], object]) -> BaseException:
 
 @pytest.fixture
 def store(database: str) -> Iterator[sa.Engine]:
-    """The session's database, with no pool: every connection is this test's own."""
+    """The test database, with no pool: every connection is this test's own."""
     engine = sa.create_engine(database, poolclass=NullPool)
     yield engine
     engine.dispose()
@@ -61,7 +61,7 @@ def test_a_refused_connection_is_an_outage_through_the_driver_and_sqlalchemy() -
     assert "\n" not in describe(wrapped)
 
 
-def test_a_session_ended_under_a_statement_is_an_outage(store: sa.Engine) -> None:
+def test_a_connection_ended_under_a_statement_is_an_outage(store: sa.Engine) -> None:
     with store.connect() as conn:
         wrapped = _raised(lambda: conn.execute(sa.text("select pg_terminate_backend(pg_backend_pid())")))
     with _driver(store) as driver:

@@ -1,7 +1,7 @@
 """Telling a run store outage from a real SQL error.
 
 An outage is a failure at the connection level: the server refused or dropped the connection, is
-starting up or shutting down, or an administrator ended the session. Waiting and trying again is the
+starting up or shutting down, or an administrator ended the connection. Waiting and trying again is the
 cure. A real SQL error (a constraint, a bad statement, a deadlock, a statement timeout) comes from a
 server that answered: trying the same thing again later changes nothing, or the caller handles it.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import psycopg
 import sqlalchemy as sa
 
-#: SQLSTATEs of a session the server ended or would not start: class 08 (connection exception) and
+#: SQLSTATEs of a connection the server ended or would not start: class 08 (connection exception) and
 #: 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now (starting up, shutting down).
 _OUTAGE_STATES = ("57P01", "57P02", "57P03")
 
