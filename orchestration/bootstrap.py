@@ -34,6 +34,8 @@ from orchestration.names import (
     CAMPAIGN_TICK_TASK,
     RELAY_SCHEDULE_ENTRY,
     RELAY_TASK,
+    RETENTION_SCHEDULE_ENTRY,
+    RETENTION_TASK,
     SWEEP_SCHEDULE_ENTRY,
     SWEEP_TASK,
 )
@@ -149,6 +151,7 @@ def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
                 "schedule": settings.campaign_tick_interval,
             },
             RELAY_SCHEDULE_ENTRY: {"task": RELAY_TASK, "schedule": settings.relay_interval},
+            RETENTION_SCHEDULE_ENTRY: {"task": RETENTION_TASK, "schedule": settings.retention_interval},
         },
         **conf,
     )

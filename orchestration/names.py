@@ -41,6 +41,8 @@ SWEEP_TASK = "campaignflow.engine.sweep"
 #: Engine task (beat): publish what the outbox still holds (the publications the process that wrote
 #: them could not hand to the broker).
 RELAY_TASK = "campaignflow.engine.relay"
+#: Engine task (beat): purge what the retention settings say is too old, fold the run counters.
+RETENTION_TASK = "campaignflow.engine.retention"
 
 #: ``campaignflow bench``: the plain Celery no-op task that the baseline runs.
 BENCH_PLAIN_TASK = "campaignflow.bench.plain"
@@ -75,11 +77,15 @@ SWEEP_SCHEDULE_ENTRY = "campaignflow-sweep"
 CAMPAIGN_TICK_SCHEDULE_ENTRY = "campaignflow-campaign-tick"
 #: Beat schedule entry that sends :data:`RELAY_TASK` every ``CAMPAIGNFLOW_RELAY_INTERVAL`` seconds.
 RELAY_SCHEDULE_ENTRY = "campaignflow-outbox-relay"
+#: Beat schedule entry that sends :data:`RETENTION_TASK` every ``CAMPAIGNFLOW_RETENTION_INTERVAL``.
+RETENTION_SCHEDULE_ENTRY = "campaignflow-retention"
 
 #: ``heartbeat`` row written by each campaign tick (``campaignflow doctor`` reads it first).
 BEAT_HEARTBEAT = "beat"
 #: ``heartbeat`` row written by each sweep.
 SWEEPER_HEARTBEAT = "sweeper"
+#: ``heartbeat`` row written by each retention run (its detail: what it purged).
+RETENTION_HEARTBEAT = "retention"
 
 # --------------------------------------------------------------------------------------- Redis keys
 # All of them live under the deployment's ``CAMPAIGNFLOW_REDIS_KEY_PREFIX``, if one is set.

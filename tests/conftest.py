@@ -34,6 +34,7 @@ TABLES = (
     "step_record",
     "run_outbox",
     "run",
+    "run_counter",
     "ingest_key",
     "crm_contact",
     "rejected_event",

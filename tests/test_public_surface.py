@@ -54,6 +54,7 @@ PUBLIC_API = [
     "get_settings",
     # Errors
     "AlreadyReplayedError",
+    "ApiError",
     "CampaignExistsError",
     "CampaignNotFoundError",
     "CampaignflowError",
@@ -66,10 +67,12 @@ PUBLIC_API = [
     "IncompleteBodyError",
     "NotReplayableError",
     "RefSyntaxError",
+    "RejectedNotFoundError",
     "RouteNotFoundError",
     "RunNotFoundError",
     "RunStateError",
     "StepFailedError",
+    "StoreUnavailable",
     "UnknownAgentError",
     "UnknownFlowError",
     "UnknownNameError",
@@ -80,6 +83,7 @@ PUBLIC_API = [
 
 #: Every command of ``campaignflow``, with its sub-commands.
 COMMANDS = {
+    "api",
     "beat",
     "bench",
     "campaigns add",
@@ -105,6 +109,7 @@ COMMANDS = {
     "metrics serve",
     "metrics show",
     "rejected list",
+    "rejected purge",
     "rejected replay",
     "rejected show",
     "routes add",
@@ -112,6 +117,7 @@ COMMANDS = {
     "routes remove",
     "runs cancel",
     "runs list",
+    "runs purge",
     "runs retry",
     "runs show",
     "worker",
@@ -132,17 +138,21 @@ JSON_COMMANDS = {
     "flows list",
     "ingest",
     "rejected list",
+    "rejected purge",
     "rejected replay",
     "rejected show",
     "routes list",
     "runs cancel",
     "runs list",
+    "runs purge",
     "runs retry",
     "runs show",
 }
 
 SETTINGS = {
     "CAMPAIGNFLOW_AGENT_MODULES",
+    "CAMPAIGNFLOW_API_MAX_BODY_BYTES",
+    "CAMPAIGNFLOW_API_TOKENS",
     "CAMPAIGNFLOW_BROKER_URL",
     "CAMPAIGNFLOW_CAMPAIGN_TICK_INTERVAL",
     "CAMPAIGNFLOW_DATABASE_URL",
@@ -159,12 +169,19 @@ SETTINGS = {
     "CAMPAIGNFLOW_REDIS_KEY_PREFIX",
     "CAMPAIGNFLOW_RELAY_INTERVAL",
     "CAMPAIGNFLOW_RESULT_BACKEND",
+    "CAMPAIGNFLOW_RETENTION_DEAD_LETTERS",
+    "CAMPAIGNFLOW_RETENTION_INTERVAL",
+    "CAMPAIGNFLOW_RETENTION_REJECTED",
+    "CAMPAIGNFLOW_RETENTION_RUNS",
     "CAMPAIGNFLOW_ROUTES_FILE",
     "CAMPAIGNFLOW_SMTP_URL",
     "CAMPAIGNFLOW_STALL_SECONDS",
+    "CAMPAIGNFLOW_STORE_OUTAGE_SECONDS",
     "CAMPAIGNFLOW_SWEEP_INTERVAL",
     "CAMPAIGNFLOW_UNACKED_RESTORE_INTERVAL",
     "CAMPAIGNFLOW_VISIBILITY_TIMEOUT",
+    "CAMPAIGNFLOW_WEBHOOK_SECRETS",
+    "CAMPAIGNFLOW_WEBHOOK_TOLERANCE_SECONDS",
 }
 
 
@@ -216,7 +233,11 @@ def test_every_campaignflow_error_is_exported() -> None:
         for c in subclasses(CampaignflowError)
         if c.__module__.startswith("orchestration.") and not c.__name__.startswith("_")
     }
-    exported = {n for n in orchestration.__all__ if n.endswith("Error")}
+    exported = {
+        n
+        for n in orchestration.__all__
+        if inspect.isclass(getattr(orchestration, n)) and issubclass(getattr(orchestration, n), BaseException)
+    }
     assert defined <= exported, f"export these errors (or make them private): {sorted(defined - exported)}"
     for name in exported:
         value = getattr(orchestration, name)

@@ -6,8 +6,11 @@ it or by the relay. ``run.publication`` numbers the run's current publication an
 ``run.start_token`` names the publish whose first tasks took it, so a publication sent twice starts
 once.
 
+Numbered 0007 when it was planned, it follows 0010, the head when it was merged: a store already at
+0010 upgrades to it.
+
 Revision ID: 0007
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-03 09:00:00.000000
 """
 
@@ -16,8 +19,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.counting import create_triggers, drop_triggers
+
 revision: str = "0007"
-down_revision: str | None = "0006"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -27,9 +32,9 @@ PENDING = sa.text("published_at IS NULL")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("run") as batch:
-        batch.add_column(sa.Column("publication", sa.Integer(), server_default="0", nullable=False))
-        batch.add_column(sa.Column("start_token", sa.String(length=200), nullable=True))
+    # ADD COLUMN, also on SQLite: ``run`` is not rebuilt, so its counting triggers (0009) stay
+    op.add_column("run", sa.Column("publication", sa.Integer(), server_default="0", nullable=False))
+    op.add_column("run", sa.Column("start_token", sa.String(length=200), nullable=True))
     op.create_table(
         "run_outbox",
         sa.Column("id", BIG_ID, nullable=False),
@@ -63,3 +68,6 @@ def downgrade() -> None:
     with op.batch_alter_table("run") as batch:
         batch.drop_column("start_token")
         batch.drop_column("publication")
+    # SQLite rebuilt ``run`` without its triggers: count on (Postgres keeps them; this replaces them)
+    drop_triggers()
+    create_triggers()

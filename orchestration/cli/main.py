@@ -7,6 +7,7 @@ import typer
 
 import orchestration
 from orchestration.cli import worker as worker_cmds
+from orchestration.cli.api import api
 from orchestration.cli.bench import bench
 from orchestration.cli.campaigns import campaigns_app, routes_app
 from orchestration.cli.compose import compose_app
@@ -28,8 +29,9 @@ cli = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-#: Commands that wire the process themselves (the demo runs embedded, whatever the environment says).
-SELF_WIRED = frozenset({"demo"})
+#: Commands that wire the process themselves (the demo runs embedded, whatever the environment says;
+#: the bench in its sandbox).
+SELF_WIRED = frozenset({"demo", "bench"})
 
 
 def _version(value: bool) -> None:
@@ -68,6 +70,7 @@ cli.command("worker")(worker_cmds.worker)
 cli.command("beat")(worker_cmds.beat)
 cli.command("bench")(bench)
 cli.command("flower")(flower)
+cli.command("api")(api)
 cli.add_typer(metrics_app, name="metrics")
 cli.command("demo")(demo)
 cli.command("doctor")(doctor)

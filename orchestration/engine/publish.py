@@ -27,7 +27,8 @@ from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.flows.model import Flow
 from orchestration.store import outbox, sql_engine
 from orchestration.store.base import utcnow
-from orchestration.store.db import STORE_ERRORS, autocommit
+from orchestration.store.db import autocommit
+from orchestration.store.outage import describe, is_store_outage
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,14 @@ def publish_now(
     try:
         with autocommit() as conn:
             outbox.mark_published(conn, entry.id)
-    except STORE_ERRORS as exc:
+    except Exception as exc:
+        if not is_store_outage(exc):
+            raise
         log.warning(
-            "run %s published, not marked (%s); the relay publishes it again", entry.run_id, one_line(exc)
+            "run %s published, not marked (the run store is not reachable: %s); the relay publishes it "
+            "again and the copy stops at its first task",
+            entry.run_id,
+            describe(exc),
         )
     return True
 
@@ -96,8 +102,9 @@ def _record_failure(entry: outbox.Entry, reason: str) -> None:
     try:
         with autocommit() as conn:
             outbox.record_failure(conn, entry.id, reason)
-    except STORE_ERRORS:
-        pass  # only the count is lost; the entry is pending either way
+    except Exception as exc:
+        if not is_store_outage(exc):
+            raise  # only an outage may lose the count; the entry is pending either way
 
 
 @dataclass
@@ -126,30 +133,36 @@ def relay(
     logged, and left pending."""
     before = (now or utcnow()) - grace
     report = RelayReport()
-    for _ in range(max_batches):
-        with sql_engine().begin() as conn:
-            entries = outbox.claim(conn, before, batch)
-            runs = outbox.runs_to_publish(conn, {e.run_id for e in entries})
-            for entry in entries:
-                failure = _publish_claimed(engine, entry, runs[entry.run_id])
-                if failure is None:
-                    outbox.mark_published(conn, entry.id)
-                    report.published.append(entry.run_id)
-                    continue
-                outbox.record_failure(conn, entry.id, failure.reason)
-                report.failed.append(entry.run_id)
-                if failure.broker:
-                    report.stopped = failure.reason
-                    break
-        if report.stopped is not None or len(entries) < batch:
-            break
+    try:
+        for _ in range(max_batches):
+            if not _relay_batch(engine, before, batch, report):
+                break
+    except Exception as exc:
+        if not is_store_outage(exc):
+            raise
+        report.stopped = f"the run store is not reachable ({describe(exc)})"
     if report.stopped is not None:
-        log.warning(
-            "outbox relay stopped: the broker is not reachable (%s); pending publications wait for the "
-            "next pass",
-            report.stopped,
-        )
+        log.warning("outbox relay stopped: %s; pending publications wait for the next pass", report.stopped)
     return report
+
+
+def _relay_batch(engine: OrchestrationEngine, before: datetime, batch: int, report: RelayReport) -> bool:
+    """Claim, publish and mark one batch in one transaction; True when another may follow."""
+    with sql_engine().begin() as conn:
+        entries = outbox.claim(conn, before, batch)
+        runs = outbox.runs_to_publish(conn, {e.run_id for e in entries})
+        for entry in entries:
+            failure = _publish_claimed(engine, entry, runs[entry.run_id])
+            if failure is None:
+                outbox.mark_published(conn, entry.id)
+                report.published.append(entry.run_id)
+                continue
+            outbox.record_failure(conn, entry.id, failure.reason)
+            report.failed.append(entry.run_id)
+            if failure.broker:
+                report.stopped = f"the broker is not reachable ({failure.reason})"
+                return False
+    return len(entries) == batch
 
 
 @dataclass(frozen=True)

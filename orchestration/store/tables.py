@@ -16,7 +16,7 @@ from orchestration.store.control_models import (
     RoutingRule,
 )
 from orchestration.store.metadata import Base
-from orchestration.store.models import IngestKey, OutboxEntry, Run, StepRecordRow
+from orchestration.store.models import IngestKey, OutboxEntry, Run, RunCounter, StepRecordRow
 
 #: The store's tables (the agents keep theirs on their own ``MetaData``: ``agents.tables``).
 metadata: sa.MetaData = Base.metadata
@@ -30,6 +30,7 @@ run_t = _table(Run)
 step_t = _table(StepRecordRow)
 key_t = _table(IngestKey)
 outbox_t = _table(OutboxEntry)
+counter_t = _table(RunCounter)
 rejected_t = _table(RejectedEvent)
 dead_letter_t = _table(DeadLetter)
 route_t = _table(RoutingRule)
