@@ -71,7 +71,9 @@ def bind_agent(runtime: Runtime, spec: AgentSpec) -> Task:
     ) -> Any:
         # a redelivered message (its worker went away) is not the retry that ``lost`` describes
         seen = None if (self.request.delivery_info or {}).get("redelivered") else lost
-        outcome = agent_step.run_agent_step(run_id, step_id, spec=spec, final=final, lost=seen)
+        outcome = agent_step.run_agent_step(
+            run_id, step_id, spec=spec, final=final, lost=seen, task_id=self.request.id
+        )
         return apply_outcome(runtime, self, outcome, run_id, step_id, final=final, deadline=deadline)
 
     run.__name__ = f"agent_{spec.name}"

@@ -83,15 +83,17 @@ def run_agent_step(
     final: bool = False,
     lost: str | None = None,
     call: AgentCall = call_direct,
+    task_id: str | None = None,
 ) -> Outcome:
     """One try of one agent step. Calls the agent only when the record is not already succeeded
     and the step has tries left.
 
     ``spec`` is the agent the caller runs (the Celery task's agent); it must be the step's.
     ``lost`` is why the try before this one was lost, when the worker saw it (``exit code 13``).
+    ``task_id`` is the Celery task running the try (kept with its start in the record's ``tries``).
     """
     with autocommit() as conn:  # one statement reads the run and begins the step (Postgres)
-        state, start = repo.start_step(conn, run_id, step_id, spec.name)
+        state, start = repo.start_step(conn, run_id, step_id, spec.name, task_id)
         if start is None:  # the run is not live, or past its deadline
             return gate_run(conn, state) or Outcome(Action.STOP)
         _flow, index = flow_of(state)
