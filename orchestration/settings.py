@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         description="A live run with no step progress this long is re-driven (> longest step + backoff).",
     )
     max_redrives: int = Field(3, ge=0, description="Re-drives of a stalled run before the sweeper fails it.")
+    store_outage_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a task waits out a run store outage (retrying with backoff) before its "
+        "run fails with StoreUnavailable; measured from the first failure of the task's message.",
+    )
     campaign_tick_interval: float = Field(
         60.0, gt=0, description="Seconds between campaign ticks (beat): due campaign slots start then."
     )

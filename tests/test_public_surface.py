@@ -72,6 +72,7 @@ PUBLIC_API = [
     "RunNotFoundError",
     "RunStateError",
     "StepFailedError",
+    "StoreUnavailable",
     "UnknownAgentError",
     "UnknownFlowError",
     "UnknownNameError",
@@ -167,6 +168,7 @@ SETTINGS = {
     "CAMPAIGNFLOW_ROUTES_FILE",
     "CAMPAIGNFLOW_SMTP_URL",
     "CAMPAIGNFLOW_STALL_SECONDS",
+    "CAMPAIGNFLOW_STORE_OUTAGE_SECONDS",
     "CAMPAIGNFLOW_SWEEP_INTERVAL",
     "CAMPAIGNFLOW_UNACKED_RESTORE_INTERVAL",
     "CAMPAIGNFLOW_VISIBILITY_TIMEOUT",
@@ -223,7 +225,11 @@ def test_every_campaignflow_error_is_exported() -> None:
         for c in subclasses(CampaignflowError)
         if c.__module__.startswith("orchestration.") and not c.__name__.startswith("_")
     }
-    exported = {n for n in orchestration.__all__ if n.endswith("Error")}
+    exported = {
+        n
+        for n in orchestration.__all__
+        if inspect.isclass(getattr(orchestration, n)) and issubclass(getattr(orchestration, n), BaseException)
+    }
     assert defined <= exported, f"export these errors (or make them private): {sorted(defined - exported)}"
     for name in exported:
         value = getattr(orchestration, name)

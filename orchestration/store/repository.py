@@ -27,6 +27,7 @@ from orchestration.store.step_records import (
     set_attempt_errors,
     skip_steps,
     start_step,
+    take_over_try,
 )
 from orchestration.store.transitions import finish_run, mark_run_running, run_status, succeed_run
 
@@ -59,5 +60,6 @@ __all__ = [
     "start_step",
     "step_writer",
     "succeed_run",
+    "take_over_try",
     "utcnow",
 ]

@@ -125,6 +125,23 @@ def set_attempt_errors(conn: Connection, run_id: str, step_id: str, errors: list
     )
 
 
+def take_over_try(conn: Connection, run_id: str, step_id: str, attempts: int) -> bool:
+    """The record was begun twice by one message: the first time the answer never came back (the
+    store went away), so the try counted then is the one this start goes on with. The record counts
+    ``attempts - 1`` again; False when it no longer is ``running`` at ``attempts``."""
+    result = conn.execute(
+        step_t.update()
+        .where(
+            step_t.c.run_id == run_id,
+            step_t.c.step_id == step_id,
+            step_t.c.attempts == attempts,
+            step_t.c.status == "running",
+        )
+        .values(attempts=attempts - 1)
+    )
+    return bool(result.rowcount)
+
+
 def fail_without_try(
     conn: Connection, run_id: str, step_id: str, error: dict[str, Any], attempt_errors: list[dict[str, Any]]
 ) -> None:

@@ -66,7 +66,8 @@ def row_of(record: StepRecord, tries: list[dict[str, Any]] | None, now: datetime
         return None
     end = record.finished_at or now
     failures = {e.attempt: e for e in record.attempt_errors if e.attempt is not None and e.at is not None}
-    starts = _starts(tries)
+    # a start the store took back (counted twice by one message, or not a try) is past ``attempts``
+    starts = {n: at for n, at in _starts(tries).items() if n <= record.attempts}
     if not starts:  # no per-try starts kept: one bar
         note = f"{record.attempts} tries" if record.attempts > 1 else ""
         return Row(
