@@ -58,11 +58,13 @@ def test_pages_need_a_login_and_a_known_token(client: TestClient) -> None:
 
 
 def test_an_open_redirect_is_refused(client: TestClient) -> None:
+    for target in ("//elsewhere.example/x", "/\t/elsewhere.example", "https://elsewhere.example", "/\\x"):
+        form = client.get("/login")
+        resp = client.post("/login", data={"csrf": csrf_of(form.text), "token": READ_TOKEN, "next": target})
+        assert resp.headers["location"] == "/runs", target
     form = client.get("/login")
-    resp = client.post(
-        "/login", data={"csrf": csrf_of(form.text), "token": READ_TOKEN, "next": "//elsewhere.example/x"}
-    )
-    assert resp.headers["location"] == "/runs"
+    kept = client.post("/login", data={"csrf": csrf_of(form.text), "token": READ_TOKEN, "next": "/flows"})
+    assert kept.headers["location"] == "/flows"
 
 
 def test_every_action_needs_its_csrf_token(client: TestClient) -> None:

@@ -20,8 +20,11 @@ STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascri
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path of this site (never ``//elsewhere`` or a URL): no open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path of this site (never ``//elsewhere``, a URL, or a path with blanks or control
+    characters that a browser would drop): no open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/runs"
+    if "\\" in target or any(ch.isspace() or ord(ch) < 32 for ch in target):
         return "/runs"
     return target
 
