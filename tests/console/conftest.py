@@ -19,6 +19,7 @@ from orchestration.control.manager import Route, add_route, manager
 from orchestration.runtime import current
 from orchestration.settings import get_settings
 from tests.support.runs import wait_for_run
+from tests.support.threads import release_all_result_backends
 from tests.support.wiring import flows
 
 READ_TOKEN = "console-read-token-0123456789"
@@ -94,6 +95,7 @@ def client(worker: object) -> Iterator[TestClient]:
     route_test_flows()
     with TestClient(make_app(), raise_server_exceptions=False, follow_redirects=False) as test_client:
         yield test_client
+    release_all_result_backends()  # of the server's threads, which sent tasks (retries) and ended
 
 
 def csrf_of(html: str) -> str:

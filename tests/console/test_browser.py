@@ -34,6 +34,7 @@ from tests.console.conftest import (
     route_test_flows,
 )
 from tests.support.runs import envelope, wait_for_run
+from tests.support.threads import release_all_result_backends
 from tests.support.wait import eventually
 
 SHOTS = os.environ.get("CAMPAIGNFLOW_CONSOLE_SCREENSHOTS")
@@ -59,6 +60,7 @@ def console_url(worker: object) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(15)
+    release_all_result_backends()  # of the server's threads, which sent tasks (retries) and ended
 
 
 @pytest.fixture(scope="module")

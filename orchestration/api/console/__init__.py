@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from starlette.responses import RedirectResponse
 
 from orchestration.api.console.pages import campaigns, flows, letters, login, overview, run, runs
-from orchestration.api.console.web import HEADERS, Refusal, refusal_page
+from orchestration.api.console.web import HEADERS, refusal_page
 from orchestration.api.errors import from_campaignflow
 from orchestration.errors import CampaignflowError
 
@@ -48,14 +48,10 @@ def install(app: FastAPI) -> FastAPI:
             return await answer if inspect.isawaitable(answer) else answer
         assert isinstance(exc, CampaignflowError)
         error = from_campaignflow(exc)
+        location = error.headers.get("Location")
+        if 300 <= error.status < 400 and location:
+            return RedirectResponse(location, status_code=error.status, headers=HEADERS)
         return refusal_page(request, error.status, error.message)
 
-    async def refused(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Refusal)
-        if exc.location:
-            return RedirectResponse(exc.location, status_code=exc.status, headers=HEADERS)
-        return refusal_page(request, exc.status, exc.message)
-
     app.add_exception_handler(CampaignflowError, campaignflow_error)
-    app.add_exception_handler(Refusal, refused)
     return app

@@ -1,5 +1,5 @@
 """What every console page shares: who is looking (:func:`viewer`, :func:`actor`), the form body,
-rendering a template, and the console's own refusals (:class:`Refusal`), answered as pages.
+rendering a template, and the console's refusals (an ``ApiError``, answered as a page or a redirect).
 
 Pages need a session: without auth (``--no-auth``) everybody may act; with tokens a browser that
 has not logged in is sent to ``/login``. Every action is a POST form that carries the session's
@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from orchestration.api.auth import ANONYMOUS, Principal, TokenTable
 from orchestration.api.console import session
 from orchestration.api.console.render import templates
+from orchestration.api.errors import STATUS_CODES, ApiError
 from orchestration.settings import Settings
 
 #: Security headers of every console page: nothing from elsewhere, no framing, no caching.
@@ -35,13 +36,14 @@ HEADERS = {
 CSRF_FIELD = "csrf"
 
 
-class Refusal(Exception):
-    """A console request that is refused: answered as a page with ``status`` (or, with
-    ``location``, a redirect there)."""
+def refusal(status: int, message: str, field: str | None = None) -> ApiError:
+    """A refused console request: the console answers it as a page with ``status``."""
+    return ApiError(status, STATUS_CODES.get(status, "refused"), message, field)
 
-    def __init__(self, status: int, message: str, location: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.location = status, message, location
+
+def to_login(location: str) -> ApiError:
+    """Send a browser that has not logged in to the login form (a 303 to ``location``)."""
+    return ApiError(303, "login_required", "log in first", headers={"Location": location})
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def viewer(request: Request) -> Visit:
     found = session.ensure(request)
     who = _who(request, found)
     if who is None:
-        raise Refusal(303, "log in first", location=login_url(request))
+        raise to_login(login_url(request))
     return Visit(request, found, who)
 
 
@@ -105,13 +107,13 @@ def actor(request: Request, form: Form) -> Visit:
     sent to the login form) and the token's role ``operate`` (403)."""
     found = session.current(request)
     if not session.csrf_ok(request, found, form.get(CSRF_FIELD)):
-        raise Refusal(403, "this form's CSRF token is missing or wrong; reload the page and try again")
+        raise refusal(403, "this form's CSRF token is missing or wrong; reload the page and try again")
     assert found is not None
     who = _who(request, found)
     if who is None:
-        raise Refusal(303, "log in first", location="/login")
+        raise to_login("/login")
     if not who.can_operate:
-        raise Refusal(403, f"token {who.name!r} has role read; acting needs an operate token")
+        raise refusal(403, f"token {who.name!r} has role read; acting needs an operate token")
     return Visit(request, found, who)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 
-from orchestration.api.console.web import Actor, Form, Refusal, Viewer, page, redirect
+from orchestration.api.console.web import Actor, Form, Viewer, page, redirect, refusal
 from orchestration.api.schemas.common import StoredId
 from orchestration.api.schemas.control import LetterStatus, RejectedStatus
 from orchestration.control import deadletters, rejected
@@ -42,9 +42,9 @@ def _corrected(text: str | None) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise Refusal(422, f"event: not valid JSON ({exc}); fix it and replay again") from None
+        raise refusal(422, f"event: not valid JSON ({exc}); fix it and replay again") from None
     if not isinstance(value, dict):
-        raise Refusal(422, "event: must be one JSON object (id, type, payload, ...)")
+        raise refusal(422, "event: must be one JSON object (id, type, payload, ...)")
     return value
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from orchestration.api.auth import Principal, TokenTable
 from orchestration.api.console import session
-from orchestration.api.console.web import CSRF_FIELD, HEADERS, Form, Refusal, Visit, page
+from orchestration.api.console.web import CSRF_FIELD, HEADERS, Form, Visit, page, refusal
 from orchestration.api.errors import ApiError
 
 router = APIRouter(tags=["console"], include_in_schema=False)
@@ -58,7 +58,7 @@ def login(request: Request, form: Form) -> Response:
         return RedirectResponse(target, status_code=303)
     before = session.current(request)
     if not session.csrf_ok(request, before, form.get(CSRF_FIELD)):
-        raise Refusal(403, "this form's CSRF token is missing or wrong; reload the login page and try again")
+        raise refusal(403, "this form's CSRF token is missing or wrong; reload the login page and try again")
     who = table.find(form.get("token", "").strip())
     if who is None:
         return page(_anonymous(request), "login.html", http_status=401, next=target, error="unknown token")
@@ -69,7 +69,7 @@ def login(request: Request, form: Form) -> Response:
 @router.post("/logout", response_class=HTMLResponse)
 def logout(request: Request, form: Form) -> Response:
     if not session.csrf_ok(request, session.current(request), form.get(CSRF_FIELD)):
-        raise Refusal(403, "this form's CSRF token is missing or wrong; reload the page and try again")
+        raise refusal(403, "this form's CSRF token is missing or wrong; reload the page and try again")
     return session.forget(RedirectResponse("/login", status_code=303, headers=HEADERS))
 
 

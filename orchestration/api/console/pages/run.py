@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from orchestration.api.console import graph, timeline
 from orchestration.api.console.pages.runs import REFRESH_SECONDS
-from orchestration.api.console.web import Actor, Form, Refusal, Viewer, page, redirect
+from orchestration.api.console.web import Actor, Form, Viewer, page, redirect, refusal
 from orchestration.control import run_control
 from orchestration.envelope import Envelope
 from orchestration.flows.model import Flow, MapNode, StepNode
@@ -132,9 +132,9 @@ def _edited_patch(envelope: Envelope, text: str | None) -> dict[str, Any] | None
     try:
         edited = json.loads(text)
     except ValueError as exc:
-        raise Refusal(422, f"payload: not valid JSON ({exc}); fix it and retry again") from None
+        raise refusal(422, f"payload: not valid JSON ({exc}); fix it and retry again") from None
     if not isinstance(edited, dict):
-        raise Refusal(422, "payload: must be a JSON object, like the stored one")
+        raise refusal(422, "payload: must be a JSON object, like the stored one")
     return merge_patch_between(envelope.metadata.payload, edited) or None
 
 
