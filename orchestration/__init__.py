@@ -48,6 +48,7 @@ __all__ = [  # noqa: RUF022  (grouped by topic as the docs list them; sorted wit
     "get_settings",
     # Errors
     "AlreadyReplayedError",
+    "ApiError",
     "CampaignExistsError",
     "CampaignNotFoundError",
     "CampaignflowError",
@@ -60,10 +61,12 @@ __all__ = [  # noqa: RUF022  (grouped by topic as the docs list them; sorted wit
     "IncompleteBodyError",
     "NotReplayableError",
     "RefSyntaxError",
+    "RejectedNotFoundError",
     "RouteNotFoundError",
     "RunNotFoundError",
     "RunStateError",
     "StepFailedError",
+    "StoreUnavailable",
     "UnknownAgentError",
     "UnknownFlowError",
     "UnknownNameError",
@@ -96,6 +99,7 @@ _EXPORTS: dict[str, str] = {
     "Settings": "orchestration.settings",
     "get_settings": "orchestration.settings",
     "AlreadyReplayedError": "orchestration.control.rejected",
+    "ApiError": "orchestration.api.errors",
     "CampaignExistsError": "orchestration.control.campaigns",
     "CampaignNotFoundError": "orchestration.control.campaigns",
     "RefSyntaxError": "orchestration.flows.refs",
@@ -104,6 +108,7 @@ _EXPORTS: dict[str, str] = {
     "DeadLetterNotFoundError": "orchestration.control.deadletters",
     "EventRejectedError": "orchestration.control.rejected",
     "IncompleteBodyError": "orchestration.control.rejected",
+    "RejectedNotFoundError": "orchestration.control.rejected",
     "NotReplayableError": "orchestration.control.deadletters",
     "EventValidationError": "orchestration.errors",
     "FieldError": "orchestration.errors",
@@ -112,6 +117,7 @@ _EXPORTS: dict[str, str] = {
     "RunNotFoundError": "orchestration.errors",
     "RunStateError": "orchestration.control.run_control",
     "StepFailedError": "orchestration.errors",
+    "StoreUnavailable": "orchestration.errors",
     "UnknownAgentError": "orchestration.errors",
     "UnknownFlowError": "orchestration.errors",
     "UnknownNameError": "orchestration.errors",
@@ -134,11 +140,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from orchestration.api.errors import ApiError
     from orchestration.client import CampaignflowClient
     from orchestration.control.campaigns import CampaignExistsError, CampaignNotFoundError, CampaignSpec
     from orchestration.control.deadletters import DeadLetterNotFoundError, NotReplayableError
     from orchestration.control.manager import CampaignManager, Event, Route
-    from orchestration.control.rejected import AlreadyReplayedError, EventRejectedError, IncompleteBodyError
+    from orchestration.control.rejected import (
+        AlreadyReplayedError,
+        EventRejectedError,
+        IncompleteBodyError,
+        RejectedNotFoundError,
+    )
     from orchestration.control.run_control import RunStateError
     from orchestration.engine.compiler import OrchestrationEngine
     from orchestration.envelope import Envelope, RunMetadata, StepRecord
@@ -151,6 +163,7 @@ if TYPE_CHECKING:
         RouteNotFoundError,
         RunNotFoundError,
         StepFailedError,
+        StoreUnavailable,
         UnknownAgentError,
         UnknownFlowError,
         UnknownNameError,

@@ -27,6 +27,10 @@ class StepRecord(BaseModel):
     attempts: int
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
+    input: Any = Field(
+        None,
+        description="What the agent ran with: its resolved input, secret fields redacted (agent steps only).",
+    )
     output: Any = None
     error: StepError | None = None
     attempt_errors: list[StepError] = Field(default_factory=list)

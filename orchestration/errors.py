@@ -102,3 +102,17 @@ class StepFailedError(CampaignflowError):
 
 class RouteNotFoundError(CampaignflowError, LookupError):
     """Raised when no routing rule matches an event (its type, and its campaign if it has one)."""
+
+
+class StoreUnavailable(_Formatted):
+    """Raised when the run store stayed unreachable (connections refused or cut, the database
+    starting up or shutting down) for longer than ``CAMPAIGNFLOW_STORE_OUTAGE_SECONDS``: a task gave
+    up waiting. Its message says how long it waited and what the store last answered."""
+
+    def __init__(self, waited: float, budget: float, reason: str) -> None:
+        self.waited, self.budget, self.reason = waited, budget, reason
+        super().__init__(waited, budget, reason)
+        self.message = (
+            f"run store unavailable for {waited:.0f}s, past the {budget:g}s budget "
+            f"(CAMPAIGNFLOW_STORE_OUTAGE_SECONDS): {reason}"
+        )

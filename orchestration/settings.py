@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         description="A live run with no step progress this long is re-driven (> longest step + backoff).",
     )
     max_redrives: int = Field(3, ge=0, description="Re-drives of a stalled run before the sweeper fails it.")
+    store_outage_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a task waits out a run store outage (retrying with backoff) before its "
+        "run fails with StoreUnavailable; measured from the first failure of the task's message.",
+    )
     campaign_tick_interval: float = Field(
         60.0, gt=0, description="Seconds between campaign ticks (beat): due campaign slots start then."
     )
@@ -73,6 +79,20 @@ class Settings(BaseSettings):
     )
     routes_file: Path | None = Field(
         None, description="A YAML/JSON file of routing rules (event_type, campaign?, orchestrator|flow)."
+    )
+    api_tokens: str | None = Field(
+        None,
+        description="Bearer tokens of the HTTP API, name:token:role comma-separated (role read or "
+        "operate); unset = `campaignflow api` refuses to start unless --no-auth.",
+    )
+    api_max_body_bytes: int = Field(
+        1_048_576, gt=0, description="Largest HTTP API request body, in bytes; a larger one is answered 413."
+    )
+    webhook_secrets: str | None = Field(
+        None, description="HMAC-SHA256 secrets of the webhook sources, source:secret comma-separated."
+    )
+    webhook_tolerance_seconds: int = Field(
+        300, gt=0, description="How far a signed webhook's timestamp may be from now, in seconds."
     )
 
     @property

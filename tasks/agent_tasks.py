@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Task
@@ -9,11 +10,19 @@ from celery.exceptions import Ignore
 
 from orchestration.engine import agent_step
 from orchestration.engine.outcome import Action, Outcome
-from orchestration.errors import StepFailedError
+from orchestration.engine.progress import StepProgress
+from orchestration.engine.unavailable import fail_unavailable
+from orchestration.errors import StepFailedError, StoreUnavailable
 from orchestration.registry import AgentSpec
 from orchestration.runtime import Runtime
-from orchestration.store.db import STORE_ERRORS
+from orchestration.step_error import StepError
+from tasks.outage import OUTAGE_KWARG, waits_out_store_outages
 from tasks.requests import AgentRequest
+
+log = logging.getLogger(__name__)
+
+#: Keywords of a step's message that describe one delivery, not the step: a new try goes without them.
+DELIVERY_KWARGS = frozenset({"lost", "progress", OUTAGE_KWARG})
 
 #: Celery's own bound on publishing a task again after its pool child died. The step's retry policy
 #: decides first (each lost try counts against it, :mod:`orchestration.engine.tries`); this only
@@ -38,7 +47,7 @@ def apply_outcome(
         raise Ignore()
     if outcome.action is Action.RETRY:
         limit = (task.max_retries or 0) + 1000
-        kwargs = {k: v for k, v in (task.request.kwargs or {}).items() if k != "lost"}
+        kwargs = {k: v for k, v in (task.request.kwargs or {}).items() if k not in DELIVERY_KWARGS}
         raise task.retry(kwargs=kwargs, countdown=outcome.countdown, max_retries=limit)
     if outcome.action is Action.FALLBACK:
         assert outcome.fallback is not None
@@ -55,12 +64,24 @@ def apply_outcome(
     raise StepFailedError(f"{step_id}: {message}")
 
 
+def give_up_step(
+    task: Task, error: StoreUnavailable, run_id: str, step_id: str, *_: Any, **kwargs: Any
+) -> Any:
+    """The store stayed away past the budget: the run fails with ``StoreUnavailable``, keeping the
+    agent's output when it had one (:func:`tasks.outage.waits_out_store_outages`)."""
+    progress = kwargs.get("progress")
+    outcome = StepProgress(progress if isinstance(progress, dict) else None).outcome
+    fail_unavailable(run_id, step_id, StepError.from_exception(error), outcome=outcome)
+    raise StepFailedError(f"{step_id}: {error}")
+
+
 def bind_agent(runtime: Runtime, spec: AgentSpec) -> Task:
     """Create (once) the Celery task of one agent, with its limits from the spec."""
     app = runtime.app
     if spec.task_name in app.tasks:
         return app.tasks[spec.task_name]
 
+    @waits_out_store_outages(give_up_step, carry=("progress",))
     def run(
         self: Task,
         run_id: str,
@@ -68,10 +89,19 @@ def bind_agent(runtime: Runtime, spec: AgentSpec) -> Task:
         final: bool = False,
         deadline: str | None = None,
         lost: str | None = None,
+        progress: dict[str, Any] | None = None,
     ) -> Any:
         # a redelivered message (its worker went away) is not the retry that ``lost`` describes
-        seen = None if (self.request.delivery_info or {}).get("redelivered") else lost
-        outcome = agent_step.run_agent_step(run_id, step_id, spec=spec, final=final, lost=seen)
+        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+        seen = None if redelivered else lost
+        step = StepProgress(progress)
+        if redelivered:  # its last delivery may have died inside the agent
+            step.forget_try()
+        if step.outcome is not None:
+            log.info(
+                "%s of run %s: the outcome kept while the run store was away is written now", step_id, run_id
+            )
+        outcome = agent_step.run_agent_step(run_id, step_id, spec=spec, final=final, lost=seen, progress=step)
         return apply_outcome(runtime, self, outcome, run_id, step_id, final=final, deadline=deadline)
 
     run.__name__ = f"agent_{spec.name}"
@@ -85,12 +115,7 @@ def bind_agent(runtime: Runtime, spec: AgentSpec) -> Task:
         rate_limit=spec.rate_limit,
         max_retries=WORKER_LOST_RETRIES,
         default_retry_delay=1,
-        # the run store went away (a restart, a failover): the pool drops the broken connection,
-        # the step is tried again; its record makes the retry safe
-        autoretry_for=STORE_ERRORS,
         Request=AgentRequest,  # time limits capped by the run's deadline; lost tries say why
-        retry_backoff=1,
-        retry_backoff_max=30,
     )(run)
     return task
 

@@ -12,13 +12,15 @@ from orchestration.control.sweeper import sweep as run_sweep
 from orchestration.engine import nodes
 from orchestration.engine.compiler import chain_of
 from orchestration.engine.outcome import Action
-from orchestration.errors import StepFailedError
+from orchestration.engine.unavailable import fail_unavailable
+from orchestration.errors import StepFailedError, StoreUnavailable
 from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, LIVE_RUN_STATUSES, MAP_TASK, SWEEP_TASK
 from orchestration.runtime import Runtime
 from orchestration.step_error import StepError
 from orchestration.store import repository as repo
 from orchestration.store import sql_engine
 from tasks.agent_tasks import apply_outcome
+from tasks.outage import give_up_raising, waits_out_store_outages
 
 
 def bind(runtime: Runtime) -> list[str]:
@@ -26,12 +28,14 @@ def bind(runtime: Runtime) -> list[str]:
     app = runtime.app
 
     @app.task(name=JOIN_TASK, bind=True, acks_late=True)
+    @waits_out_store_outages(give_up_node)
     def join(self: Task, run_id: str, node_id: str, final: bool = False, deadline: str | None = None) -> Any:
         """The explicit join after a parallel block or a map."""
         outcome = nodes.join(run_id, node_id, final=final)
         return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
 
     @app.task(name=BRANCH_TASK, bind=True, acks_late=True)
+    @waits_out_store_outages(give_up_node)
     def branch(
         self: Task, run_id: str, node_id: str, final: bool = False, deadline: str | None = None
     ) -> Any:
@@ -48,6 +52,7 @@ def bind(runtime: Runtime) -> list[str]:
         return self.replace(chain_of(arm))
 
     @app.task(name=MAP_TASK, bind=True, acks_late=True)
+    @waits_out_store_outages(give_up_node)
     def map_items(
         self: Task, run_id: str, node_id: str, final: bool = False, deadline: str | None = None
     ) -> Any:
@@ -57,20 +62,23 @@ def bind(runtime: Runtime) -> list[str]:
             return apply_outcome(runtime, self, outcome, run_id, node_id, final=final)
         return self.replace(runtime.engine.map_canvas(node, run_id, count, final=final, deadline=deadline))
 
-    @app.task(name=FAIL_RUN_TASK, acks_late=True)
-    def fail_run(failed_task_id: str | None = None, *, run_id: str) -> None:
+    @app.task(name=FAIL_RUN_TASK, bind=True, acks_late=True)
+    @waits_out_store_outages()  # no giving up: this is what records the failure, whenever it can
+    def fail_run(self: Task, failed_task_id: str | None = None, *, run_id: str) -> None:
         """Errback linked to every task of a run: ends the run ``failed`` unless it is already terminal.
 
-        Takes one positional argument (the failed task's id) so Celery sends it as a task. A step that
-        failed for good has already failed the run; this covers what a step cannot record itself: a
-        killed worker after its retries, a hard time limit, an error outside the step's own code.
+        Takes one positional argument (the failed task's id) and is bound, so Celery sends it as a
+        task. A step that failed for good has already failed the run; this covers what a step cannot
+        record itself: a killed worker after its retries, a hard time limit, an error outside the
+        step's own code, a store that stayed away past the budget.
         """
         reason = failure_reason(app, failed_task_id)
         if reason is not None:  # None: the step recorded its failure and ended the run itself (the
             end_failed_run(run_id, reason)  # run may be retried by now: this must not fail it again)
 
-    @app.task(name=SWEEP_TASK, acks_late=True)
-    def sweep() -> dict[str, list[str]]:
+    @app.task(name=SWEEP_TASK, bind=True, acks_late=True)
+    @waits_out_store_outages(give_up_raising)
+    def sweep(self: Task) -> dict[str, list[str]]:
         """Periodic (beat): fail runs past their deadline, re-drive or fail runs with no progress."""
         settings = runtime.settings
         report = run_sweep(
@@ -79,6 +87,12 @@ def bind(runtime: Runtime) -> list[str]:
         return report.as_dict()
 
     return [t.name for t in (join, branch, map_items, fail_run, sweep)]
+
+
+def give_up_node(task: Task, error: StoreUnavailable, run_id: str, node_id: str, *_: Any, **__: Any) -> Any:
+    """Join, branch or map waited past the store outage budget: the run fails with ``StoreUnavailable``."""
+    fail_unavailable(run_id, node_id, StepError.from_exception(error))
+    raise StepFailedError(f"{node_id}: {error}")
 
 
 def end_failed_run(run_id: str, reason: StepError) -> None:

@@ -13,9 +13,11 @@ exception, so a caller never needs this project's exception classes.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from celery import Task
 
 from orchestration.control import rejected, run_control
 from orchestration.control.manager import manager
@@ -25,8 +27,7 @@ from orchestration.names import PUBLIC_TASKS
 from orchestration.runtime import Runtime
 from orchestration.store import repository as repo
 from orchestration.store import sql_engine
-
-_RETRY_DB = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5}
+from tasks.outage import give_up_raising, waits_out_store_outages
 
 
 def ingest_event(event: Any = None, **unexpected: Any) -> dict[str, Any]:
@@ -88,10 +89,23 @@ def campaign_tick() -> dict[str, Any]:
     return tick().as_dict()
 
 
+def _bound(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as the body of a bound task (it does not use the task itself)."""
+
+    @functools.wraps(fn)
+    def body(_task: Task, *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return body
+
+
 def bind(runtime: Runtime) -> list[str]:
-    """Bind the public tasks to the runtime's app, under their stable names."""
-    functions = (ingest_event, cancel_run, retry_run, campaign_tick)
+    """Bind the public tasks to the runtime's app, under their stable names. Each waits a run store
+    outage out; past the budget it fails with ``StoreUnavailable`` (:mod:`tasks.outage`)."""
+    functions: tuple[Callable[..., Any], ...] = (ingest_event, cancel_run, retry_run, campaign_tick)
     return [
-        runtime.app.task(name=name, acks_late=True, **_RETRY_DB)(fn).name
+        runtime.app.task(name=name, bind=True, acks_late=True)(
+            waits_out_store_outages(give_up_raising)(_bound(fn))
+        ).name
         for name, fn in zip(PUBLIC_TASKS, functions, strict=True)
     ]

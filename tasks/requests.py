@@ -22,7 +22,9 @@ from celery.exceptions import WorkerLostError
 from celery.worker.request import Request
 
 from orchestration.engine.limits import capped
+from orchestration.engine.progress import StepProgress
 from orchestration.timefmt import as_utc
+from tasks.outage import OUTAGE_KWARG
 
 _EXIT = re.compile(r"exitcode (-?\d+)")
 _SIGNAL = re.compile(r"signal (\d+)(?: \((\w+)\))?")
@@ -73,6 +75,11 @@ class AgentRequest(Request):  # type: ignore[misc]
         if isinstance(exc, ExceptionWithTraceback):
             exc = exc.exc
         if isinstance(exc, WorkerLostError | SystemExit):
-            # the retry Celery publishes is built from this context: it carries the cause
-            self._context.kwargs = {**(self._context.kwargs or {}), "lost": lost_reason(exc)}
+            # the retry Celery publishes is built from this context: it carries the cause, and
+            # no store outage of the lost delivery (the try it began counts as lost)
+            kwargs = {k: v for k, v in (self._context.kwargs or {}).items() if k != OUTAGE_KWARG}
+            progress = kwargs.get("progress")
+            if isinstance(progress, dict):
+                StepProgress(progress).forget_try()
+            self._context.kwargs = {**kwargs, "lost": lost_reason(exc)}
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)

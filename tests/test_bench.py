@@ -7,6 +7,8 @@ import json
 from typer.testing import CliRunner
 
 from orchestration.cli.main import cli
+from orchestration.control.manager import db_routes
+from orchestration.store import sql_engine, stats
 
 KEYS = {
     "shape",
@@ -62,3 +64,27 @@ def test_bench_table_shows_rates_ratio_and_cpu_per_flow(worker: object) -> None:
     cells = next(c for c in map(str.split, lines) if c[:1] == ["sequence"] and len(c) > 2)  # not the bar
     assert cells[1] == "3"
     assert all(float(c) > 0 for c in cells[2:])
+
+
+def test_bench_api_compares_http_ingest_with_send_task(worker: object) -> None:
+    result = CliRunner().invoke(
+        cli, ["bench", "--api", "-n", "6", "--clients", "2", "--rounds", "1", "--external", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    sides = json.loads(result.stdout)
+    assert [s["side"] for s in sides] == ["POST /v1/events", "send_task ingest"]
+    for s in sides:
+        assert set(s) == {"side", "n", "clients", "events_per_s", "p50_ms", "p99_ms", "ratio"}
+        assert (s["n"], s["clients"]) == (6, 2)
+        assert s["events_per_s"] > 0
+        assert 0 < s["p50_ms"] <= s["p99_ms"]
+    assert sides[1]["ratio"] == 1.0
+    with sql_engine().connect() as conn:
+        finished = stats.run_counts(conn)
+    # warm-up (6 each) and one round (6 each): every event became a run of the bench flow, ended
+    assert {(flow, status): n for flow, status, n, _ in finished} == {("bench-ingest", "succeeded"): 24}
+    assert list_routes_left() == []
+
+
+def list_routes_left() -> list[object]:
+    return list(db_routes())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,18 @@ from tests.support.flows import flow, run
 
 ENVELOPE_KEYS = {"run_id", "flow", "status", "metadata", "records"}
 METADATA_KEYS = {"event_id", "campaign", "orchestrator", "created_at", "started_at", "finished_at"}
-RECORD_KEYS = {"step_id", "agent", "status", "attempts", "started_at", "finished_at", "output", "error"}
+RECORD_KEYS = {
+    "step_id",
+    "agent",
+    "status",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "input",
+    "output",
+    "error",
+    "attempt_errors",
+}
 
 
 def test_runs_show_json_is_the_documented_envelope(worker: object) -> None:
@@ -33,6 +45,7 @@ def test_runs_show_json_is_the_documented_envelope(worker: object) -> None:
     assert set(data["metadata"]) >= METADATA_KEYS
     assert [r["step_id"] for r in data["records"]] == ["a", "b"]
     assert all(set(r) >= RECORD_KEYS for r in data["records"])
+    assert data["records"][0]["input"] == {"x": 1}
     assert data["records"][0]["output"] == {"ok": True, "echo": {"x": 1}}
     assert data["records"][1]["error"]["type"] == "PermanentAgentError"
 
@@ -40,6 +53,8 @@ def test_runs_show_json_is_the_documented_envelope(worker: object) -> None:
     assert table.exit_code == 0
     assert f"run {env.run_id}  flow test-flow v1  status SUCCEEDED" in table.output
     assert "PermanentAgentError: failing on purpose (attempt 1)" in table.output
+    row = re.search(r'^a +noop +succeeded +1 +\d+ +(\{"x": 1\}) +\{"ok": true', table.output, re.MULTILINE)
+    assert row is not None, table.output  # the input column, before the output
 
 
 def test_runs_list_filters_and_unknown_run_is_one_line(worker: object) -> None:

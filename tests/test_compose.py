@@ -106,6 +106,13 @@ def test_compose_shape(tmp_path: Path) -> None:
     assert accept_content == result_accept_content == ["json"]
     assert task_serializer == "json"
 
+    api = svc["api"]
+    assert api["command"][:2] == ["campaignflow", "api"]
+    assert "--no-auth" not in api["command"]
+    assert api["environment"]["CAMPAIGNFLOW_API_TOKENS"].startswith("${CAMPAIGNFLOW_API_TOKENS:?")
+    assert all(p.startswith("127.0.0.1:") for p in api["ports"])
+    assert "/healthz" in api["healthcheck"]["test"][-1]
+
     redis_cmd = " ".join(svc["redis"]["command"])
     assert "--appendonly yes" in redis_cmd
     assert "--maxmemory-policy noeviction" in redis_cmd
@@ -133,6 +140,7 @@ def test_env_example_covers_compose_and_no_env_is_committed() -> None:
         "CAMPAIGNFLOW_RESULT_BACKEND",
         "CAMPAIGNFLOW_DATABASE_URL",
         "CAMPAIGNFLOW_FLOWER_BASIC_AUTH",
+        "CAMPAIGNFLOW_API_TOKENS",
         "POSTGRES_PASSWORD",
     }
     assert needed <= keys
@@ -198,6 +206,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         CAMPAIGNFLOW_REDIS_KEY_PREFIX=prefix,
         CAMPAIGNFLOW_SWEEP_INTERVAL="1",
         CAMPAIGNFLOW_FLOWER_BASIC_AUTH="ops:compose-smoke",
+        CAMPAIGNFLOW_API_TOKENS="ops:compose-smoke-token-0123:operate",
     )
     s = Stack(tmp_path, env)
     try:
@@ -360,6 +369,23 @@ def test_flower_service_requires_basic_auth(stack: Stack) -> None:
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 200
         assert isinstance(json.loads(resp.read()), dict)
+
+
+def test_api_service_serves_with_its_tokens(stack: Stack) -> None:
+    command = compose()["services"]["api"]["command"]
+    port = free_port()
+    stack.start("api", [local_arg(a, port, 8080) for a in command])
+    base = f"http://127.0.0.1:{port}"
+    assert wait_for("the API's /healthz", lambda: http_get(f"{base}/healthz"), stack) is not None
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(f"{base}/v1/flows", timeout=5)
+    with denied.value:
+        assert denied.value.code == 401
+        assert json.loads(denied.value.read())["error"]["code"] == "unauthorized"
+    token = stack.env["CAMPAIGNFLOW_API_TOKENS"].split(":")[1]
+    req = urllib.request.Request(f"{base}/v1/flows", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert "lead_handling" in {f["name"] for f in json.loads(resp.read())}
 
 
 def healthcheck(stack: Stack, service: str) -> subprocess.CompletedProcess[bytes]:

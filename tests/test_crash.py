@@ -60,6 +60,7 @@ def test_worker_killed_mid_step_run_completes_and_effect_happens_once(
     assert env.status == "succeeded", env.model_dump_json(indent=2)
     assert [r.step_id for r in env.records] == ["a", "fx", "b"]
     assert record(env, "fx").attempts == 2  # the redelivered message counted as a second try
+    assert record(env, "fx").input == {"sleep": 0.0, "sleep_after": 3.0, "fail_first": 0}
     assert int(ledger().get(f"calls:{handle.run_id}:fx") or 0) == 2
     assert int(ledger().get(f"effects:{handle.run_id}") or 0) == 1
 

@@ -70,6 +70,7 @@ def test_a_segfault_counts_as_a_try_and_the_next_one_may_succeed(
     crash = record(env, "crash")
     assert env.status == "succeeded", isolated.log()
     assert (crash.status, crash.attempts, crash.output) == ("succeeded", 3, {"attempt": 3})
+    assert crash.input == {"crash_attempts": 2, "exit_code": 13, "signal": 11}  # one record, its input
     sigsegv = f"worker lost: signal {int(signal.SIGSEGV)} (SIGSEGV)"
     assert lost_messages(crash) == [("WorkerLost", sigsegv, 1), ("WorkerLost", sigsegv, 2)]
     assert statuses(env) == {"crash": "succeeded", "after": "succeeded"}

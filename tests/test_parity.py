@@ -59,6 +59,10 @@ def test_inline_and_async_envelopes_are_the_same(worker: object) -> None:
     assert remote.metadata.mode == "async"
     assert inline.status == "succeeded"
     assert comparable(inline) == comparable(remote)
+    inputs = {r["step_id"]: r["input"] for r in comparable(inline)["records"]}
+    assert (inputs["a"], inputs["m[1]"], inputs["fan"]) == ({"v": 3}, {"k": 2}, None)
+    assert inputs["p2"] == {"message": "failing on purpose", "permanent": False, "fail_attempts": 1}
+    assert inputs["zb"] == {"v": 3, "xs": payload["xs"]}  # no input declared: the whole payload
     assert {r["step_id"] for r in comparable(inline)["records"]} == {
         "a",
         "p1",

@@ -54,6 +54,7 @@ PUBLIC_API = [
     "get_settings",
     # Errors
     "AlreadyReplayedError",
+    "ApiError",
     "CampaignExistsError",
     "CampaignNotFoundError",
     "CampaignflowError",
@@ -66,10 +67,12 @@ PUBLIC_API = [
     "IncompleteBodyError",
     "NotReplayableError",
     "RefSyntaxError",
+    "RejectedNotFoundError",
     "RouteNotFoundError",
     "RunNotFoundError",
     "RunStateError",
     "StepFailedError",
+    "StoreUnavailable",
     "UnknownAgentError",
     "UnknownFlowError",
     "UnknownNameError",
@@ -80,6 +83,7 @@ PUBLIC_API = [
 
 #: Every command of ``campaignflow``, with its sub-commands.
 COMMANDS = {
+    "api",
     "beat",
     "bench",
     "campaigns add",
@@ -143,6 +147,8 @@ JSON_COMMANDS = {
 
 SETTINGS = {
     "CAMPAIGNFLOW_AGENT_MODULES",
+    "CAMPAIGNFLOW_API_MAX_BODY_BYTES",
+    "CAMPAIGNFLOW_API_TOKENS",
     "CAMPAIGNFLOW_BROKER_URL",
     "CAMPAIGNFLOW_CAMPAIGN_TICK_INTERVAL",
     "CAMPAIGNFLOW_DATABASE_URL",
@@ -161,9 +167,12 @@ SETTINGS = {
     "CAMPAIGNFLOW_ROUTES_FILE",
     "CAMPAIGNFLOW_SMTP_URL",
     "CAMPAIGNFLOW_STALL_SECONDS",
+    "CAMPAIGNFLOW_STORE_OUTAGE_SECONDS",
     "CAMPAIGNFLOW_SWEEP_INTERVAL",
     "CAMPAIGNFLOW_UNACKED_RESTORE_INTERVAL",
     "CAMPAIGNFLOW_VISIBILITY_TIMEOUT",
+    "CAMPAIGNFLOW_WEBHOOK_SECRETS",
+    "CAMPAIGNFLOW_WEBHOOK_TOLERANCE_SECONDS",
 }
 
 
@@ -215,7 +224,11 @@ def test_every_campaignflow_error_is_exported() -> None:
         for c in subclasses(CampaignflowError)
         if c.__module__.startswith("orchestration.") and not c.__name__.startswith("_")
     }
-    exported = {n for n in orchestration.__all__ if n.endswith("Error")}
+    exported = {
+        n
+        for n in orchestration.__all__
+        if inspect.isclass(getattr(orchestration, n)) and issubclass(getattr(orchestration, n), BaseException)
+    }
     assert defined <= exported, f"export these errors (or make them private): {sorted(defined - exported)}"
     for name in exported:
         value = getattr(orchestration, name)

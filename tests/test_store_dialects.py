@@ -205,6 +205,24 @@ def test_a_retried_step_keeps_its_attempt_errors(url: str) -> None:
     assert record.finished_at is not None
 
 
+def test_the_input_is_kept_through_tries_and_outcomes(url: str) -> None:
+    run_id = open_run(url)
+    given = {"email": "ada@example.com", "token": "**********"}
+    err = {"type": "Flaky", "message": "try again", "attempt": 1}
+    with sql_engine(url).begin() as conn:
+        _state, first = repo.start_step(conn, run_id, "a", "noop")
+        repo.keep_input(conn, run_id, "a", given)
+        repo.finish_step(conn, run_id, "a", status="pending", error=err, attempt_errors=[err])
+    with sql_engine(url).begin() as conn:
+        _state, second = repo.start_step(conn, run_id, "a", "noop")  # the next try sees it
+        repo.finish_step(conn, run_id, "a", status="succeeded", output={"ok": True})
+    assert first is not None
+    assert second is not None
+    assert (first.input, second.input) == (None, given)
+    env = envelope(url, run_id)
+    assert [(r.step_id, r.status, r.attempts, r.input) for r in env.records] == [("a", "succeeded", 2, given)]
+
+
 def test_the_last_write_ends_the_run_with_it(url: str) -> None:
     run_id = open_run(url)
     with sql_engine(url).begin() as conn:

@@ -46,14 +46,23 @@ def bench(
     rounds: int = typer.Option(
         3, "--rounds", min=1, help="Bursts per side, alternating which side goes first; the median counts."
     ),
+    api: bool = typer.Option(
+        False, "--api", help="Ingest instead: POST /v1/events against send_task, N events per round."
+    ),
+    clients: int = typer.Option(8, "--clients", min=1, help="With --api: clients sending at once."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Run each shape N times through campaignflow (every step stored) and through plain Celery."""
+    """Run each shape N times through campaignflow (every step stored) and through plain Celery;
+    with --api, ingest N events through the HTTP API and through send_task instead."""
     from orchestration.ops.bench import bench_shape
 
     unknown = sorted(set(shape) - set(SHAPES))
     if unknown:
         raise typer.BadParameter(f"unknown shape {', '.join(unknown)} (shapes: {', '.join(SHAPES)})")
+    if api:
+        with nullcontext() if external else _worker(concurrency):
+            _bench_api(n, clients, rounds, as_json)
+        return
     results = []
     with nullcontext() if external else _worker(concurrency):
         for name in shape:
@@ -94,3 +103,16 @@ def bench(
         "plain cpu ms/flow",
     ]
     print_table(["shape", *map(number_column, numbers)], rows)
+
+
+def _bench_api(n: int, clients: int, rounds: int, as_json: bool) -> None:
+    from orchestration.ops.api_bench import bench_api
+
+    with typer.progressbar(length=2 * n * rounds, label="ingest   ", file=sys.stderr) as bar:
+        results = bench_api(n, clients, rounds, bar.update)
+    if as_json:
+        print_json([r.summary() for r in results])
+        return
+    rows = [[r.side, r.n, r.clients, r.events_per_s, r.p50_ms, r.p99_ms, r.ratio] for r in results]
+    numbers = ["n", "clients", "events/s", "p50 ms", "p99 ms", "ratio"]
+    print_table(["ingest", *map(number_column, numbers)], rows)

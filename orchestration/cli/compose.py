@@ -20,7 +20,7 @@ def render(
         None, "--check", help="Compare with this file instead; exit 1 and print a diff when it differs."
     ),
 ) -> None:
-    """Render compose.yaml: one worker service per agent pool, orchestration, beat, Flower, migrate."""
+    """Render compose.yaml: a worker service per agent pool, orchestration, beat, Flower, API, migrate."""
     from orchestration.ops.compose import render as render_compose
 
     text = render_compose(current().registry)

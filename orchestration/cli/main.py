@@ -7,6 +7,7 @@ import typer
 
 import orchestration
 from orchestration.cli import worker as worker_cmds
+from orchestration.cli.api import api
 from orchestration.cli.bench import bench
 from orchestration.cli.campaigns import campaigns_app, routes_app
 from orchestration.cli.compose import compose_app
@@ -68,6 +69,7 @@ cli.command("worker")(worker_cmds.worker)
 cli.command("beat")(worker_cmds.beat)
 cli.command("bench")(bench)
 cli.command("flower")(flower)
+cli.command("api")(api)
 cli.add_typer(metrics_app, name="metrics")
 cli.command("demo")(demo)
 cli.command("doctor")(doctor)

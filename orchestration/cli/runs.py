@@ -53,7 +53,8 @@ def _short(value: Any, width: int = 60) -> str:
 
 
 def render_envelope(env: Envelope) -> RenderableType:
-    """The envelope for people: a head (run, flow, status, times, error) over one row per step."""
+    """The envelope for people: a head (run, flow, status, times, error) over one row per step
+    (its input, its output or error)."""
     from rich.console import Group
     from rich.text import Text
 
@@ -88,9 +89,11 @@ def render_envelope(env: Envelope) -> RenderableType:
             else ""
         )
         detail = f"{r.error.type}: {r.error.message}" if r.error else _short(r.output)
-        rows.append([r.step_id, r.agent or "", status_text(r.status), r.attempts, took, detail])
+        given = _short(r.input, 40)
+        rows.append([r.step_id, r.agent or "", status_text(r.status), r.attempts, took, given, detail])
     steps = table(
-        ["step", "agent", "status", number_column("tries"), number_column("ms"), "output / error"], rows
+        ["step", "agent", "status", number_column("tries"), number_column("ms"), "input", "output / error"],
+        rows,
     )
     return Group(*head, Text(""), steps)
 

@@ -26,10 +26,13 @@ __all__ = [
     "add_campaign",
     "cron_slots",
     "due_slots",
+    "get_campaign",
     "interval_slots",
     "list_campaigns",
     "parse_cron",
+    "remove_campaign",
     "set_enabled",
+    "spec_of",
 ]
 
 #: How many days back a cron schedule is searched for missed slots.
@@ -148,14 +151,48 @@ def list_campaigns() -> list[dict[str, Any]]:
         return store.list_campaigns(conn)
 
 
+def _not_found(conn: Any, name: str) -> CampaignNotFoundError:
+    names = store.campaign_names(conn)
+    return CampaignNotFoundError(f"campaign {name!r} not found (campaigns: {', '.join(names) or 'none'})")
+
+
+def get_campaign(name: str) -> dict[str, Any]:
+    """The campaign called ``name`` (its columns); :class:`CampaignNotFoundError` when there is none."""
+    with sql_engine().connect() as conn:
+        row = store.get_campaign(conn, name)
+        if row is None:
+            raise _not_found(conn, name)
+    return row
+
+
+def spec_of(row: dict[str, Any]) -> CampaignSpec:
+    """The spec a stored campaign was written from (the inverse of :meth:`CampaignSpec.row`)."""
+    return CampaignSpec(
+        name=row["name"],
+        event_type=row["event_type"],
+        every_seconds=row["every_seconds"],
+        cron=row["cron"],
+        timezone=row["timezone"],
+        payload=row["event_template"] or {},
+        audience=row["audience"],
+        max_catchup=row["max_catchup"],
+        starts_at=row["starts_at"],
+        enabled=row["enabled"],
+    )
+
+
+def remove_campaign(name: str) -> None:
+    """Delete a campaign and its slots; its runs stay. :class:`CampaignNotFoundError` when absent."""
+    with sql_engine().begin() as conn:
+        if not store.delete_campaign(conn, name):
+            raise _not_found(conn, name)
+
+
 def set_enabled(name: str, enabled: bool) -> None:
     """Pause or resume. Resuming does not catch up the slots that fell while paused."""
     with sql_engine().begin() as conn:
         if not store.set_enabled(conn, name, enabled):
-            names = store.campaign_names(conn)
-            raise CampaignNotFoundError(
-                f"campaign {name!r} not found (campaigns: {', '.join(names) or 'none'})"
-            )
+            raise _not_found(conn, name)
 
 
 # ------------------------------------------------------------------------------------ due slots

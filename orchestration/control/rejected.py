@@ -53,6 +53,10 @@ class EventRejectedError(CampaignflowError):
         )
 
 
+class RejectedNotFoundError(CampaignflowError, LookupError):
+    """Raised when no rejected event has the given id."""
+
+
 class AlreadyReplayedError(CampaignflowError):
     """Raised when replaying a rejected event that was already replayed into a run."""
 
@@ -171,7 +175,9 @@ def get_rejected(rejected_id: int) -> Rejected:
     with sql_engine().connect() as conn:
         row = store.get_rejected(conn, rejected_id)
     if row is None:
-        raise CampaignflowError(f"rejected event {rejected_id} not found; see `campaignflow rejected list`")
+        raise RejectedNotFoundError(
+            f"rejected event {rejected_id} not found; see `campaignflow rejected list`"
+        )
     return _row(row)
 
 

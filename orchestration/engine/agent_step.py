@@ -1,4 +1,9 @@
-"""One try of one agent step: read, mark running, call the agent, write the outcome.
+"""One try of one agent step: read, mark running, keep the input it runs with, call the agent,
+write the outcome.
+
+The record keeps the input the agent ran with (:mod:`orchestration.engine.inputs`), written when
+the try starts, before the call, so a try that never ends shows it too; the next try rewrites it
+only when it differs (a retried run whose payload was patched).
 
 A try that never ended (its process died, its worker went away) is found by the next one and
 counted against the step's retry policy (:mod:`orchestration.engine.tries`). A try that ends after
@@ -10,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,18 +32,21 @@ from orchestration.engine.context import (
     resolve_step,
     step_input,
 )
+from orchestration.engine.inputs import parse_input
 from orchestration.engine.limits import StepLimits, call_with_limits, step_limits
 from orchestration.engine.nodes import finalize
 from orchestration.engine.outcome import Action, Outcome
+from orchestration.engine.progress import StepProgress
 from orchestration.engine.writer import writer
 from orchestration.flows.model import StepNode
 from orchestration.flows.retry import RetryPolicy
-from orchestration.names import NOTE_AFTER_CANCEL, NOTE_AFTER_DEADLINE, RunStatus
+from orchestration.names import DONE_STEP_STATUSES, NOTE_AFTER_CANCEL, NOTE_AFTER_DEADLINE, RunStatus
 from orchestration.registry import AgentSpec
 from orchestration.step_error import StepError
 from orchestration.store import repository as repo
 from orchestration.store import sql_engine
 from orchestration.store.db import autocommit
+from orchestration.timefmt import as_utc, iso_utc
 
 #: How a try calls its agent: ``call(spec, input, context, limits)``.
 AgentCall = Callable[[AgentSpec, BaseModel, StepContext, StepLimits], Any]
@@ -59,6 +67,7 @@ class _Try:
     run_id: str
     step_id: str
     node: StepNode
+    scope: dict[str, Any]
     policy: RetryPolicy
     start: repo.StepStart
     errors: list[dict[str, Any]]  # the failed (and lost) tries before this one
@@ -77,47 +86,156 @@ def run_agent_step(
     final: bool = False,
     lost: str | None = None,
     call: AgentCall = call_direct,
+    progress: StepProgress | None = None,
 ) -> Outcome:
     """One try of one agent step. Calls the agent only when the record is not already succeeded
     and the step has tries left.
 
     ``spec`` is the agent the caller runs (the Celery task's agent); it must be the step's.
     ``lost`` is why the try before this one was lost, when the worker saw it (``exit code 13``).
+    ``progress`` is how far an earlier delivery of the same message got before the store went
+    away (:mod:`orchestration.engine.progress`); it is updated as this one goes, so a store error
+    raised from here leaves in it what the next delivery needs: a try already counted is not
+    counted again, an agent already called is not called again, its outcome is only written.
     """
+    progress = progress if progress is not None else StepProgress()
+    known = progress.start()
+    if known is None:
+        begun = _begin(run_id, step_id, spec, final, lost, progress)
+    else:
+        begun = _go_on(run_id, step_id, spec, final, known, progress)
+    if isinstance(begun, Outcome):
+        return begun
+    outcome = progress.outcome
+    if outcome is None:
+        outcome = _call(begun, spec, call)
+        progress.called(outcome)
+    if "error" in outcome:
+        return _on_failure(begun, outcome)
+    return _on_success(begun, outcome.get("output"), as_utc(outcome["at"]))
+
+
+def _begin(
+    run_id: str, step_id: str, spec: AgentSpec, final: bool, lost: str | None, progress: StepProgress
+) -> Outcome | _Try:
+    """Read the run and begin the step, counting the try."""
+    retaking = progress.maybe_begun  # an earlier delivery's start may have counted a try unseen
     with autocommit() as conn:  # one statement reads the run and begins the step (Postgres)
+        progress.beginning()
         state, start = repo.start_step(conn, run_id, step_id, spec.name)
         if start is None:  # the run is not live, or past its deadline
             return gate_run(conn, state) or Outcome(Action.STOP)
-        _flow, index = flow_of(state)
-        node, scope = resolve_step(state, index, step_id)
-        if node.agent != spec.name:
-            raise ValueError(f"step {step_id!r} runs agent {node.agent!r}, not {spec.name!r}")
+        node, scope = _node(state, step_id, spec)
+        if retaking and not start.already_done:
+            start = _take_over(conn, run_id, step_id, start)
     if start.already_done:
         if final:  # a redelivered last step whose record is in: the run may still need ending
             finalize(run_id)
         return Outcome(Action.CONTINUE)
 
     errors = tries.with_lost_tries(start, lost)
-    step = _Try(run_id, step_id, node, node.retry or spec.retry, start, errors, final, state.deadline_at)
-    if errors != start.attempt_errors:
-        with autocommit() as conn:
-            repo.set_attempt_errors(conn, run_id, step_id, errors)
-    if start.tries > step.policy.max_attempts:  # the budget went on lost tries: this is no try
-        return _fail(step, tries.spent(errors, start.attempts - 1), errors, counted=False)
+    progress.begun(start, errors)
+    step = _Try(
+        run_id, step_id, node, scope, node.retry or spec.retry, start, errors, final, state.deadline_at
+    )
+    return _within_budget(step, write_errors=errors != start.attempt_errors)
 
-    ctx = StepContext(run_id, step_id, start.attempts, agent_config())
-    limits = step_limits(node, spec, state.deadline_at, repo.utcnow())
+
+def _take_over(conn: Connection, run_id: str, step_id: str, start: repo.StepStart) -> repo.StepStart:
+    """The try before this start left no entry: it is the one this message's earlier start counted
+    without an answer, not a lost try. Go on with it instead of counting another."""
+    previous = start.attempts - 1
+    recorded = {e.get("attempt") for e in start.attempt_errors if isinstance(e, dict)}
+    if previous <= start.retry_base or previous in recorded:
+        return start
+    if not repo.take_over_try(conn, run_id, step_id, start.attempts):
+        return start
+    return replace(start, attempts=previous)
+
+
+def _go_on(
+    run_id: str, step_id: str, spec: AgentSpec, final: bool, known: repo.StepStart, progress: StepProgress
+) -> Outcome | _Try:
+    """Go on with a try an earlier delivery began (counted then): call its agent, or only write
+    its outcome when the agent was called."""
+    called = progress.outcome is not None
+    with autocommit() as conn:
+        state = repo.load_state(conn, run_id)
+        if not called:  # nothing happened yet: the run must still be live, the step still open
+            gate = gate_run(conn, state)
+            if gate is not None:
+                return gate
+            if state.statuses.get(step_id) in DONE_STEP_STATUSES:  # a duplicate delivery finished it
+                if final:
+                    finalize(run_id)
+                return Outcome(Action.CONTINUE)
+        node, scope = _node(state, step_id, spec)
+    errors = known.attempt_errors
+    step = _Try(
+        run_id, step_id, node, scope, node.retry or spec.retry, known, errors, final, state.deadline_at
+    )
+    return step if called else _within_budget(step, write_errors=bool(errors))
+
+
+def _node(state: repo.RunState, step_id: str, spec: AgentSpec) -> tuple[StepNode, dict[str, Any]]:
+    _flow, index = flow_of(state)
+    node, scope = resolve_step(state, index, step_id)
+    if node.agent != spec.name:
+        raise ValueError(f"step {step_id!r} runs agent {node.agent!r}, not {spec.name!r}")
+    return node, scope
+
+
+def _within_budget(step: _Try, *, write_errors: bool) -> Outcome | _Try:
+    """Record the lost tries found; fail the step when they spent its budget."""
+    if write_errors:
+        with autocommit() as conn:
+            repo.set_attempt_errors(conn, step.run_id, step.step_id, step.errors)
+    if step.start.tries > step.policy.max_attempts:  # the budget went on lost tries: this is no try
+        return _fail(step, tries.spent(step.errors, step.start.attempts - 1), step.errors, counted=False)
+    return step
+
+
+def _call(step: _Try, spec: AgentSpec, call: AgentCall) -> dict[str, Any]:
+    """Keep the input the try runs with, then call the agent: ``{"output", "at"}``, or what it
+    raised (:func:`_failure`). JSON only."""
+    inp = _keep_input(step, spec)
+    if not isinstance(inp, BaseModel):
+        return inp
+    ctx = StepContext(step.run_id, step.step_id, step.start.attempts, agent_config())
+    limits = step_limits(step.node, spec, step.deadline_at, repo.utcnow())
     try:
-        inp = spec.input_model.model_validate(step_input(node, scope))
         result = call(spec, inp, ctx, limits)
         output = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
     except Exception as exc:
-        return _on_agent_error(step, exc)
-    return _on_success(step, output)
+        return _failure(step, exc)
+    return {"output": output, "at": iso_utc(repo.utcnow())}
 
 
-def _on_success(step: _Try, output: Any) -> Outcome:
-    now = repo.utcnow()
+def _keep_input(step: _Try, spec: AgentSpec) -> BaseModel | dict[str, Any]:
+    """The input this try runs with, kept in the record before the agent is called (written only
+    when it differs from what the record holds); the try's failure when it does not fit the agent's
+    input model (the record keeps the resolved input then)."""
+    try:
+        raw = step_input(step.node, step.scope)
+    except Exception as exc:  # nothing was resolved: there is no input to keep
+        return _failure(step, exc)
+    kept, parsed = parse_input(spec.input_model, raw)
+    if kept != step.start.input:
+        with autocommit() as conn:
+            repo.keep_input(conn, step.run_id, step.step_id, kept)
+    return parsed if isinstance(parsed, BaseModel) else _failure(step, parsed)
+
+
+def _failure(step: _Try, exc: BaseException) -> dict[str, Any]:
+    """A failed try, as data: its error, whether another try may help, the hard limit that ended it."""
+    err = StepError.from_exception(exc, step.start.attempts)
+    failure: dict[str, Any] = {"error": err.as_dict(), "retryable": tries.retryable(exc, step.policy)}
+    if isinstance(exc, TimeLimitExceeded):  # inline hard limit: the run fails, as on the workers
+        failure["hard_limit"] = exc.args[0] if exc.args else None
+    return failure
+
+
+def _on_success(step: _Try, output: Any, now: datetime) -> Outcome:
     if step.past_deadline(now):
         return _late(step, "succeeded", output=output, errors=None)
     with writer(step.final) as conn:
@@ -132,22 +250,23 @@ def _on_success(step: _Try, output: Any) -> Outcome:
     return Outcome(Action.CONTINUE)
 
 
-def _on_agent_error(step: _Try, exc: BaseException) -> Outcome:
+def _on_failure(step: _Try, failure: dict[str, Any]) -> Outcome:
     attempt = step.start.attempts
-    err = StepError.from_exception(exc, attempt)
-    errors = [*step.errors, err.as_dict()]
+    error: dict[str, Any] = failure["error"]
+    err = StepError.model_validate(error)
+    errors = [*step.errors, error]
     if step.past_deadline(repo.utcnow()):  # no retry, no fallback: the run is out of time
         return _late(step, "failed", errors=errors, error=err)
-    if isinstance(exc, TimeLimitExceeded):  # inline hard limit: the run fails, as on the workers
-        hard = StepError.time_limit(exc.args[0] if exc.args else None)
+    if "hard_limit" in failure:
+        hard = StepError.time_limit(failure["hard_limit"])
         errors = [*step.errors, {**hard.as_dict(), "attempt": attempt}]
         return _fail(step, hard.as_dict(), errors, run_error=hard)
-    if tries.retryable(exc, step.policy) and step.start.tries < step.policy.max_attempts:
+    if failure.get("retryable") and step.start.tries < step.policy.max_attempts:
         with sql_engine().begin() as conn:
-            if not _record_failure(conn, step, "pending", err.as_dict(), errors):
+            if not _record_failure(conn, step, "pending", error, errors):
                 return Outcome(Action.STOP, error=err)
         return Outcome(Action.RETRY, countdown=step.policy.delay(step.start.tries), error=err)
-    return _fail(step, err.as_dict(), errors)
+    return _fail(step, error, errors)
 
 
 def _record_failure(

@@ -1,9 +1,15 @@
-"""A flow as a Mermaid flowchart (``campaignflow flows graph NAME``)."""
+"""A flow as a Mermaid flowchart (``campaignflow flows graph NAME``).
+
+A step's fallback hangs off it by a dotted ``fails`` edge, and what follows the step follows its
+fallback too (the fallback stands in for it)."""
 
 from __future__ import annotations
 
 from orchestration.flows.conditions import AllOf, AnyOf, Compare, Not
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
+
+#: The edge from a step to its fallback: dotted, labelled.
+FALLBACK_EDGE = "-.->|fails|"
 
 
 def describe(cond: object) -> str:
@@ -30,9 +36,12 @@ class _Mermaid:
     def node(self, node: Node, entry: list[str]) -> list[str]:
         """Draw ``node`` after the ``entry`` nodes; return the ids the next node connects from."""
         if isinstance(node, StepNode):
-            self.lines.append(f'    {_safe(node.id)}["{node.id}<br/><i>{node.agent}</i>"]')
-            self._edges(entry, _safe(node.id))
-            return [_safe(node.id)]
+            step = _safe(node.id)
+            self.lines.append(f'    {step}["{node.id}<br/><i>{node.agent}</i>"]')
+            self._edges(entry, step)
+            if node.fallback is None:
+                return [step]
+            return [step, *self.node(node.fallback, [f"{step} {FALLBACK_EDGE}"])]
         if isinstance(node, SequenceNode):
             for child in node.steps:
                 entry = self.node(child, entry)
@@ -71,7 +80,12 @@ class _Mermaid:
         return [join]
 
     def _edges(self, sources: list[str], target: str) -> None:
-        self.lines.extend(f"    {source} --> {target}" for source in sources)
+        """An edge from each source: a node id, a labelled ``id -- "label"`` (drawn ``-->``), or one
+        that ends in its own arrow (the fallback's)."""
+        self.lines.extend(
+            f"    {source} {target}" if source.endswith(FALLBACK_EDGE) else f"    {source} --> {target}"
+            for source in sources
+        )
 
 
 def _safe(node_id: str) -> str:

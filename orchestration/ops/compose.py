@@ -1,7 +1,7 @@
 """``compose.yaml``, rendered from the registry: one worker service per agent pool (its queue and
-concurrency from the registry), the orchestration worker, one beat, Flower, a one-shot migrate job,
-Redis and Postgres. ``campaignflow compose render`` writes it; a test checks the committed file is
-what the registry renders, so the two never drift.
+concurrency from the registry), the orchestration worker, one beat, Flower, the HTTP API, a one-shot
+migrate job, Redis and Postgres. ``campaignflow compose render`` writes it; a test checks the committed
+file is what the registry renders, so the two never drift.
 """
 
 from __future__ import annotations
@@ -124,6 +124,19 @@ def services(registry: Registry) -> dict[str, Any]:
         # internal only: put a TLS proxy in front before exposing it
         "ports": ["127.0.0.1:5555:5555"],
         "healthcheck": _http_check("http://127.0.0.1:5555/healthcheck"),
+    }
+    svc["api"] = {
+        # the HTTP API; refuses to start without tokens (compose refuses first, naming the variable)
+        **_app_service(["campaignflow", "api", "--port", "8080", "--address", "0.0.0.0"]),
+        "environment": {
+            "CAMPAIGNFLOW_API_TOKENS": (
+                "${CAMPAIGNFLOW_API_TOKENS:?set CAMPAIGNFLOW_API_TOKENS=name:token:role in .env}"
+            ),
+        },
+        # loopback only: put a TLS proxy in front before exposing it
+        "ports": ["127.0.0.1:8080:8080"],
+        "stop_grace_period": STOP_GRACE,
+        "healthcheck": _http_check("http://127.0.0.1:8080/healthz"),
     }
     svc["metrics"] = {
         # Prometheus endpoint (no auth): no published port, scrape it from the compose network

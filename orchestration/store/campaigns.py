@@ -47,6 +47,17 @@ def list_campaigns(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(sa.select(campaign_t).order_by(campaign_t.c.name))]
 
 
+def get_campaign(conn: Connection, name: str) -> dict[str, Any] | None:
+    """The campaign called ``name`` as a dict of its columns, or None."""
+    row = conn.execute(sa.select(campaign_t).where(campaign_t.c.name == name)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def delete_campaign(conn: Connection, name: str) -> bool:
+    """Delete the campaign called ``name`` (its slots go with it); False when there is none."""
+    return bool(conn.execute(campaign_t.delete().where(campaign_t.c.name == name)).rowcount)
+
+
 def campaign_names(conn: Connection) -> list[str]:
     return list(conn.execute(sa.select(campaign_t.c.name).order_by(campaign_t.c.name)).scalars())
 

@@ -40,9 +40,11 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
         engine = sa.create_engine(url, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # No pre-ping: it costs a round trip per transaction. A connection broken by a database restart
-    # is invalidated on first use, and step tasks retry on connection errors.
-    kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
+    # Pre-ping: a checkout tests its connection first (one round trip) and replaces a dead one, so
+    # the first statement after a database restart or failover does not fail on a connection that
+    # broke while idle; a dead one found this way retires every older idle one with it. Recycling
+    # after 30 minutes keeps a connection from outliving a server-side or network idle timeout.
+    kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
     return sa.create_engine(url, **kwargs)
 
 
@@ -90,11 +92,6 @@ def autocommit(url: str | None = None) -> Iterator[Connection]:
                 conn.invalidate()
                 engine.pool.dispose()
             raise
-
-
-#: What a step task retries on: the store went away (a restart, a failover), through SQLAlchemy or
-#: on the driver connection of the hot path.
-STORE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, psycopg.OperationalError)
 
 
 def reset_engines() -> None:

@@ -25,6 +25,7 @@ def get_envelope(conn: Connection, run_id: str) -> Envelope:
             attempts=s.attempts,
             started_at=aware(s.started_at),
             finished_at=aware(s.finished_at),
+            input=s.input,
             output=s.output,
             error=s.error,
             attempt_errors=s.attempt_errors or [],

@@ -44,6 +44,8 @@ class Run(Base):
     __table_args__ = (
         sa.CheckConstraint(sa.column("status").in_(RUN_STATUSES), name="status"),
         sa.Index(None, "status", "updated_at"),
+        # the runs list: newest first, keyset paging on (created_at, run_id)
+        sa.Index(None, "created_at", "run_id"),
     )
 
 
@@ -56,6 +58,8 @@ class StepRecordRow(Base):
     agent: Mapped[str | None] = mapped_column(sa.String(120))
     status: Mapped[str] = mapped_column(sa.String(16))
     attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    #: What the agent ran with: its resolved input, secret fields redacted (written when a try starts).
+    input: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     attempt_errors: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

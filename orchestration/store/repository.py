@@ -21,11 +21,13 @@ from orchestration.store.step_records import (
     fail_without_try,
     finish_step,
     first_failed_step,
+    keep_input,
     record_late_result,
     record_step,
     set_attempt_errors,
     skip_steps,
     start_step,
+    take_over_try,
 )
 from orchestration.store.transitions import finish_run, mark_run_running, run_status, succeed_run
 
@@ -43,6 +45,7 @@ __all__ = [
     "finish_step",
     "first_failed_step",
     "get_envelope",
+    "keep_input",
     "list_runs",
     "load_state",
     "lock_run",
@@ -57,5 +60,6 @@ __all__ = [
     "start_step",
     "step_writer",
     "succeed_run",
+    "take_over_try",
     "utcnow",
 ]

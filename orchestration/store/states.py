@@ -57,6 +57,8 @@ class StepStart:
     attempt_errors: list[dict[str, Any]]
     #: Tries made before the current retry budget (see ``step_record.retry_base``).
     retry_base: int = 0
+    #: The input the record holds (what the last try ran with), or None.
+    input: Any = None
 
     @property
     def tries(self) -> int:

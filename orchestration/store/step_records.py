@@ -31,6 +31,13 @@ def start_step(conn: Connection, run_id: str, step_id: str, agent: str) -> tuple
     return queries(conn).start_step(conn, run_id, step_id, agent)
 
 
+def keep_input(conn: Connection, run_id: str, step_id: str, value: Any) -> None:
+    """Write the input the record's current try runs with (resolved, secrets redacted). The record
+    is keyed by ``(run_id, step_id)``: a redelivery or another try updates it, never adds one, and
+    nothing else clears it."""
+    queries(conn).keep_input(conn, run_id, step_id, value)
+
+
 def finish_step(
     conn: Connection,
     run_id: str,
@@ -111,6 +118,23 @@ def set_attempt_errors(conn: Connection, run_id: str, step_id: str, errors: list
         .where(step_t.c.run_id == run_id, step_t.c.step_id == step_id)
         .values(attempt_errors=errors, updated_at=utcnow())
     )
+
+
+def take_over_try(conn: Connection, run_id: str, step_id: str, attempts: int) -> bool:
+    """The record was begun twice by one message: the first time the answer never came back (the
+    store went away), so the try counted then is the one this start goes on with. The record counts
+    ``attempts - 1`` again; False when it no longer is ``running`` at ``attempts``."""
+    result = conn.execute(
+        step_t.update()
+        .where(
+            step_t.c.run_id == run_id,
+            step_t.c.step_id == step_id,
+            step_t.c.attempts == attempts,
+            step_t.c.status == "running",
+        )
+        .values(attempts=attempts - 1)
+    )
+    return bool(result.rowcount)
 
 
 def fail_without_try(

@@ -8,7 +8,7 @@ import os
 import time
 
 import redis
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from agents.context import AgentContext
 from agents.errors import TransientAgentError
@@ -93,8 +93,71 @@ def crash(inp: CrashInput, ctx: AgentContext) -> CrashOutput:
     return CrashOutput(attempt=ctx.attempt)
 
 
+class Account(BaseModel):
+    login: str
+    password: SecretStr
+
+
+class SecretInput(BaseModel):
+    """Declares secret fields: the record keeps them masked, the agent gets their values."""
+
+    user: str
+    token: SecretStr
+    account: Account | None = None
+    region: str = "eu"
+
+
+class SecretOutput(BaseModel):
+    user: str
+    token_length: int
+    password_length: int
+
+
+def secret_echo(inp: SecretInput, ctx: AgentContext) -> SecretOutput:
+    password = inp.account.password.get_secret_value() if inp.account else ""
+    return SecretOutput(
+        user=inp.user, token_length=len(inp.token.get_secret_value()), password_length=len(password)
+    )
+
+
+class GateInput(BaseModel):
+    label: str
+    timeout: float = 30.0
+
+
+class GateOutput(BaseModel):
+    label: str
+
+
+def gate(inp: GateInput, ctx: AgentContext) -> GateOutput:
+    """Holds its try open until the test sets ``gate:<run_id>:<step_id>`` in the ledger (or
+    ``timeout`` passes), so a test can look at a running step without timing it."""
+    end = time.monotonic() + inp.timeout
+    while not ledger().exists(f"gate:{ctx.idempotency_key}") and time.monotonic() < end:
+        time.sleep(0.02)
+    return GateOutput(label=inp.label)
+
+
 #: The agents only the tests use.
 TEST_AGENTS = (
+    AgentSpec(
+        name="secret_echo",
+        handler=secret_echo,
+        input_model=SecretInput,
+        output_model=SecretOutput,
+        pool="utility",
+        retry=RetryPolicy(max_attempts=1),
+    ),
+    AgentSpec(
+        name="gate",
+        handler=gate,
+        input_model=GateInput,
+        output_model=GateOutput,
+        pool="utility",
+        soft_time_limit=40,
+        time_limit=50,
+        retry=RetryPolicy(max_attempts=1),
+    ),
     AgentSpec(
         name="effect",
         handler=effect,

@@ -56,6 +56,7 @@ def comparable(env: Envelope) -> dict[str, Any]:
                 "agent": r.agent,
                 "status": r.status,
                 "attempts": r.attempts,
+                "input": r.input,
                 "output": r.output,
                 "error": r.error.type if r.error else None,
                 "attempt_errors": [(e.type, e.attempt) for e in r.attempt_errors],

@@ -31,7 +31,16 @@ _START_COLUMNS = (
     step_t.c.output,
     step_t.c.attempt_errors,
     step_t.c.retry_base,
+    step_t.c.input,
 )
+
+
+def _keep_input_stmt() -> Any:
+    return (
+        step_t.update()
+        .where(step_t.c.run_id == sa.bindparam("rid"), step_t.c.step_id == sa.bindparam("sid"))
+        .values(input=sa.bindparam("input", type_=step_t.c.input.type))
+    )
 
 
 class QueryComponents(ABC):
@@ -95,7 +104,15 @@ class QueryComponents(ABC):
             row = conn.execute(
                 sa.select(*_START_COLUMNS).where(step_t.c.run_id == run_id, step_t.c.step_id == step_id)
             ).one()
-        return StepStart(row.status, row.attempts, row.output, list(row.attempt_errors or []), row.retry_base)
+        return StepStart(
+            row.status, row.attempts, row.output, list(row.attempt_errors or []), row.retry_base, row.input
+        )
+
+    def keep_input(self, conn: Connection, run_id: str, step_id: str, value: Any) -> None:
+        """Write the input the record's try runs with (the record is keyed, so a redelivery updates it)."""
+        conn.execute(
+            self.prepared("keep_input", _keep_input_stmt), {"rid": run_id, "sid": step_id, "input": value}
+        )
 
     def _begin_step_stmt(self) -> Any:
         now = sa.bindparam("now", type_=sa.DateTime(timezone=True))

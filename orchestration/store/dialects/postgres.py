@@ -71,13 +71,13 @@ _START_STEP = """
             started_at = COALESCE(s.started_at, EXCLUDED.started_at),
             finished_at = NULL, updated_at = EXCLUDED.updated_at
         WHERE s.status NOT IN ('succeeded', 'skipped')
-        RETURNING s.status, s.attempts, s.output, s.attempt_errors, s.retry_base
+        RETURNING s.status, s.attempts, s.output, s.attempt_errors, s.retry_base, s.input
     )
     SELECT r.*,
         (SELECT json_agg(json_build_array(step_id, status, output)) FROM step_record
          WHERE run_id = %(rid)s) AS steps,
         up.status AS my_status, up.attempts AS my_attempts, up.output AS my_output,
-        up.attempt_errors AS my_errors, up.retry_base AS my_retry_base
+        up.attempt_errors AS my_errors, up.retry_base AS my_retry_base, up.input AS my_input
     FROM r LEFT JOIN up ON true
 """
 
@@ -89,6 +89,8 @@ _FINISH_STEP = """
 """
 _FINISH_STEP_PLAIN = _FINISH_STEP.format(errors="")
 _FINISH_STEP_ERRORS = _FINISH_STEP.format(errors=", attempt_errors = %(attempt_errors)s")
+
+_KEEP_INPUT = "UPDATE step_record SET input = %(input)s WHERE run_id = %(rid)s AND step_id = %(sid)s"
 
 _RECORD_STEP = """
     INSERT INTO step_record AS s
@@ -141,7 +143,12 @@ class PostgresQueryComponents(QueryComponents):
         state = run_state(run_id, row)
         if row.my_status is not None:
             return state, StepStart(
-                row.my_status, row.my_attempts, row.my_output, list(row.my_errors or []), row.my_retry_base
+                row.my_status,
+                row.my_attempts,
+                row.my_output,
+                list(row.my_errors or []),
+                row.my_retry_base,
+                row.my_input,
             )
         mine = state.statuses.get(step_id)
         if mine in DONE_STEP_STATUSES:
@@ -151,6 +158,11 @@ class PostgresQueryComponents(QueryComponents):
     def finish_step(self, conn: Connection, params: dict[str, Any], *, ends_run: bool) -> bool:
         sql = _FINISH_STEP_ERRORS if "attempt_errors" in params else _FINISH_STEP_PLAIN
         return _write(conn, sql, _jsonb(params, "output", "error", "attempt_errors"), ends_run)
+
+    def keep_input(self, conn: Connection, run_id: str, step_id: str, value: Any) -> None:
+        params = _jsonb({"rid": run_id, "sid": step_id, "input": value}, "input")
+        with _driver(conn).cursor() as cur:
+            cur.execute(_KEEP_INPUT, params)
 
     def record_step(self, conn: Connection, values: dict[str, Any], *, ends_run: bool) -> bool:
         params = _jsonb({**values, "rid": values["run_id"], "now": values["updated_at"]}, "output", "error")
