@@ -32,6 +32,8 @@ from orchestration.errors import ConfigurationError
 from orchestration.names import (
     CAMPAIGN_TICK_SCHEDULE_ENTRY,
     CAMPAIGN_TICK_TASK,
+    RETENTION_SCHEDULE_ENTRY,
+    RETENTION_TASK,
     SWEEP_SCHEDULE_ENTRY,
     SWEEP_TASK,
 )
@@ -147,6 +149,7 @@ def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
                 "task": CAMPAIGN_TICK_TASK,
                 "schedule": settings.campaign_tick_interval,
             },
+            RETENTION_SCHEDULE_ENTRY: {"task": RETENTION_TASK, "schedule": settings.retention_interval},
         },
         **conf,
     )

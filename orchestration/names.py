@@ -38,6 +38,8 @@ MAP_TASK = "campaignflow.engine.map"
 FAIL_RUN_TASK = "campaignflow.engine.fail_run"
 #: Engine task (beat): fail runs past their deadline, re-drive or fail stalled runs.
 SWEEP_TASK = "campaignflow.engine.sweep"
+#: Engine task (beat): purge what the retention settings say is too old, fold the run counters.
+RETENTION_TASK = "campaignflow.engine.retention"
 
 #: ``campaignflow bench``: the plain Celery no-op task that the baseline runs.
 BENCH_PLAIN_TASK = "campaignflow.bench.plain"
@@ -70,11 +72,15 @@ def agent_queue(pool: str) -> str:
 SWEEP_SCHEDULE_ENTRY = "campaignflow-sweep"
 #: Beat schedule entry that sends :data:`CAMPAIGN_TICK_TASK` every ``CAMPAIGNFLOW_CAMPAIGN_TICK_INTERVAL``.
 CAMPAIGN_TICK_SCHEDULE_ENTRY = "campaignflow-campaign-tick"
+#: Beat schedule entry that sends :data:`RETENTION_TASK` every ``CAMPAIGNFLOW_RETENTION_INTERVAL``.
+RETENTION_SCHEDULE_ENTRY = "campaignflow-retention"
 
 #: ``heartbeat`` row written by each campaign tick (``campaignflow doctor`` reads it first).
 BEAT_HEARTBEAT = "beat"
 #: ``heartbeat`` row written by each sweep.
 SWEEPER_HEARTBEAT = "sweeper"
+#: ``heartbeat`` row written by each retention run (its detail: what it purged).
+RETENTION_HEARTBEAT = "retention"
 
 # --------------------------------------------------------------------------------------- Redis keys
 # All of them live under the deployment's ``CAMPAIGNFLOW_REDIS_KEY_PREFIX``, if one is set.

@@ -7,15 +7,31 @@ a SQLite file for the run store, so ``campaignflow demo`` runs on a bare machine
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_BROKER_URL = "memory://localhost/"
 EMBEDDED_RESULT_BACKEND = "cache+memory://"
+
+#: The units of a duration (``30d``): seconds, minutes, hours, days, weeks.
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``12h``, ``30d``, ``2w`` as a timedelta (the retention settings and the
+    ``--older-than`` options); anything else raises ``ValueError`` saying what to write."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration; write a number and a unit: 90s, 15m, 12h, 30d, 2w")
+    return timedelta(seconds=float(match.group(1)) * DURATION_UNITS[match.group(2)])
 
 
 class Settings(BaseSettings):
@@ -80,6 +96,34 @@ class Settings(BaseSettings):
     routes_file: Path | None = Field(
         None, description="A YAML/JSON file of routing rules (event_type, campaign?, orchestrator|flow)."
     )
+    retention_runs: timedelta | None = Field(
+        None,
+        description="Finished runs (with their step records) are deleted this long after they ended "
+        "(30d, 12h); unset = kept forever. Queued and running runs are never deleted.",
+    )
+    retention_rejected: timedelta | None = Field(
+        None, description="Rejected events are deleted this long after they came (30d); unset = kept forever."
+    )
+    retention_dead_letters: timedelta | None = Field(
+        None,
+        description="Dead letters are deleted this long after they were last seen; unset = kept forever.",
+    )
+    retention_interval: float = Field(
+        300.0, gt=0, description="Seconds between retention runs (beat): purges, and counters folded."
+    )
+
+    @field_validator("retention_runs", "retention_rejected", "retention_dead_letters", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        """A duration as ``30d`` (see :func:`parse_duration`), more than zero; empty = unset."""
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            value = parse_duration(value)
+        if isinstance(value, timedelta) and value <= timedelta(0):
+            raise ValueError("must be more than zero; leave it unset to keep everything")
+        return value
+
     api_tokens: str | None = Field(
         None,
         description="Bearer tokens of the HTTP API, name:token:role comma-separated (role read or "

@@ -8,13 +8,22 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import TimeLimitExceeded
 
+from orchestration.control.retention import apply_retention
 from orchestration.control.sweeper import sweep as run_sweep
 from orchestration.engine import nodes
 from orchestration.engine.compiler import chain_of
 from orchestration.engine.outcome import Action
 from orchestration.engine.unavailable import fail_unavailable
 from orchestration.errors import StepFailedError, StoreUnavailable
-from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, LIVE_RUN_STATUSES, MAP_TASK, SWEEP_TASK
+from orchestration.names import (
+    BRANCH_TASK,
+    FAIL_RUN_TASK,
+    JOIN_TASK,
+    LIVE_RUN_STATUSES,
+    MAP_TASK,
+    RETENTION_TASK,
+    SWEEP_TASK,
+)
 from orchestration.runtime import Runtime
 from orchestration.step_error import StepError
 from orchestration.store import repository as repo
@@ -24,7 +33,7 @@ from tasks.outage import give_up_raising, waits_out_store_outages
 
 
 def bind(runtime: Runtime) -> list[str]:
-    """Bind join, branch, map, the run-failure errback and the sweeper to the runtime's app."""
+    """Bind join, branch, map, the run-failure errback, the sweeper and retention to the runtime's app."""
     app = runtime.app
 
     @app.task(name=JOIN_TASK, bind=True, acks_late=True)
@@ -86,7 +95,14 @@ def bind(runtime: Runtime) -> list[str]:
         )
         return report.as_dict()
 
-    return [t.name for t in (join, branch, map_items, fail_run, sweep)]
+    @app.task(name=RETENTION_TASK, bind=True, acks_late=True)
+    @waits_out_store_outages(give_up_raising)
+    def retention(self: Task) -> dict[str, Any]:
+        """Periodic (beat): purge what the retention settings say is too old, in short batches, and
+        fold the run counters. Harmless to run twice at once (batches skip each other's rows)."""
+        return apply_retention(runtime.settings).as_dict()
+
+    return [t.name for t in (join, branch, map_items, fail_run, sweep, retention)]
 
 
 def give_up_node(task: Task, error: StoreUnavailable, run_id: str, node_id: str, *_: Any, **__: Any) -> Any:

@@ -33,6 +33,7 @@ from tests.support.wiring import app, registry  # noqa: E402
 TABLES = (
     "step_record",
     "run",
+    "run_counter",
     "ingest_key",
     "crm_contact",
     "rejected_event",

@@ -1,14 +1,29 @@
-"""`campaignflow bench` runs both sides on the real worker and reports the documented keys."""
+"""`campaignflow bench` runs both sides in its sandbox (a schema and a Redis key prefix of its own)
+and reports the documented keys; the production store, run counters and step metrics stay as they
+were, whether the bench runs its own worker or uses `campaignflow worker --bench` workers."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from orchestration.cli.main import cli
-from orchestration.control.manager import db_routes
-from orchestration.store import sql_engine, stats
+from orchestration.engine import step_metrics
+from orchestration.ops.bench import sandbox_settings
+from orchestration.settings import get_settings
+from orchestration.store import counters, routes, schemas, sql_engine, stats
+from tests.support import services
+from tests.support.background import CLI, ROOT, background
+from tests.support.config import settings_env
+from tests.support.flows import flow, run
+from tests.support.wait import eventually
 
 KEYS = {
     "shape",
@@ -21,9 +36,60 @@ KEYS = {
 }
 
 
-def test_bench_json_reports_both_shapes_and_progress_goes_to_stderr(worker: object) -> None:
-    result = CliRunner().invoke(cli, ["bench", "-n", "5", "--latency-samples", "3", "--external", "--json"])
-    assert result.exit_code == 0, result.output
+@pytest.fixture
+def sandbox(worker: object) -> Iterator[str]:
+    """The bench's store URL; its schema is dropped at the end (the bench keeps it between runs)."""
+    url = sandbox_settings(get_settings()).effective_database_url()
+    yield url
+    sql_engine(url).dispose()
+    schema = schemas.schema_of(url)
+    assert schema is not None
+    services.drop_schema(schema)
+
+
+def noop_steps() -> dict[str, Any]:
+    """The step metrics of the noop agent under the current key prefix (the bench's only agent)."""
+    conn = step_metrics.client()
+    assert conn is not None
+    steps = step_metrics.read(conn).get("noop", step_metrics.AgentSteps())
+    return {"tries": steps.tries, "retries": steps.retries, "buckets": steps.buckets}
+
+
+def production() -> dict[str, Any]:
+    """What the bench must leave as it was: the production tables, counters and step metrics."""
+    with sql_engine().connect() as conn:
+        tables = ("run", "step_record", "ingest_key", "routing_rule")
+        rows = {table: stats.count_rows(conn, table) for table in tables}
+        totals = counters.totals(conn)
+    return {"rows": rows, "counters": totals, "noop": noop_steps()}
+
+
+def production_with_one_run() -> dict[str, Any]:
+    """Production after a run of its own, once the run's step metrics arrived."""
+    tries = noop_steps()["tries"].get("success", 0)
+    assert run(flow([{"id": "a", "agent": "noop"}], name="production")).status == "succeeded"
+
+    def settled() -> dict[str, Any]:
+        step_metrics.flush()
+        now = production()
+        assert now["noop"]["tries"].get("success", 0) == tries + 1
+        return now
+
+    return eventually(settled, 15, "the production run's step metrics")
+
+
+def bench(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "bench", *argv], cwd=ROOT, env=os.environ, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_bench_json_reports_both_shapes_and_leaves_production_untouched(
+    sandbox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = production_with_one_run()
+    result = bench("-n", "5", "--latency-samples", "3", "--json")
+    assert result.returncode == 0, result.stderr
     objects = json.loads(result.stdout)  # one JSON document: the progress is on stderr
     assert "sequence" in result.stderr
     assert "parallel" in result.stderr
@@ -37,6 +103,15 @@ def test_bench_json_reports_both_shapes_and_progress_goes_to_stderr(worker: obje
         assert abs(o["ratio"] - o["campaignflow_flows_per_s"] / o["plain_flows_per_s"]) < 0.02
         assert 0 < o["p50_first_step_ms"] <= o["p99_first_step_ms"]
 
+    step_metrics.flush()
+    assert production() == before
+    # everything went to the sandbox: 5 to warm up, 3 rounds of 5, 3 one at a time, per shape
+    with sql_engine(sandbox).connect() as conn:
+        started = {f: n for (f, kind, _), n in counters.totals(conn).items() if kind == "started"}
+    assert started == {"bench-sequence": 23, "bench-parallel": 23}
+    with settings_env(monkeypatch, redis_key_prefix=sandbox_settings(get_settings()).redis_key_prefix or ""):
+        assert sum(noop_steps()["tries"].values()) == 23 * 5 + 23 * 5
+
 
 def test_bench_rejects_unknown_shapes() -> None:
     result = CliRunner().invoke(cli, ["bench", "--shape", "zigzag"])
@@ -44,13 +119,18 @@ def test_bench_rejects_unknown_shapes() -> None:
     assert "unknown shape zigzag" in result.output
 
 
-def test_bench_table_shows_rates_ratio_and_cpu_per_flow(worker: object) -> None:
-    result = CliRunner().invoke(
-        cli,
-        ["bench", "-n", "3", "--rounds", "2", "--latency-samples", "2", "--external", "--shape", "sequence"],
-    )
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+def test_bench_external_runs_on_bench_workers_and_shows_rates_ratio_and_cpu_per_flow(
+    sandbox: str, tmp_path: Path
+) -> None:
+    before = production_with_one_run()
+    log = tmp_path / "bench-worker.log"
+    worker_argv = [*CLI, "worker", "--all", "--bench", "-P", "threads", "-c", "4", "-l", "WARNING"]
+    with background(worker_argv, log):
+        result = bench(
+            "-n", "3", "--rounds", "2", "--latency-samples", "2", "--external", "--shape", "sequence"
+        )
+    assert result.returncode == 0, f"{result.stderr}\nworker:\n{log.read_text(errors='replace')}"
+    lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("shape"))
     for column in (
         "cf flows/s",
@@ -61,16 +141,19 @@ def test_bench_table_shows_rates_ratio_and_cpu_per_flow(worker: object) -> None:
         "plain cpu ms/flow",
     ):
         assert column in header
-    cells = next(c for c in map(str.split, lines) if c[:1] == ["sequence"] and len(c) > 2)  # not the bar
+    cells = next(c for c in map(str.split, lines) if c[:1] == ["sequence"] and len(c) > 2)
     assert cells[1] == "3"
     assert all(float(c) > 0 for c in cells[2:])
+    step_metrics.flush()
+    assert production() == before
+    with sql_engine(sandbox).connect() as conn:
+        assert stats.count_rows(conn, "run") == 3 + 2 * 3 + 2
 
 
-def test_bench_api_compares_http_ingest_with_send_task(worker: object) -> None:
-    result = CliRunner().invoke(
-        cli, ["bench", "--api", "-n", "6", "--clients", "2", "--rounds", "1", "--external", "--json"]
-    )
-    assert result.exit_code == 0, result.output
+def test_bench_api_compares_http_ingest_with_send_task_in_its_sandbox(sandbox: str) -> None:
+    before = production_with_one_run()
+    result = bench("--api", "-n", "6", "--clients", "2", "--rounds", "1", "--json")
+    assert result.returncode == 0, result.stderr
     sides = json.loads(result.stdout)
     assert [s["side"] for s in sides] == ["POST /v1/events", "send_task ingest"]
     for s in sides:
@@ -79,12 +162,11 @@ def test_bench_api_compares_http_ingest_with_send_task(worker: object) -> None:
         assert s["events_per_s"] > 0
         assert 0 < s["p50_ms"] <= s["p99_ms"]
     assert sides[1]["ratio"] == 1.0
-    with sql_engine().connect() as conn:
-        finished = stats.run_counts(conn)
-    # warm-up (6 each) and one round (6 each): every event became a run of the bench flow, ended
-    assert {(flow, status): n for flow, status, n, _ in finished} == {("bench-ingest", "succeeded"): 24}
-    assert list_routes_left() == []
-
-
-def list_routes_left() -> list[object]:
-    return list(db_routes())
+    step_metrics.flush()
+    assert production() == before
+    with sql_engine(sandbox).connect() as conn:
+        ended = {key: n for key, n in counters.totals(conn).items() if key[1] == counters.FINISHED}
+        left = routes.list_routes(conn)
+    # warm-up (6 each) and one round (6 each), the API's and send_task's: every event became a run
+    assert ended == {("bench-ingest", counters.FINISHED, "succeeded"): 24}
+    assert left == []  # the bench's route is gone with it

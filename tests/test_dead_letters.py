@@ -254,6 +254,6 @@ def test_the_deadletters_commands_list_show_replay_and_purge(worker: object) -> 
     assert json.loads(missing.stdout)["error"]["code"] == "not_found"
 
     kept = runner.invoke(cli, ["deadletters", "purge", "--older-than", "1h", "--json"])
-    assert json.loads(kept.stdout) == {"purged": 0}
+    assert json.loads(kept.stdout)["purged"] == 0
     assert runner.invoke(cli, ["deadletters", "purge", "--all"]).stdout == "purged 1 dead letters\n"
     assert json.loads(runner.invoke(cli, ["deadletters", "list", "--status", "all", "--json"]).stdout) == []

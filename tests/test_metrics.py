@@ -18,16 +18,22 @@ from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from kombu.messaging import Producer
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
+import orchestration
+from orchestration.cli.main import cli
 from orchestration.control.manager import manager
+from orchestration.control.run_control import retry_run
 from orchestration.engine import step_metrics
+from orchestration.engine.deadletters import REASONS
 from orchestration.ops.metrics import queue_keys
+from orchestration.orchestrators.base import FlowRunner
 from tests.support import services
 from tests.support.background import CLI, ROOT, background, free_port, wait_http
 from tests.support.flows import flow, run
 from tests.support.runs import record, wait_for_run
 from tests.support.wait import eventually
-from tests.support.wiring import app
+from tests.support.wiring import app, engine
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -103,9 +109,9 @@ def test_endpoint_reflects_runs_steps_and_retries(worker: object, endpoint: str)
     assert value(after, "campaignflow_runs_finished_total", flow="metrics-flaky", status="succeeded") == 1
     assert value(after, "campaignflow_runs_active", flow="lead_handling", status="running") == 0
     # step tries and durations come from the workers
-    assert delta("campaignflow_step_tries_total", agent="enrich", state="failure") == 1
-    assert delta("campaignflow_step_tries_total", agent="enrich", state="success") == 2
-    assert delta("campaignflow_step_tries_total", agent="effect", state="retry") == 1
+    assert delta("campaignflow_step_tries_total", agent="enrich", status="failure") == 1
+    assert delta("campaignflow_step_tries_total", agent="enrich", status="success") == 2
+    assert delta("campaignflow_step_tries_total", agent="effect", status="retry") == 1
     assert delta("campaignflow_step_retries_total", agent="effect") == 1
     assert delta("campaignflow_step_retries_total", agent="enrich") == 0
     assert delta("campaignflow_step_duration_seconds_sum", agent="enrich") > 0
@@ -119,6 +125,60 @@ def test_endpoint_reflects_runs_steps_and_retries(worker: object, endpoint: str)
     assert counts[-1] == value(after, "campaignflow_step_duration_seconds_count", agent="enrich")
     for queue in (q.name for q in app.conf.task_queues):
         assert ("campaignflow_queue_depth", (("queue", queue),)) in after
+
+
+def test_run_counters_never_go_down_and_every_gauge_reports_its_zeros(worker: object, endpoint: str) -> None:
+    """A retried run and a purge lower no counter; a flow with no live run still has its 0 series."""
+    retried = FlowRunner(engine(), flow(RETRIED, name="metrics-retried")).run({"fail_attempts": 99})
+    assert wait_for_run(retried.run_id).status == "failed"
+    assert run(flow([{"id": "a", "agent": "noop"}], name="metrics-ok")).status == "succeeded"
+    first = scrape(endpoint)
+    assert value(first, "campaignflow_runs_started_total", flow="metrics-retried") == 1
+    assert value(first, "campaignflow_runs_finished_total", flow="metrics-retried", status="failed") == 1
+    assert ("campaignflow_runs_finished_total", labels(flow="metrics-retried", status="succeeded")) in first
+
+    assert retry_run(retried.run_id, {"fail_attempts": 0}) == "running"
+    assert wait_for_run(retried.run_id).status == "succeeded"
+    purged = CliRunner().invoke(cli, ["runs", "purge", "--older-than", "0s"])
+    assert purged.stdout.startswith("purged 2 runs"), purged.output
+    after = scrape(endpoint)
+    counts = {
+        (flow_name, status): value(after, "campaignflow_runs_finished_total", flow=flow_name, status=status)
+        for flow_name in ("metrics-retried", "metrics-ok")
+        for status in ("succeeded", "failed", "cancelled")
+    }
+    assert counts == {
+        ("metrics-retried", "succeeded"): 1,
+        ("metrics-retried", "failed"): 1,  # still counted after the retry and the purge
+        ("metrics-retried", "cancelled"): 0,
+        ("metrics-ok", "succeeded"): 1,
+        ("metrics-ok", "failed"): 0,
+        ("metrics-ok", "cancelled"): 0,
+    }
+    assert value(after, "campaignflow_runs_started_total", flow="metrics-retried") == 2  # and again
+    assert value(after, "campaignflow_runs_started_total", flow="metrics-ok") == 1
+    # gauges: every known flow (the catalog's, those with runs) and live status, 0 included
+    for flow_name in ("lead_handling", "metrics-retried", "metrics-ok"):
+        for status in ("queued", "running"):
+            assert after[("campaignflow_runs_active", labels(flow=flow_name, status=status))] == 0
+    for reason in REASONS:
+        assert after[("campaignflow_dead_letters", labels(reason=reason))] == 0
+    [info] = [labels_ for name, labels_ in after if name == "campaignflow_build_info"]
+    assert dict(info)["version"] == orchestration.__version__
+    assert after[("campaignflow_build_info", info)] == 1
+    # one label name for a status, on every metric that has one
+    names = {k for name, labels_ in after for k, _ in labels_ if not name.startswith("campaignflow_build")}
+    assert "state" not in names
+    assert "status" in names
+
+
+def labels(**values: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(values.items()))
+
+
+RETRIED = [
+    {"id": "b", "agent": "fail", "input": {"permanent": True, "fail_attempts": "$payload.fail_attempts"}}
+]
 
 
 def test_queue_depth_counts_every_priority_under_the_key_prefix(database: str) -> None:

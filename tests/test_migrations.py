@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from migrations.metadata import TARGET_METADATA, table_names
-from orchestration.store import migrate, rejected, sql_engine
+from orchestration.store import counters, migrate, rejected, sql_engine
 from orchestration.store.jsontext import store_json
 from orchestration.store.metadata import JSONType
 from tests.support import services
@@ -120,3 +121,48 @@ def rejected_t_0003() -> sa.Table:
         sa.Column("reason", sa.Text),
         sa.Column("problems", JSONType),
     )
+
+
+def test_run_counters_start_from_the_runs_already_stored_and_count_on(
+    empty_schema: str, tmp_path: object
+) -> None:
+    """0009 on a store with runs: the counters are seeded from them (its indexes built
+    concurrently on Postgres, the table having rows), and every later transition is counted."""
+    run_t = sa.table(
+        "run",
+        *(sa.column(c) for c in ("run_id", "flow_name", "flow_version", "flow_def", "status", "payload")),
+        sa.column("extra"),
+        sa.column("started_at"),
+    )
+    started = datetime.now(UTC)
+    for url in (empty_schema, f"sqlite:///{tmp_path}/runs.db"):
+        migrate.upgrade(url, "0006")
+        with sql_engine(url).begin() as conn:
+            for run_id, status in (("a", "succeeded"), ("b", "failed"), ("c", "running"), ("d", "queued")):
+                conn.execute(
+                    run_t.insert().values(
+                        run_id=run_id,
+                        flow_name="old",
+                        flow_version="1",
+                        flow_def=sa.cast(sa.literal("{}"), JSONType),
+                        status=status,
+                        payload=sa.cast(sa.literal("{}"), JSONType),
+                        extra=sa.cast(sa.literal("{}"), JSONType),
+                        started_at=None if status == "queued" else started,
+                    )
+                )
+        migrate.upgrade(url)
+        with sql_engine(url).begin() as conn:
+            assert counters.totals(conn) == {
+                ("old", "started", "running"): 3,
+                ("old", "finished", "succeeded"): 1,
+                ("old", "finished", "failed"): 1,
+            }
+            conn.execute(run_t.update().where(run_t.c.run_id == "c").values(status="succeeded"))
+            conn.execute(run_t.update().where(run_t.c.run_id == "d").values(status="running"))
+            assert counters.totals(conn)[("old", "finished", "succeeded")] == 2
+            assert counters.totals(conn)[("old", "started", "running")] == 4
+        indexes = {i["name"] for i in sa.inspect(sql_engine(url)).get_indexes("run")}
+        assert "ix_run__finished_at" in indexes
+        migrate.downgrade(url, "0006")
+        migrate.downgrade(url, "base")

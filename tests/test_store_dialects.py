@@ -20,10 +20,12 @@ from orchestration.names import NOTE_AFTER_CANCEL
 from orchestration.step_error import StepError
 from orchestration.store import (
     campaigns,
+    counters,
     deadletters,
     heartbeats,
     migrate,
     rejected,
+    retention,
     routes,
     sql_engine,
     step_writer,
@@ -341,6 +343,99 @@ def test_list_runs_filters_and_puts_the_newest_first(url: str) -> None:
         assert repo.list_runs(conn, since=since) == []
 
 
+# ------------------------------------------------------------------------- counters and retention
+
+
+def totals(url: str) -> dict[tuple[str, str, str], int]:
+    with sql_engine(url).connect() as conn:
+        return counters.totals(conn)
+
+
+def test_every_run_transition_is_counted_once_and_a_retry_or_a_purge_lowers_no_count(url: str) -> None:
+    ok, retried, cancelled, live = (open_run(url) for _ in range(4))
+    with sql_engine(url).begin() as conn:
+        repo.start_step(conn, ok, "a", "noop")  # queued -> running (one statement on Postgres)
+        repo.start_step(conn, ok, "a", "noop")  # a redelivery: no second start
+        repo.start_step(conn, retried, "a", "noop")
+        repo.start_step(conn, live, "a", "noop")
+        assert repo.finish_run(conn, retried, "failed", {"type": "Boom", "message": "boom"})
+        assert repo.finish_run(conn, cancelled, "cancelled")  # ended before it started
+        assert not repo.finish_run(conn, cancelled, "failed")  # terminal once: no second end
+    with step_writer(True, url) as conn:  # the last write ends the run in the same statement
+        assert repo.finish_step(conn, ok, "a", status="succeeded", ends_run=True)
+    with sql_engine(url).begin() as conn:
+        repo.reopen_run(conn, retried)  # a retry: the run starts again...
+        assert repo.succeed_run(conn, retried)  # ...and ends again
+    expected = {
+        ("parity", "started", "running"): 4,
+        ("parity", "finished", "succeeded"): 2,
+        ("parity", "finished", "failed"): 1,
+        ("parity", "finished", "cancelled"): 1,
+    }
+    assert totals(url) == expected
+    with sql_engine(url).begin() as conn:
+        assert retention.purge_runs(conn, datetime.now(UTC) + timedelta(seconds=1)) == retention.Purged(3, 2)
+    with sql_engine(url).connect() as conn:
+        assert [r.run_id for r in repo.list_runs(conn)] == [live]
+    assert totals(url) == expected  # the counts outlive the runs
+    with sql_engine(url).begin() as conn:
+        assert counters.fold(conn) == 8  # one row per transition, folded into one per count
+    with sql_engine(url).begin() as conn:
+        assert counters.fold(conn) == 0  # nothing left to fold
+    assert totals(url) == expected
+
+
+def test_a_purge_takes_finished_runs_a_batch_at_a_time_with_their_records_and_keys(url: str) -> None:
+    finished = [open_run(url, f"evt-{i}") for i in range(5)]
+    live = open_run(url, "evt-live")
+    with sql_engine(url).begin() as conn:
+        for i, run_id in enumerate(finished):
+            repo.record_step(conn, run_id, "a", agent="noop", status="succeeded")
+            repo.finish_run(conn, run_id, "failed" if i == 0 else "succeeded")
+        repo.start_step(conn, live, "a", "noop")
+    later, earlier = datetime.now(UTC) + timedelta(seconds=1), datetime.now(UTC) - timedelta(hours=1)
+    with sql_engine(url).connect() as conn:
+        assert retention.count_runs(conn, earlier) == retention.Purged(0, 0)
+        assert retention.count_runs(conn, later) == retention.Purged(5, 5)
+        assert retention.count_runs(conn, later, ["failed"]) == retention.Purged(1, 1)
+    with pytest.raises(ValueError, match="only finished runs"):
+        retention.terminal(["running"])
+    with sql_engine(url).begin() as conn:
+        assert retention.purge_runs(conn, earlier) == retention.Purged(0)
+        assert retention.purge_runs(conn, later, ["failed"]) == retention.Purged(1, 1)
+    batches: list[retention.Purged] = []
+    while not batches or batches[-1].rows == 2:
+        with sql_engine(url).begin() as conn:
+            batches.append(retention.purge_runs(conn, later, limit=2))
+    assert [b.rows for b in batches] == [2, 2, 0]
+    assert sum(b.step_records for b in batches) == 4
+    with sql_engine(url).connect() as conn:
+        assert [r.run_id for r in repo.list_runs(conn)] == [live]
+        assert [(r.step_id, r.status) for r in repo.get_envelope(conn, live).records] == [("a", "running")]
+    # a purged run's event id is new again; a live run's still opens the same run
+    assert open_run(url, "evt-1") not in finished
+    with sql_engine(url).begin() as conn:
+        assert repo.open_run(conn, new_run("evt-live")) == (live, True)
+
+
+def test_rejected_events_are_purged_a_batch_at_a_time(url: str) -> None:
+    with sql_engine(url).begin() as conn:
+        ids = [
+            rejected.insert_rejected(
+                conn, {"event_id": f"bad-{i}", "raw": "{}", "reason": "r", "problems": []}
+            )
+            for i in range(3)
+        ]
+        rejected.mark_replayed(conn, ids[0], {}, "run-0")
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    with sql_engine(url).begin() as conn:
+        assert retention.count_rejected(conn, later) == retention.Purged(3)
+        assert retention.purge_rejected(conn, datetime.now(UTC) - timedelta(hours=1)) == retention.Purged(0)
+        assert retention.purge_rejected(conn, later, ["replayed"]) == retention.Purged(1)
+        assert retention.purge_rejected(conn, later, limit=1) == retention.Purged(1)
+        assert [r.id for r in rejected.list_rejected(conn, None, 10)] == [ids[2]]
+
+
 # ----------------------------------------------------------------------------------- control plane
 
 
@@ -422,8 +517,11 @@ def test_dead_letters_are_counted_once_per_message_and_purged(url: str) -> None:
         ]
         assert deadletters.list_dead_letters(conn, None, "agents.x", 10) == []
     with sql_engine(url).begin() as conn:
-        assert deadletters.purge(conn, datetime.now(UTC) - timedelta(days=1)) == 0
-        assert deadletters.purge(conn, datetime.now(UTC) + timedelta(seconds=1)) == 2
+        assert retention.purge_dead_letters(conn, datetime.now(UTC) - timedelta(days=1)).rows == 0
+        assert retention.count_dead_letters(conn, None).rows == 2
+        assert retention.purge_dead_letters(conn, datetime.now(UTC) + timedelta(seconds=1), limit=1).rows == 1
+        assert retention.purge_dead_letters(conn, None, ["replayed"]).rows == 0
+        assert retention.purge_dead_letters(conn, None, ["dead"]).rows == 1
 
 
 def test_campaigns_are_stored_paused_and_their_slots_claimed_once(url: str) -> None:

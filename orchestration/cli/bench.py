@@ -40,7 +40,9 @@ def bench(
     shape: list[str] = typer.Option(list(SHAPES), "--shape", help="sequence (5 steps), parallel (5 + join)."),
     concurrency: int = typer.Option(8, "-c", "--concurrency", help="Threads of the in-process worker."),
     external: bool = typer.Option(
-        False, "--external", help="Use running workers instead of an in-process one."
+        False,
+        "--external",
+        help="Use running `campaignflow worker --bench` workers instead of an in-process one.",
     ),
     latency_samples: int = typer.Option(50, "--latency-samples", min=1, help="Flows sent one at a time."),
     rounds: int = typer.Option(
@@ -53,12 +55,14 @@ def bench(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run each shape N times through campaignflow (every step stored) and through plain Celery;
-    with --api, ingest N events through the HTTP API and through send_task instead."""
-    from orchestration.ops.bench import bench_shape
+    with --api, ingest N events through the HTTP API and through send_task instead. Either way in a
+    sandbox: the bench's own schema and Redis key prefix, never the production tables or metrics."""
+    from orchestration.ops.bench import bench_shape, enter_sandbox
 
     unknown = sorted(set(shape) - set(SHAPES))
     if unknown:
         raise typer.BadParameter(f"unknown shape {', '.join(unknown)} (shapes: {', '.join(SHAPES)})")
+    enter_sandbox()
     if api:
         with nullcontext() if external else _worker(concurrency):
             _bench_api(n, clients, rounds, as_json)

@@ -19,12 +19,13 @@ import sys
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from orchestration.settings import parse_duration as duration_of
 from orchestration.timefmt import iso_utc
 
 if TYPE_CHECKING:
@@ -250,3 +251,11 @@ def read_json(source: str | Path, label: str | None = None) -> Any:
     """A JSON file (``-`` is stdin), every problem reported as one line naming the file."""
     label = label or ("stdin" if str(source) == "-" else str(source))
     return parse_json(decode_text(read_bytes(source, label), label), label)
+
+
+def parse_duration(text: str, flag: str) -> timedelta:
+    """``30d``, ``12h``, ``15m``, ``90s``, ``2w`` as a timedelta; anything else is a usage error."""
+    try:
+        return duration_of(text)
+    except ValueError as exc:
+        fail(f"{flag}: {exc}", USAGE_EXIT)

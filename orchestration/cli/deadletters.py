@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
 from enum import StrEnum
 
 import typer
@@ -13,10 +11,12 @@ from orchestration.cli.common import (
     USAGE_EXIT,
     fail,
     number_column,
+    parse_duration,
     print_json,
     print_table,
     status_text,
 )
+from orchestration.cli.purge import DRY_RUN_OPTION, print_purge
 from orchestration.timefmt import iso_utc
 
 deadletters_app = typer.Typer(
@@ -30,21 +30,6 @@ class LetterStatus(StrEnum):
     DEAD = "dead"
     REPLAYED = "replayed"
     ALL = "all"
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-
-
-def parse_duration(text: str, flag: str) -> timedelta:
-    """``30d``, ``12h``, ``15m``, ``90s``, ``2w`` as a timedelta; anything else is a usage error."""
-    match = _DURATION.match(text)
-    if match is None:
-        fail(
-            f"{flag}: {text!r} is not a duration; write a number and a unit: 90s, 15m, 12h, 30d, 2w",
-            USAGE_EXIT,
-        )
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
 @deadletters_app.command("list")
@@ -109,12 +94,18 @@ def purge(
         None, "--older-than", help="Only those last seen longer ago than this: 90s, 15m, 12h, 30d, 2w."
     ),
     purge_all: bool = typer.Option(False, "--all", help="Every dead letter, however recent."),
+    status: list[LetterStatus] | None = typer.Option(
+        None, "--status", help="Only dead (not replayed) or replayed ones (repeat for both; default: all)."
+    ),
+    dry_run: bool = DRY_RUN_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Delete dead letters: those last seen before --older-than, or --all."""
-    from orchestration.control.deadletters import purge as do_purge
+    """Delete dead letters, a batch at a time: those last seen before --older-than, or --all."""
+    from orchestration.control.retention import purge_dead_letters
 
     if (older_than is None) == (not purge_all):
         fail("give --older-than DURATION (e.g. 30d) or --all", USAGE_EXIT)
-    removed = do_purge(None if older_than is None else parse_duration(older_than, "--older-than"))
-    print_json({"purged": removed}) if as_json else typer.echo(f"purged {removed} dead letters")
+    age = None if older_than is None else parse_duration(older_than, "--older-than")
+    wanted = [str(s) for s in status or () if s is not LetterStatus.ALL]
+    report = purge_dead_letters(age, wanted or None, dry_run=dry_run)
+    print_purge(report, "dead letters", "last seen", as_json)

@@ -101,6 +101,22 @@ def _broker(exc: Exception) -> CliError | None:
     )
 
 
+def _settings(exc: Exception) -> CliError | None:
+    """A ``CAMPAIGNFLOW_*`` variable the settings refused, named with what is wrong with it."""
+    from pydantic import ValidationError
+
+    from orchestration.settings import Settings
+
+    if not isinstance(exc, ValidationError) or exc.title != Settings.__name__:
+        return None
+    prefix = Settings.model_config.get("env_prefix", "")
+    problems = [
+        f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    ]
+    return CliError("configuration", "; ".join(problems) + "; fix the environment variable")
+
+
 def describe(exc: BaseException) -> CliError:
     """What to tell the user about ``exc``: a code, one line with the fix, the exit code."""
     if isinstance(exc, USAGE_ERROR):
@@ -112,7 +128,7 @@ def describe(exc: BaseException) -> CliError:
     if isinstance(exc, CampaignflowError):
         return _campaignflow(exc)
     if isinstance(exc, Exception):
-        found = _store(exc) or _broker(exc)
+        found = _settings(exc) or _store(exc) or _broker(exc)
         if found is not None:
             return found
     if isinstance(exc, OSError) and exc.filename is not None:

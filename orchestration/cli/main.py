@@ -29,8 +29,9 @@ cli = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-#: Commands that wire the process themselves (the demo runs embedded, whatever the environment says).
-SELF_WIRED = frozenset({"demo"})
+#: Commands that wire the process themselves (the demo runs embedded, whatever the environment says;
+#: the bench in its sandbox).
+SELF_WIRED = frozenset({"demo", "bench"})
 
 
 def _version(value: bool) -> None:

@@ -13,11 +13,13 @@ from orchestration.cli.common import (
     fail,
     id_column,
     number_column,
+    parse_duration,
     print_json,
     print_table,
     read_json,
     status_text,
 )
+from orchestration.cli.purge import DRY_RUN_OPTION, OLDER_THAN_HELP, print_purge
 from orchestration.timefmt import iso_utc
 
 
@@ -29,7 +31,9 @@ class RejectedStatus(StrEnum):
     ALL = "all"
 
 
-rejected_app = typer.Typer(help="Rejected events: list them, replay one after a fix.", no_args_is_help=True)
+rejected_app = typer.Typer(
+    help="Rejected events: list them, replay one after a fix, purge old ones.", no_args_is_help=True
+)
 
 
 @rejected_app.command("list")
@@ -96,3 +100,20 @@ def replay(
     else:
         dup = " (duplicate)" if handle.duplicate else ""
         typer.echo(f"rejected event {rejected_id} replayed: run {handle.run_id} {handle.status}{dup}")
+
+
+@rejected_app.command("purge")
+def purge(
+    older_than: str = typer.Option(..., "--older-than", help=OLDER_THAN_HELP),
+    status: list[RejectedStatus] | None = typer.Option(
+        None, "--status", help="Only rejected (still open) or replayed ones (repeat for both; default: all)."
+    ),
+    dry_run: bool = DRY_RUN_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Delete rejected events received before --older-than, a batch at a time."""
+    from orchestration.control.retention import purge_rejected
+
+    age = parse_duration(older_than, "--older-than")
+    wanted = [str(s) for s in status or () if s is not RejectedStatus.ALL]
+    print_purge(purge_rejected(age, wanted or None, dry_run=dry_run), "rejected events", "received", as_json)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -17,6 +18,7 @@ from orchestration.cli.common import (
     fail,
     id_column,
     number_column,
+    parse_duration,
     parse_json,
     print_json,
     print_table,
@@ -24,6 +26,7 @@ from orchestration.cli.common import (
     status_text,
     table,
 )
+from orchestration.cli.purge import DRY_RUN_OPTION, OLDER_THAN_HELP, print_purge
 from orchestration.envelope import Envelope
 from orchestration.names import TERMINAL_RUN_STATUSES, RunStatus
 from orchestration.store import repository as repo
@@ -163,6 +166,34 @@ def retry(
 
     status = retry_run(run_id, _patch(patch))
     print_json({"run_id": run_id, "status": status}) if as_json else typer.echo(f"{run_id} {status}")
+
+
+class FinishedStatus(StrEnum):
+    """What ``runs purge --status`` takes: the terminal statuses only (a live run is never purged)."""
+
+    SUCCEEDED = RunStatus.SUCCEEDED.value
+    FAILED = RunStatus.FAILED.value
+    CANCELLED = RunStatus.CANCELLED.value
+
+
+@runs_app.command("purge")
+def purge(
+    older_than: str = typer.Option(
+        ..., "--older-than", help=OLDER_THAN_HELP + " Counted from when a run ended."
+    ),
+    status: list[FinishedStatus] | None = typer.Option(
+        None, "--status", help="Only runs that ended so (repeat for more; default: every finished run)."
+    ),
+    dry_run: bool = DRY_RUN_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Delete finished runs, with their step records, that ended before --older-than; a batch at a
+    time. Queued and running runs are never deleted; the run counters keep counting them."""
+    from orchestration.control.retention import purge_runs
+
+    age = parse_duration(older_than, "--older-than")
+    report = purge_runs(age, [str(s) for s in status or ()] or None, dry_run=dry_run)
+    print_purge(report, "runs", "that ended", as_json)
 
 
 def _patch(value: str | None) -> dict[str, Any] | None:

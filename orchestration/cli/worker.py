@@ -64,12 +64,18 @@ def worker(
     concurrency: int | None = typer.Option(None, "-c", "--concurrency", help="Default: the pool's setting."),
     pool_impl: PoolImpl = typer.Option(PoolImpl.PREFORK, "-P", "--pool-impl", help="Celery's pool."),
     loglevel: str = typer.Option("INFO", "-l", "--loglevel"),
+    bench: bool = typer.Option(
+        False, "--bench", help="Serve `campaignflow bench --external`: the bench's own store and keys only."
+    ),
 ) -> None:
     """Start a Celery worker on one pool's queue (or on all of them with --all)."""
-    app = current().app
-
     if not pool and not all_pools:
         raise typer.BadParameter("give --pool NAME or --all")
+    if bench:
+        from orchestration.ops.bench import enter_sandbox
+
+        enter_sandbox()
+    app = current().app
     _exit_with(run_celery(app, worker_argv(pool, all_pools, concurrency, str(pool_impl), loglevel)))
 
 

@@ -1,4 +1,5 @@
-"""Dead letters for operators: list them, look at one, publish one again after a fix, purge old ones.
+"""Dead letters for operators: list them, look at one, publish one again after a fix (purging
+old ones is retention's: ``orchestration.control.retention``).
 
 The workers keep them (``orchestration.engine.deadletters``); this module reads them back. A replay
 publishes the stored body, headers and content type to the same queue, once the message is one
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from kombu.exceptions import ContentDisallowed, DecodeError
@@ -20,7 +21,6 @@ from orchestration.errors import CampaignflowError
 from orchestration.runtime import Runtime, current
 from orchestration.store import deadletters as store
 from orchestration.store import sql_engine
-from orchestration.store.base import utcnow
 from orchestration.timefmt import iso_utc
 
 
@@ -168,13 +168,6 @@ def replay(dead_letter_id: int, runtime: Runtime | None = None) -> DeadLetter:
     with sql_engine().begin() as conn:
         store.mark_replayed(conn, dead_letter_id)
     return get_dead_letter(dead_letter_id)
-
-
-def purge(older_than: timedelta | None) -> int:
-    """Delete the dead letters last seen longer than ``older_than`` ago (every one when None)."""
-    seen_before = None if older_than is None else utcnow() - older_than
-    with sql_engine().begin() as conn:
-        return store.purge(conn, seen_before)
 
 
 def dead_counts() -> dict[str, int]:

@@ -148,8 +148,10 @@ def flush() -> None:
     try's count, duration and bucket together). When Redis is away the counts wait for the next
     flush."""
     pending = _batcher.take()
+    if not pending:  # nothing counted: not even the settings are read (a process that failed on
+        return  # them flushes at exit too)
     conn = client()
-    if conn is None or not pending:
+    if conn is None:
         return
     pipe = conn.pipeline(transaction=True)
     for (key, name), amount in pending.ints.items():

@@ -35,7 +35,7 @@ from celery.backends.redis import ResultConsumer
 from orchestration.control.manager import Route, add_route, remove_route
 from orchestration.errors import CampaignflowError
 from orchestration.names import ENGINE_QUEUE, INGEST_EVENT_TASK
-from orchestration.ops.bench import percentile
+from orchestration.ops.bench import percentile, sandbox_environment
 from orchestration.runtime import current
 from orchestration.store import sql_engine, stats
 
@@ -98,6 +98,7 @@ def api_server(flows_dir: Path, token: str, timeout: float = 60.0) -> Iterator[i
     port = _free_port()
     env = {
         **os.environ,
+        **sandbox_environment(current().settings),  # the bench's store and keys, as this process's
         "CAMPAIGNFLOW_API_TOKENS": f"bench:{token}:operate",
         "CAMPAIGNFLOW_FLOWS_DIR": str(flows_dir),
     }

@@ -2,6 +2,13 @@
 
 Both sides run on the same broker and the same workers in one invocation. campaignflow records
 every step in the store; plain Celery runs the same canvas of no-op tasks with no store.
+
+The bench never touches production: it runs in a sandbox (:func:`enter_sandbox`) on the same
+servers, with a store of its own (the Postgres schema ``<schema>_bench``, ``campaignflow_bench``
+when the URL sets none, or a ``*_bench.db`` SQLite file beside the configured one) and a Redis key
+prefix of its own (``<prefix>bench:``), so its runs, run counters, queues, results and step metrics
+stay apart from the deployment's. ``campaignflow worker --bench`` serves the same sandbox for
+``campaignflow bench --external``.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ from typing import Any
 from celery import chain, chord, group
 from celery.exceptions import TimeoutError
 
+from orchestration.bootstrap import bootstrap
 from orchestration.flows import Flow, parse_flow
 from orchestration.names import BENCH_PLAIN_TASK, agent_queue
 from orchestration.orchestrators.base import FlowRunner
-from orchestration.runtime import current
-from orchestration.store import sql_engine, stats
+from orchestration.runtime import Runtime, current
+from orchestration.settings import Settings, get_settings
+from orchestration.store import schemas, sql_engine, stats
 
 #: The keys of ``campaignflow bench --json``, one object per shape.
 JSON_KEYS = (
@@ -33,6 +42,38 @@ JSON_KEYS = (
 )
 NOOP_QUEUE = agent_queue("utility")
 Progress = Callable[[int], None]
+
+#: The sandbox's store: this suffix on the configured schema (or SQLite file name).
+SANDBOX_SUFFIX = "_bench"
+#: The sandbox's schema when the configured URL sets none (the tables are then in ``public``).
+SANDBOX_SCHEMA = "campaignflow_bench"
+#: The sandbox's Redis keys: after the configured key prefix, if any.
+SANDBOX_KEY_PREFIX = "bench:"
+
+
+def sandbox_settings(settings: Settings) -> Settings:
+    """``settings`` with the bench's own store and Redis key prefix (same servers)."""
+    url = schemas.beside(settings.effective_database_url(), SANDBOX_SUFFIX, SANDBOX_SCHEMA)
+    prefix = f"{settings.redis_key_prefix or ''}{SANDBOX_KEY_PREFIX}"
+    return settings.model_copy(update={"database_url": url, "redis_key_prefix": prefix})
+
+
+def sandbox_environment(settings: Settings) -> dict[str, str]:
+    """What a child process needs in its environment to use the same store and keys as ``settings``
+    (``campaignflow api`` in ``bench --api``, started after :func:`enter_sandbox`)."""
+    env = {"CAMPAIGNFLOW_DATABASE_URL": settings.effective_database_url()}
+    if settings.redis_key_prefix:
+        env["CAMPAIGNFLOW_REDIS_KEY_PREFIX"] = settings.redis_key_prefix
+    return env
+
+
+def enter_sandbox(settings: Settings | None = None) -> Runtime:
+    """Wire this process into the bench's sandbox: its store created and migrated if needed, then
+    a runtime whose app, workers and store use only the sandbox. For ``campaignflow bench`` and
+    ``campaignflow worker --bench``, processes that do nothing else."""
+    sandbox = sandbox_settings(settings or get_settings())
+    schemas.prepare(sandbox.effective_database_url())
+    return bootstrap(settings=sandbox)
 
 
 @dataclass(frozen=True)

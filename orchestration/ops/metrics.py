@@ -1,13 +1,21 @@
 """The Prometheus collector behind ``campaignflow metrics serve``: everything is read at scrape time,
-from the run store (run counts, dead letters), the broker (queue depth) and the workers' step metrics
-(:mod:`orchestration.engine.step_metrics`), so one endpoint covers every process of a deployment.
+from the run store (run counters, live runs, dead letters), the broker (queue depth) and the
+workers' step metrics (:mod:`orchestration.engine.step_metrics`), so one endpoint covers every
+process of a deployment.
+
+Counters only go up: runs started and finished come from ``run_counter`` (counted by the database
+in the transaction of each transition), so a retried or purged run never lowers them. Every gauge
+reports each label value it knows (the catalog's flows, every queue, every dead-letter reason), 0
+included, so a series never disappears when its count drops to nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import platform
+from collections.abc import Iterable, Iterator, Sequence
 
+import celery
 import redis
 import sqlalchemy as sa
 from prometheus_client.core import (
@@ -18,12 +26,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+import orchestration
 from orchestration.engine import step_metrics as steps
 from orchestration.engine.deadletters import REASONS
 from orchestration.names import KOMBU_UNACKED_KEY, LIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES
 from orchestration.runtime import current
 from orchestration.settings import get_settings
-from orchestration.store import deadletters, sql_engine, stats
+from orchestration.store import counters, deadletters, sql_engine, stats
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +46,27 @@ def queue_keys(queue: str, key_prefix: str = "") -> list[str]:
     return [key_prefix + queue, *(f"{key_prefix}{queue}{PRIORITY_SEP}{p}" for p in PRIORITY_STEPS)]
 
 
-class CampaignflowCollector(Collector):
-    """Reads run counts, queue depths and step metrics on every scrape."""
+def build_info() -> Metric:
+    """``campaignflow_build_info{version, celery, python} 1``: what this deployment runs."""
+    info = GaugeMetricFamily(
+        "campaignflow_build_info",
+        "Always 1; the labels say which campaignflow, Celery and Python serve the metrics.",
+        labels=["version", "celery", "python"],
+    )
+    info.add_metric([orchestration.__version__, celery.__version__, platform.python_version()], 1)
+    return info
 
-    def __init__(self, queues: Sequence[str]) -> None:
+
+class CampaignflowCollector(Collector):
+    """Reads run counters, live runs, queue depths and step metrics on every scrape; ``flows`` are
+    the flows every run metric reports, 0 included (those with runs are added)."""
+
+    def __init__(self, queues: Sequence[str], flows: Iterable[str] = ()) -> None:
         self.queues = list(queues)
+        self.flows = sorted(set(flows))
 
     def collect(self) -> Iterator[Metric]:
+        yield build_info()
         yield from self._runs()
         conn = steps.client()
         if conn is None:
@@ -63,7 +86,8 @@ class CampaignflowCollector(Collector):
         up = GaugeMetricFamily("campaignflow_store_up", "1 when the run store answered.")
         try:
             with sql_engine().connect() as conn:
-                rows = stats.run_counts(conn)
+                totals = counters.totals(conn)
+                live = stats.live_counts(conn)
                 dead = deadletters.dead_counts(conn)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("run store not readable for metrics: %s", exc)
@@ -72,27 +96,36 @@ class CampaignflowCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
+        flows = sorted({*self.flows, *(f for f, _, _ in totals), *(f for f, _ in live)})
+        yield from self._run_metrics(flows, totals, live)
+        yield self._dead_letters(dead)
+
+    def _run_metrics(
+        self, flows: list[str], totals: dict[tuple[str, str, str], int], live: dict[tuple[str, str], int]
+    ) -> Iterator[Metric]:
         started = CounterMetricFamily(
-            "campaignflow_runs_started", "Runs that started, per flow.", labels=["flow"]
+            "campaignflow_runs_started_total",
+            "Runs that started, per flow (a retried run starts again); never lowered by a purge.",
+            labels=["flow"],
         )
         finished = CounterMetricFamily(
-            "campaignflow_runs_finished",
-            "Runs that ended, per flow and terminal status (succeeded, failed, cancelled).",
+            "campaignflow_runs_finished_total",
+            "Runs that ended, per flow and terminal status (succeeded, failed, cancelled); a retried "
+            "run that ends again counts again; never lowered by a purge.",
             labels=["flow", "status"],
         )
         active = GaugeMetricFamily(
             "campaignflow_runs_active", "Runs queued or running now, per flow.", labels=["flow", "status"]
         )
-        per_flow: dict[str, int] = {}
-        for flow, status, count, with_start in rows:
-            per_flow[flow] = per_flow.get(flow, 0) + int(with_start)
-            if status in TERMINAL_RUN_STATUSES:
-                finished.add_metric([flow, status], int(count))
-            elif status in LIVE_RUN_STATUSES:
-                active.add_metric([flow, status], int(count))
-        for flow, count in sorted(per_flow.items()):
-            started.add_metric([flow], count)
-        yield from (started, finished, active, self._dead_letters(dead))
+        for flow in flows:
+            started.add_metric(
+                [flow], sum(n for (f, kind, _), n in totals.items() if f == flow and kind == counters.STARTED)
+            )
+            for status in sorted(TERMINAL_RUN_STATUSES):
+                finished.add_metric([flow, status], totals.get((flow, counters.FINISHED, status), 0))
+            for status in sorted(LIVE_RUN_STATUSES):
+                active.add_metric([flow, status], live.get((flow, status), 0))
+        yield from (started, finished, active)
 
     def _dead_letters(self, counts: dict[str, int]) -> Metric:
         gauge = GaugeMetricFamily(
@@ -133,12 +166,14 @@ class CampaignflowCollector(Collector):
             labels=["agent"],
         )
         tries = CounterMetricFamily(
-            "campaignflow_step_tries",
-            "Tries of agent steps, per agent and Celery outcome (success, retry, failure, ignored).",
-            labels=["agent", "state"],
+            "campaignflow_step_tries_total",
+            "Tries of agent steps, per agent and Celery outcome (status: success, retry, failure, ignored).",
+            labels=["agent", "status"],
         )
         retries = CounterMetricFamily(
-            "campaignflow_step_retries", "Retries scheduled for agent steps, per agent.", labels=["agent"]
+            "campaignflow_step_retries_total",
+            "Retries scheduled for agent steps, per agent.",
+            labels=["agent"],
         )
         for agent, data in sorted(agents.items()):
             duration.add_metric([agent], data.cumulative(), data.seconds)
@@ -149,9 +184,11 @@ class CampaignflowCollector(Collector):
 
 
 def registry(queues: Sequence[str] | None = None) -> CollectorRegistry:
-    """A registry holding only the campaignflow collector (the queues default to the registry's)."""
+    """A registry holding only the campaignflow collector (the queues default to the registry's,
+    the flows are the catalog's)."""
+    runtime = current()
     if queues is None:
-        queues = current().registry.queue_names()
+        queues = runtime.registry.queue_names()
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(CampaignflowCollector(queues))
+    reg.register(CampaignflowCollector(queues, (flow.name for flow in runtime.flows)))
     return reg

@@ -32,7 +32,7 @@ class RejectedEvent(Base):
     problems: Mapped[Any] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(sa.String(16), server_default="rejected")
     replay_run_id: Mapped[str | None] = mapped_column(sa.String(36))
-    created_at: Mapped[datetime] = mapped_column(server_default=server_now())
+    created_at: Mapped[datetime] = mapped_column(server_default=server_now(), index=True)
     replayed_at: Mapped[datetime | None]
 
 

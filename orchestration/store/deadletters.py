@@ -6,7 +6,6 @@ One row per distinct message (its ``fingerprint``); the same message seen again 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,14 +67,6 @@ def mark_replayed(conn: Connection, dead_letter_id: int) -> None:
         .where(dead_letter_t.c.id == dead_letter_id)
         .values(status=REPLAYED, replayed_at=utcnow())
     )
-
-
-def purge(conn: Connection, seen_before: datetime | None) -> int:
-    """Delete the dead letters last seen before ``seen_before`` (every one when None); how many."""
-    stmt = dead_letter_t.delete()
-    if seen_before is not None:
-        stmt = stmt.where(dead_letter_t.c.last_seen < seen_before)
-    return int(conn.execute(stmt).rowcount)
 
 
 def dead_counts(conn: Connection) -> dict[str, int]:

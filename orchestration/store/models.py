@@ -44,6 +44,7 @@ class Run(Base):
     __table_args__ = (
         sa.CheckConstraint(sa.column("status").in_(RUN_STATUSES), name="status"),
         sa.Index(None, "status", "updated_at"),
+        sa.Index(None, "finished_at"),  # retention: finished runs oldest first (migration 0009)
         # the runs list: newest first, keyset paging on (created_at, run_id)
         sa.Index(None, "created_at", "run_id"),
     )
@@ -75,6 +76,26 @@ class StepRecordRow(Base):
         sa.UniqueConstraint("run_id", "step_id"),
         sa.CheckConstraint(sa.column("status").in_(STEP_STATUSES), name="status"),
     )
+
+
+class RunCounter(Base):
+    """Runs started and finished, counted as they happen, never lowered by a retry or a purge.
+
+    A trigger on ``run.status`` (migration 0009, both databases) adds one row per transition in
+    the transaction that makes it: ``kind`` ``started`` (queued, or a retried run, to ``running``)
+    or ``finished`` (to a terminal ``status``). Inserts only, so concurrent runs never wait for each
+    other here; the retention task folds the rows into one per ``(flow_name, kind, status)``
+    (``store.counters``). A migration that rebuilds ``run`` on SQLite (batch mode) drops the
+    triggers with the old table and must create them again (``migrations/counting.py``).
+    """
+
+    __tablename__ = "run_counter"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    flow_name: Mapped[str] = mapped_column(sa.String(120))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    n: Mapped[int] = mapped_column(sa.BigInteger, server_default="1")
 
 
 class IngestKey(Base):

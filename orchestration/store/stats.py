@@ -1,5 +1,5 @@
-"""Read-only counts for operators: runs per flow and status (metrics), finished runs and first-step
-starts (bench), the rows of a table (demo), and a ping (doctor)."""
+"""Read-only counts for operators: live runs per flow and status (metrics), finished runs and
+first-step starts (bench), the rows of a table (demo), and a ping (doctor)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestration.names import TERMINAL_RUN_STATUSES
+from orchestration.names import LIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES
 from orchestration.store.base import aware
 from orchestration.store.tables import run_t, step_t
 
@@ -19,12 +19,14 @@ def ping(conn: Connection) -> None:
     conn.execute(sa.select(sa.literal(1))).scalar_one()
 
 
-def run_counts(conn: Connection) -> list[tuple[str, str, int, int]]:
-    """``(flow, status, runs, runs that started)`` for every flow and status."""
-    query = sa.select(
-        run_t.c.flow_name, run_t.c.status, sa.func.count(), sa.func.count(run_t.c.started_at)
-    ).group_by(run_t.c.flow_name, run_t.c.status)
-    return [(str(f), str(s), int(n), int(started)) for f, s, n, started in conn.execute(query)]
+def live_counts(conn: Connection) -> dict[tuple[str, str], int]:
+    """``(flow, status) -> runs`` queued or running now (the ``status`` index finds them)."""
+    query = (
+        sa.select(run_t.c.flow_name, run_t.c.status, sa.func.count())
+        .where(run_t.c.status.in_(LIVE_RUN_STATUSES))
+        .group_by(run_t.c.flow_name, run_t.c.status)
+    )
+    return {(str(f), str(s)): int(n) for f, s, n in conn.execute(query)}
 
 
 def count_finished(conn: Connection, run_ids: Collection[str]) -> int:

@@ -16,7 +16,7 @@ from orchestration.store.control_models import (
     RoutingRule,
 )
 from orchestration.store.metadata import Base
-from orchestration.store.models import IngestKey, Run, StepRecordRow
+from orchestration.store.models import IngestKey, Run, RunCounter, StepRecordRow
 
 #: The store's tables (the agents keep theirs on their own ``MetaData``: ``agents.tables``).
 metadata: sa.MetaData = Base.metadata
@@ -29,6 +29,7 @@ def _table(model: type[Base]) -> sa.Table:
 run_t = _table(Run)
 step_t = _table(StepRecordRow)
 key_t = _table(IngestKey)
+counter_t = _table(RunCounter)
 rejected_t = _table(RejectedEvent)
 dead_letter_t = _table(DeadLetter)
 route_t = _table(RoutingRule)
