@@ -12,7 +12,8 @@ embedded demo, the test fixtures). It
    relay);
 5. binds the Celery tasks: each module of :data:`TASK_MODULES` has ``bind(runtime)``;
 6. connects the signal receivers (step logs, step metrics, dead letters, fresh database pools after
-   a fork);
+   a fork) and puts the guard on kombu's Redis channel (``engine.broker_guard``: a worker survives a
+   Redis restart);
 7. installs the :class:`~orchestration.runtime.Runtime` that the rest of the process reads.
 
 Nothing registers at import time. The task modules live in ``tasks/`` and are imported here by name,
@@ -27,7 +28,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-from orchestration.engine import deadletters, signals
+from orchestration.engine import broker_guard, deadletters, signals
 from orchestration.errors import ConfigurationError
 from orchestration.names import (
     CAMPAIGN_TICK_SCHEDULE_ENTRY,
@@ -83,6 +84,7 @@ def bootstrap(
         runtime.bound_tasks.extend(_module(name, "bind").bind(runtime))
     signals.connect()
     deadletters.connect()
+    broker_guard.install()
     worker_process_init.connect(_fresh_engines, weak=False, dispatch_uid="campaignflow.fresh_engines")
     return runtime
 

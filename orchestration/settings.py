@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         "start); unset = messages go to the outbox (recorded in the delivery ledger, not sent).",
     )
     flower_basic_auth: str | None = Field(None, description="user:password for Flower.")
+    flower_url: str | None = Field(
+        None,
+        description="Flower's base URL as operators' browsers reach it (https://flower.example.com); "
+        "the console's run pages link each step to its task page there. Unset = no links.",
+    )
     llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset = template.")
     llm_api_key: str | None = Field(None, description="Bearer token for the LLM endpoint.")
     llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")

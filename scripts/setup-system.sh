@@ -3,6 +3,7 @@
 # commands the test suite runs. Installs only what is missing, so running it again does nothing.
 #
 #   chromium      the Flower test renders the tasks page headless (--dump-dom, --screenshot)
+#   chromedriver  (package chromium-driver) the console's browser tests drive chromium through Selenium
 #   openssl       the STARTTLS test makes a throwaway certificate
 #   redis-server  the broker-outage test starts a private Redis of its own
 #
@@ -12,7 +13,7 @@
 set -euo pipefail
 
 # command:package (Debian names)
-REQUIRED=(chromium:chromium openssl:openssl redis-server:redis-server)
+REQUIRED=(chromium:chromium chromedriver:chromium-driver openssl:openssl redis-server:redis-server)
 
 have() {
   case "$1" in

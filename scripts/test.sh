@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
 
-# The system commands the tests run (chromium, openssl, redis-server) come from a separate, root-only
+# The system commands the tests run (chromium, chromedriver, openssl, redis-server) come from a separate, root-only
 # step; this script installs nothing system-wide and stops with one line naming that step.
 bash scripts/setup-system.sh --check
 

@@ -103,7 +103,14 @@ def bind_agent(runtime: Runtime, spec: AgentSpec) -> Task:
                 "%s of run %s: the outcome kept while the run store was away is written now", step_id, run_id
             )
         outcome = agent_step.run_agent_step(
-            run_id, step_id, spec=spec, final=final, lost=seen, progress=step, publication=start
+            run_id,
+            step_id,
+            spec=spec,
+            final=final,
+            lost=seen,
+            progress=step,
+            task_id=self.request.id,
+            publication=start,
         )
         return apply_outcome(runtime, self, outcome, run_id, step_id, final=final, deadline=deadline)
 

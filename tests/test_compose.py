@@ -85,7 +85,9 @@ def test_compose_shape(tmp_path: Path) -> None:
             consumers[queue] = name
             if pool != "orchestration":
                 assert option(cmd, "-c") == str(pools[pool]), f"{name}: concurrency from the registry"
-            assert pool in spec["healthcheck"]["test"][1]
+            # a worker that exits is started again; one that stops answering is reported unhealthy
+            assert spec["restart"] == "unless-stopped", name
+            assert f"inspect ping -d {pool}@$${{HOSTNAME}}" in spec["healthcheck"]["test"][1], name
     assert set(consumers) == {"orchestration", *(f"agents.{p}" for p in pools)}
 
     beats = [n for n, s in svc.items() if s.get("command", [])[:2] == ["campaignflow", "beat"]]
@@ -265,8 +267,7 @@ def test_service_commands_run_a_lead_and_beat_ticks(stack: Stack, tmp_path: Path
         probe.close()
 
     # a worker's compose healthcheck, as the container would run it
-    check = svc["worker-crm"]["healthcheck"]["test"][1].replace("$$", "$")
-    hc = subprocess.run(["sh", "-c", check], env={**stack.env, "HOSTNAME": host}, capture_output=True)
+    hc = healthcheck(stack, "worker-crm")
     assert hc.returncode == 0, hc.stderr.decode()
 
     # a lead, through the public CLI: each step is consumed by its own pool's worker service
@@ -385,3 +386,45 @@ def test_api_service_serves_with_its_tokens(stack: Stack) -> None:
     req = urllib.request.Request(f"{base}/v1/flows", headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert "lead_handling" in {f["name"] for f in json.loads(resp.read())}
+
+
+def healthcheck(stack: Stack, service: str) -> subprocess.CompletedProcess[bytes]:
+    """The service's compose health check, run here as the container would run it."""
+    test = compose()["services"][service]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    env = {**stack.env, "HOSTNAME": socket.gethostname()}
+    return subprocess.run(["sh", "-c", test[1].replace("$$", "$")], env=env, capture_output=True, timeout=60)
+
+
+def test_worker_healthcheck_fails_on_a_hung_or_dead_worker_which_exits_non_zero(stack: Stack) -> None:
+    """The health check really asks the worker: it passes while the worker answers, fails while its
+    processes are stopped (alive but hung) and once it is dead. A worker that stops on an error
+    exits non-zero, so a restart policy or supervisor sees a failure: SIGINT ends it with Celery's
+    failure code through the same exit path as an ``Unrecoverable error``."""
+    svc = compose()["services"]
+    done = subprocess.run(stack.local(svc["migrate"]["command"]), env=stack.env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    stack.start("worker-crm", [*svc["worker-crm"]["command"], "-c", "1"])
+    node = f"crm@{socket.gethostname()}"
+    probe = control_app(stack.env)
+    try:
+        wait_for("the crm worker to answer ping", lambda: probe.control.ping([node], timeout=1.0), stack)
+    finally:
+        probe.close()
+    ok = healthcheck(stack, "worker-crm")
+    assert ok.returncode == 0, ok.stderr.decode()
+
+    worker = stack.procs["worker-crm"]
+    os.killpg(worker.pid, signal.SIGSTOP)  # alive, but answering nothing
+    try:
+        hung = healthcheck(stack, "worker-crm")
+    finally:
+        os.killpg(worker.pid, signal.SIGCONT)
+    assert hung.returncode != 0, "the health check passed on a stopped worker"
+    again = healthcheck(stack, "worker-crm")
+    assert again.returncode == 0, again.stderr.decode()
+
+    os.killpg(worker.pid, signal.SIGINT)
+    assert worker.wait(60) != 0, stack.log("worker-crm")[-3000:]
+    dead = healthcheck(stack, "worker-crm")
+    assert dead.returncode != 0, "the health check passed on a dead worker"

@@ -6,12 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +17,11 @@ from orchestration.orchestrators.base import FlowRunner
 from orchestration.store.db import autocommit, sql_engine
 from tests.support import services
 from tests.support.flows import flow
+from tests.support.private_redis import PrivateRedis
 from tests.support.runs import envelope, record, wait_for_run
 from tests.support.wait import eventually
 from tests.support.wiring import engine, registry
-from tests.support.workers import ROOT, WorkerProcess
+from tests.support.workers import WorkerProcess, run_script
 
 pytestmark = pytest.mark.crash
 
@@ -89,77 +84,12 @@ def test_the_first_statements_after_the_connections_are_cut_succeed(worker: obje
         assert conn.execute(sa.text("select 1")).scalar_one() == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class PrivateRedis:
-    """A redis-server of this test alone, so crashing it disturbs nobody else."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
-        self.tmp = tmp
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed; run: sudo bash scripts/setup-system.sh")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.tmp),
-            ],
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-        def accepts() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            except OSError as exc:
-                raise AssertionError(str(exc)) from exc
-            return True
-
-        eventually(accepts, 10, f"the private redis on port {self.port} to accept connections")
-
-    def crash(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    r = PrivateRedis(tmp_path)
+    r = PrivateRedis(tmp_path)  # no persistence: a crash loses every queued message
     r.start()
     yield r
-    if r.proc is not None and r.proc.poll() is None:
-        r.crash()
-
-
-def _script(env: dict[str, str], code: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+    r.stop()
 
 
 def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
@@ -184,7 +114,7 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
             },
             {"id": "done", "agent": "noop"},
         ]
-        run_id = _script(
+        run_id = run_script(
             env,
             f"""
             from tests.support.wiring import engine
@@ -224,7 +154,7 @@ def test_broker_crash_loses_queued_messages_and_the_sweeper_redrives(
                 {"r": run_id},
             )
         stall.dispose()
-        report = _script(
+        report = run_script(
             env,
             """
             from tests.support.wiring import engine

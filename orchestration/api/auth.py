@@ -57,6 +57,12 @@ class TokenTable:
     def __len__(self) -> int:
         return len(self._tokens)
 
+    def fingerprint(self) -> bytes:
+        """A digest of every entry (name, token digest, role): a key derived from it changes
+        whenever a token is added, removed or changes role (the console signs its sessions so)."""
+        parts = [b"%s\0%s\0%s" % (t.name.encode("utf-8"), t.digest, t.role.encode()) for t in self._tokens]
+        return hashlib.sha256(b"\n".join(parts)).digest()
+
     def find(self, presented: str) -> Principal | None:
         digest = _digest(presented)
         found = None

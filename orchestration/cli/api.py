@@ -1,4 +1,5 @@
-"""``campaignflow api``: the HTTP API (OpenAPI at /docs), with bearer tokens from the settings."""
+"""``campaignflow api``: the HTTP API (OpenAPI at /docs) and the web console (at /), with the tokens
+from the settings."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ def api(
     ),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
 ) -> None:
-    """Serve the HTTP API with the tokens of CAMPAIGNFLOW_API_TOKENS (name:token:role, role read or
-    operate); refuses to start without them unless --no-auth."""
+    """Serve the HTTP API and the web console with the tokens of CAMPAIGNFLOW_API_TOKENS
+    (name:token:role, role read or operate); refuses to start without them unless --no-auth."""
+    from orchestration.api import console
     from orchestration.api.app import create_app, tokens_from
     from orchestration.api.server import serve
     from orchestration.errors import ConfigurationError
@@ -28,5 +30,7 @@ def api(
         fail(str(exc), code=2)
         return
     mode = f"{len(tokens)} token(s)" if tokens is not None else "NO AUTH"
-    typer.echo(f"campaignflow api: http://{address}:{port} ({mode}); OpenAPI at /docs", err=True)
-    serve(create_app(tokens=tokens), address=address, port=port, access_log=access_log)
+    typer.echo(
+        f"campaignflow api: http://{address}:{port} ({mode}); the console at /, OpenAPI at /docs", err=True
+    )
+    serve(console.install(create_app(tokens=tokens)), address=address, port=port, access_log=access_log)

@@ -1,14 +1,20 @@
 """``campaignflow worker`` and ``campaignflow beat``: thin wrappers over Celery's own commands that
-know the pools, queues and concurrency from the registry."""
+know the pools, queues and concurrency from the registry. They exit with Celery's exit code: a
+worker that stops on an error (``Unrecoverable error``, code 1) exits non-zero, so a restart
+policy or a supervisor sees a failure."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import typer
 
 from orchestration.names import ENGINE_QUEUE, agent_queue
 from orchestration.runtime import current
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 
 class PoolImpl(StrEnum):
@@ -70,7 +76,7 @@ def worker(
 
         enter_sandbox()
     app = current().app
-    app.worker_main(worker_argv(pool, all_pools, concurrency, str(pool_impl), loglevel))
+    _exit_with(run_celery(app, worker_argv(pool, all_pools, concurrency, str(pool_impl), loglevel)))
 
 
 def beat(
@@ -80,4 +86,22 @@ def beat(
     """Start the one beat of a deployment (sweeper, campaign ticks)."""
     app = current().app
 
-    app.start(["beat", "-s", schedule, "-l", loglevel])
+    _exit_with(run_celery(app, ["beat", "-s", schedule, "-l", loglevel]))
+
+
+def run_celery(app: Celery, argv: list[str]) -> object:
+    """Celery's command line on ``app``, as ``app.start(argv)`` runs it, but returning its exit code:
+    ``app.start`` drops it (the command returns the code of ``ctx.exit(code)`` when it does not
+    exit the process itself), so a worker that stopped on an error would exit 0."""
+    from celery.bin.celery import celery as celery_command
+
+    celery_command.params[0].default = app  # the -A option, as app.start sets it
+    try:
+        return celery_command.main(args=argv, standalone_mode=False)
+    finally:
+        celery_command.params[0].default = None
+
+
+def _exit_with(code: object) -> None:
+    if isinstance(code, int) and code != 0:
+        raise typer.Exit(code)

@@ -87,6 +87,7 @@ def run_agent_step(
     lost: str | None = None,
     call: AgentCall = call_direct,
     progress: StepProgress | None = None,
+    task_id: str | None = None,
     publication: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """One try of one agent step. Calls the agent only when the record is not already succeeded
@@ -98,6 +99,7 @@ def run_agent_step(
     away (:mod:`orchestration.engine.progress`); it is updated as this one goes, so a store error
     raised from here leaves in it what the next delivery needs: a try already counted is not
     counted again, an agent already called is not called again, its outcome is only written.
+    ``task_id`` is the Celery task running the try (kept with its start in the record's ``tries``).
     ``publication``: the task begins a published canvas (its ``start`` keyword); before its try
     begins, the step stops unless it takes the run's publication (``orchestration.engine.starts``).
     """
@@ -106,7 +108,7 @@ def run_agent_step(
     if known is None:
         if not starts.take(run_id, publication):
             return Outcome(Action.STOP)
-        begun = _begin(run_id, step_id, spec, final, lost, progress)
+        begun = _begin(run_id, step_id, spec, final, lost, progress, task_id)
     else:
         begun = _go_on(run_id, step_id, spec, final, known, progress)
     if isinstance(begun, Outcome):
@@ -121,13 +123,19 @@ def run_agent_step(
 
 
 def _begin(
-    run_id: str, step_id: str, spec: AgentSpec, final: bool, lost: str | None, progress: StepProgress
+    run_id: str,
+    step_id: str,
+    spec: AgentSpec,
+    final: bool,
+    lost: str | None,
+    progress: StepProgress,
+    task_id: str | None = None,
 ) -> Outcome | _Try:
     """Read the run and begin the step, counting the try."""
     retaking = progress.maybe_begun  # an earlier delivery's start may have counted a try unseen
     with autocommit() as conn:  # one statement reads the run and begins the step (Postgres)
         progress.beginning()
-        state, start = repo.start_step(conn, run_id, step_id, spec.name)
+        state, start = repo.start_step(conn, run_id, step_id, spec.name, task_id)
         if start is None:  # the run is not live, or past its deadline
             return gate_run(conn, state) or Outcome(Action.STOP)
         node, scope = _node(state, step_id, spec)

@@ -72,6 +72,9 @@ class StepRecordRow(Base):
     attempt_errors: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     #: What the status alone does not say: "finished after the run was cancelled" and the like.
     note: Mapped[str | None] = mapped_column(sa.String(200))
+    #: When each try started, and its Celery task: ``[{"attempt", "started_at", "task_id"}, ...]``
+    #: (a redelivered try appears again); the console draws its timeline and Flower links from it.
+    tries: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     #: Tries made before the current retry budget (a retried run gives its retried steps a fresh one).
     retry_base: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     started_at: Mapped[datetime | None]

@@ -16,19 +16,24 @@ from orchestration.store.states import RunState, StepStart
 from orchestration.store.tables import step_t
 
 
-def begin_step(conn: Connection, run_id: str, step_id: str, agent: str | None) -> StepStart:
+def begin_step(
+    conn: Connection, run_id: str, step_id: str, agent: str | None, task_id: str | None = None
+) -> StepStart:
     """Mark the record ``running`` and count the attempt, unless it already succeeded or was skipped."""
-    return queries(conn).begin_step(conn, run_id, step_id, agent)
+    return queries(conn).begin_step(conn, run_id, step_id, agent, task_id)
 
 
-def start_step(conn: Connection, run_id: str, step_id: str, agent: str) -> tuple[RunState, StepStart | None]:
+def start_step(
+    conn: Connection, run_id: str, step_id: str, agent: str, task_id: str | None = None
+) -> tuple[RunState, StepStart | None]:
     """Read the run and begin the step (one statement on Postgres).
 
     The step is marked ``running`` (its attempt counted) and a queued run marked ``running`` only
     when the run is live and not past its deadline; otherwise the returned ``StepStart`` is None
     and the caller's gate decides. A step that already succeeded or was skipped comes back as it is.
+    The try's start is added to the record's ``tries``, with ``task_id`` (the Celery task running it).
     """
-    return queries(conn).start_step(conn, run_id, step_id, agent)
+    return queries(conn).start_step(conn, run_id, step_id, agent, task_id)
 
 
 def keep_input(conn: Connection, run_id: str, step_id: str, value: Any) -> None:

@@ -26,8 +26,9 @@ from celery import Celery
 from orchestration.store import outbox, sql_engine
 from orchestration.store.tables import run_t
 from tests.support.agents import ledger
+from tests.support.background import free_port
 from tests.support.figures import figure
-from tests.support.private_redis import PrivateRedis, free_port
+from tests.support.private_redis import PrivateRedis
 from tests.support.runs import envelope
 from tests.support.wait import eventually
 from tests.support.wiring import registry

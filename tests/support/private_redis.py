@@ -1,31 +1,33 @@
-"""A redis-server of one test alone, on a free port, that the test stops and starts again (the same
-port): an outage that disturbs nobody else. Nothing is persisted (``--save ""``, no AOF), so a
-restart comes back empty, as a crashed broker without persistence does."""
+"""A redis-server of one test alone, on a free port, so crashing it disturbs nobody else: the shared
+Redis is never stopped, restarted or flushed by a test."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+import redis
 
+from tests.support.background import free_port
 from tests.support.wait import eventually
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: No snapshots, no AOF: a crash loses everything the server held.
+NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
 
 
 class PrivateRedis:
-    def __init__(self, tmp: Path) -> None:
+    """``redis-server`` on its own port and data directory (``tmp``), with ``args`` (persistence,
+    memory policy). ``crash()`` is ``kill -9``; ``start()`` again reuses the port and the directory,
+    so the server comes back with whatever its persistence kept."""
+
+    def __init__(self, tmp: Path, args: tuple[str, ...] = NO_PERSISTENCE) -> None:
         self.port = free_port()
         self.tmp = tmp
+        self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, db: int) -> str:
@@ -35,22 +37,24 @@ class PrivateRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed; run: sudo bash scripts/setup-system.sh")
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(
-            [*argv, "--dir", str(self.tmp)], stdout=subprocess.DEVNULL, start_new_session=True
-        )
-        eventually(self._accepts, 10, f"the private redis on port {self.port} to accept connections")
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.tmp), *self.args]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
 
-    def _accepts(self) -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-        except OSError as exc:
-            raise AssertionError(str(exc)) from exc
-        return True
+        def answers() -> bool:  # accepting connections and done loading its data
+            try:
+                with redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=1) as client:
+                    return bool(client.ping())
+            except redis.RedisError as exc:
+                raise AssertionError(str(exc)) from exc
+
+        eventually(answers, 10, f"the private redis on port {self.port} to answer PING")
+
+    def crash(self) -> None:
+        """``kill -9`` the server (its whole process group, which is its own)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
 
     def stop(self) -> None:
-        """Stop it (SIGKILL: what it held is gone) and wait until its port refuses connections."""
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
+            self.crash()

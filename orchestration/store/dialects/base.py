@@ -75,7 +75,7 @@ class QueryComponents(ABC):
 
     @abstractmethod
     def start_step(
-        self, conn: Connection, run_id: str, step_id: str, agent: str
+        self, conn: Connection, run_id: str, step_id: str, agent: str, task_id: str | None = None
     ) -> tuple[RunState, StepStart | None]:
         """Read the run and, when it is live and not past its deadline, start a queued run and
         begin the step; otherwise the ``StepStart`` is None (a step already done comes back as is)."""
@@ -114,9 +114,12 @@ class QueryComponents(ABC):
             .limit(limit)
         )
 
-    def begin_step(self, conn: Connection, run_id: str, step_id: str, agent: str | None) -> StepStart:
-        """Mark the record ``running`` and count the attempt, unless it already succeeded or was skipped."""
-        params = {"rid": run_id, "sid": step_id, "agent": agent, "now": utcnow()}
+    def begin_step(
+        self, conn: Connection, run_id: str, step_id: str, agent: str | None, task_id: str | None = None
+    ) -> StepStart:
+        """Mark the record ``running`` and count the attempt (and when it started, by which task),
+        unless it already succeeded or was skipped."""
+        params = {"rid": run_id, "sid": step_id, "agent": agent, "now": utcnow(), "tid": task_id}
         row = conn.execute(self.prepared("begin_step", self._begin_step_stmt), params).first()
         if row is None:
             row = conn.execute(
@@ -142,6 +145,7 @@ class QueryComponents(ABC):
             attempts=1,
             started_at=now,
             updated_at=now,
+            tries=self._first_try(now),
         )
         return stmt.on_conflict_do_update(
             index_elements=["run_id", "step_id"],
@@ -151,6 +155,18 @@ class QueryComponents(ABC):
                 "started_at": sa.func.coalesce(step_t.c.started_at, now),
                 "finished_at": None,
                 "updated_at": now,
+                "tries": self._next_try(now),
             },
             where=step_t.c.status.notin_(DONE_STEP_STATUSES),
         ).returning(*_START_COLUMNS)
+
+    def _try(self, attempt: Any, now: Any) -> Any:
+        """One entry of a record's ``tries`` (SQLite's JSON functions; Postgres overrides)."""
+        return sa.func.json_object("attempt", attempt, "started_at", now, "task_id", sa.bindparam("tid"))
+
+    def _first_try(self, now: Any) -> Any:
+        return sa.func.json_array(self._try(1, now))
+
+    def _next_try(self, now: Any) -> Any:
+        tries = sa.func.coalesce(step_t.c.tries, "[]")
+        return sa.func.json_insert(tries, "$[#]", self._try(step_t.c.attempts + 1, now))

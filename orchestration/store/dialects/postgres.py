@@ -23,6 +23,7 @@ from orchestration.store.base import AnyRow, utcnow
 from orchestration.store.db import autocommit
 from orchestration.store.dialects.base import QueryComponents
 from orchestration.store.states import RunState, StepStart, run_state
+from orchestration.store.tables import step_t
 
 
 def _driver(conn: Connection) -> Any:
@@ -65,11 +66,16 @@ _START_STEP = """
         WHERE run_id = %(rid)s AND status = 'queued' AND EXISTS (SELECT 1 FROM live)
     ),
     up AS (
-        INSERT INTO step_record AS s (run_id, step_id, agent, status, attempts, started_at, updated_at)
-        SELECT %(rid)s, %(sid)s, %(agent)s, 'running', 1, %(now)s, %(now)s FROM live
+        INSERT INTO step_record AS s
+            (run_id, step_id, agent, status, attempts, started_at, updated_at, tries)
+        SELECT %(rid)s, %(sid)s, %(agent)s, 'running', 1, %(now)s, %(now)s, jsonb_build_array(
+            jsonb_build_object('attempt', 1, 'started_at', %(now)s::timestamptz, 'task_id', %(tid)s::text))
+        FROM live
         ON CONFLICT (run_id, step_id) DO UPDATE SET
             status = 'running', attempts = s.attempts + 1,
             started_at = COALESCE(s.started_at, EXCLUDED.started_at),
+            tries = COALESCE(s.tries, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+                'attempt', s.attempts + 1, 'started_at', EXCLUDED.updated_at, 'task_id', %(tid)s::text)),
             finished_at = NULL, updated_at = EXCLUDED.updated_at
         WHERE s.status NOT IN ('succeeded', 'skipped')
         RETURNING s.status, s.attempts, s.output, s.attempt_errors, s.retry_base, s.input
@@ -134,9 +140,9 @@ class PostgresQueryComponents(QueryComponents):
         return run_state(run_id, row)
 
     def start_step(
-        self, conn: Connection, run_id: str, step_id: str, agent: str
+        self, conn: Connection, run_id: str, step_id: str, agent: str, task_id: str | None = None
     ) -> tuple[RunState, StepStart | None]:
-        params = {"rid": run_id, "sid": step_id, "agent": agent, "now": utcnow()}
+        params = {"rid": run_id, "sid": step_id, "agent": agent, "now": utcnow(), "tid": task_id}
         with _driver(conn).cursor(row_factory=namedtuple_row) as cur:
             row = cur.execute(_START_STEP, params).fetchone()
         if row is None:
@@ -155,6 +161,17 @@ class PostgresQueryComponents(QueryComponents):
         if mine in DONE_STEP_STATUSES:
             return state, StepStart(mine, 0, state.outputs.get(step_id), [])
         return state, None
+
+    def _try(self, attempt: Any, now: Any) -> Any:
+        tid = sa.cast(sa.bindparam("tid", type_=sa.String), sa.Text)
+        return sa.func.jsonb_build_object("attempt", attempt, "started_at", now, "task_id", tid)
+
+    def _first_try(self, now: Any) -> Any:
+        return sa.func.jsonb_build_array(self._try(1, now))
+
+    def _next_try(self, now: Any) -> Any:
+        tries = sa.func.coalesce(step_t.c.tries, sa.cast(sa.literal("[]"), postgresql.JSONB))
+        return tries.op("||")(sa.func.jsonb_build_array(self._try(step_t.c.attempts + 1, now)))
 
     def finish_step(self, conn: Connection, params: dict[str, Any], *, ends_run: bool) -> bool:
         sql = _FINISH_STEP_ERRORS if "attempt_errors" in params else _FINISH_STEP_PLAIN

@@ -80,7 +80,7 @@ class SqliteQueryComponents(QueryComponents):
         return run_state(run_id, row)
 
     def start_step(
-        self, conn: Connection, run_id: str, step_id: str, agent: str
+        self, conn: Connection, run_id: str, step_id: str, agent: str, task_id: str | None = None
     ) -> tuple[RunState, StepStart | None]:
         state = self.load_state(conn, run_id)
         if state.status not in LIVE_RUN_STATUSES or (
@@ -88,7 +88,7 @@ class SqliteQueryComponents(QueryComponents):
         ):
             return state, None
         mark_run_running(conn, run_id)
-        return state, self.begin_step(conn, run_id, step_id, agent)
+        return state, self.begin_step(conn, run_id, step_id, agent, task_id)
 
     def finish_step(self, conn: Connection, params: dict[str, Any], *, ends_run: bool) -> bool:
         with_errors = "attempt_errors" in params
