@@ -6,10 +6,7 @@ it or by the relay. ``run.publication`` numbers the run's current publication an
 ``run.start_token`` names the publish whose first tasks took it, so a publication sent twice starts
 once.
 
-Numbered 0007 when it was planned, it follows 0011, the head when it was merged: a store already at
-0011 upgrades to it.
-
-Revision ID: 0007
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-03 09:00:00.000000
 """
@@ -21,7 +18,7 @@ from alembic import op
 
 from migrations.counting import create_triggers, drop_triggers
 
-revision: str = "0007"
+revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
