@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 
 from orchestration.control.manager import Route, add_route
 from tests.api.conftest import FLAKY, OPERATE, READ, assert_error, event
+from tests.faults.test_dead_letters import one_dead_letter, publish_raw, task_headers
 from tests.support.runs import wait_for_run
 from tests.support.wiring import app
-from tests.test_dead_letters import one_dead_letter, publish_raw, task_headers
 
 
 def test_a_rejected_event_is_replayed_after_a_fix(client: TestClient) -> None:

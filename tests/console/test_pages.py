@@ -26,9 +26,9 @@ from tests.console.conftest import (
     ingest,
     login,
 )
+from tests.faults.test_dead_letters import publish_raw, task_headers
 from tests.support.runs import envelope, wait_for_run
 from tests.support.wait import eventually
-from tests.test_dead_letters import publish_raw, task_headers
 
 
 def test_pages_need_a_login_and_a_known_token(client: TestClient) -> None:

@@ -26,7 +26,7 @@ from orchestration.store import deadletters, sql_engine
 from tests.support.runs import wait_for_run
 from tests.support.wiring import flows
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def invoke(*args: str, stdin: str | None = None) -> Result:

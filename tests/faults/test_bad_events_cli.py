@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from orchestration.cli.main import cli
 from orchestration.control.manager import Route
 from orchestration.control.rejected import get_rejected
-from tests.test_bad_events import CASES, bad_route
+from tests.faults.test_bad_events import CASES, bad_route
 
 __all__ = ["bad_route"]  # the fixture, shared with the send_task path
 
