@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, Depends, FastAPI
 
 import orchestration
-from orchestration.api import errors
+from orchestration.api import docs, errors
 from orchestration.api.auth import TOKENS_SETTING, TokenTable, parse_tokens
 from orchestration.api.limits import BodyLimit
 from orchestration.api.query import no_unknown_query
@@ -56,7 +56,7 @@ def create_app(
         title="campaignflow",
         version=orchestration.__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # served by api.docs from the package, not from a CDN
         redoc_url=None,
         openapi_url="/openapi.json",
         responses=ERROR_RESPONSES,
@@ -68,7 +68,7 @@ def create_app(
     app.state.webhook_secrets = parse_secrets(settings.webhook_secrets)
     app.state.webhook_tolerance = float(settings.webhook_tolerance_seconds)
     errors.install(app)
-    for router in (*API_ROUTERS, *routers):
+    for router in (*API_ROUTERS, docs.router, *routers):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes, on_too_large=keep_oversized)
     return app

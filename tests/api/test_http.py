@@ -45,4 +45,17 @@ def test_openapi_documents_every_error(client: TestClient) -> None:
             assert "4XX" in op["responses"], (method, path)
             assert "422" not in op["responses"] or "ErrorBody" in str(op["responses"]["422"]), (method, path)
     assert "bearer" in str(doc["components"]["securitySchemes"]).lower()
-    assert client.get("/docs").status_code == 200
+
+
+def test_the_docs_page_loads_swagger_ui_from_this_server(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn." not in page.text, page.text
+    assert "https://" not in page.text, page.text
+    for asset, kind in [("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "css")]:
+        assert f"/docs/assets/{asset}" in page.text
+        got = client.get(f"/docs/assets/{asset}")
+        assert (got.status_code, kind in got.headers["content-type"]) == (200, True), asset
+        assert len(got.content) > 100_000, asset
+    assert client.get("/docs/assets/LICENSE").status_code == 404
+    assert client.get("/docs/assets/..%2Fconsole.js").status_code == 404
