@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -62,6 +63,31 @@ class RunSummary:
     finished_at: datetime | None
 
 
+#: The columns a :class:`RunSummary` is read from (select them, then :func:`summary` each row).
+SUMMARY_COLUMNS = (
+    run_t.c.run_id,
+    run_t.c.flow_name,
+    run_t.c.status,
+    run_t.c.campaign,
+    run_t.c.event_id,
+    run_t.c.created_at,
+    run_t.c.finished_at,
+)
+
+
+def summary(row: Any) -> RunSummary:
+    """The summary of a run from a row of :data:`SUMMARY_COLUMNS`."""
+    return RunSummary(
+        row.run_id,
+        row.flow_name,
+        row.status,
+        row.campaign,
+        row.event_id,
+        aware(row.created_at) or utcnow(),
+        aware(row.finished_at),
+    )
+
+
 def list_runs(
     conn: Connection,
     *,
@@ -71,19 +97,7 @@ def list_runs(
     since: datetime | None = None,
     limit: int = 50,
 ) -> list[RunSummary]:
-    query = (
-        sa.select(
-            run_t.c.run_id,
-            run_t.c.flow_name,
-            run_t.c.status,
-            run_t.c.campaign,
-            run_t.c.event_id,
-            run_t.c.created_at,
-            run_t.c.finished_at,
-        )
-        .order_by(run_t.c.created_at.desc())
-        .limit(limit)
-    )
+    query = sa.select(*SUMMARY_COLUMNS).order_by(run_t.c.created_at.desc()).limit(limit)
     if status:
         query = query.where(run_t.c.status == status)
     if flow:
@@ -92,15 +106,4 @@ def list_runs(
         query = query.where(run_t.c.campaign == campaign)
     if since:
         query = query.where(run_t.c.created_at >= since)
-    return [
-        RunSummary(
-            r.run_id,
-            r.flow_name,
-            r.status,
-            r.campaign,
-            r.event_id,
-            aware(r.created_at) or utcnow(),
-            aware(r.finished_at),
-        )
-        for r in conn.execute(query)
-    ]
+    return [summary(r) for r in conn.execute(query)]

@@ -14,8 +14,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestration.store.base import aware, utcnow
-from orchestration.store.envelopes import RunSummary
+from orchestration.store.envelopes import SUMMARY_COLUMNS, RunSummary, summary
 from orchestration.store.tables import run_t
 
 Query = TypeVar("Query", bound=sa.Select[Any])
@@ -61,31 +60,12 @@ def page_runs(
     conn: Connection, f: RunFilter, *, after: tuple[datetime, str] | None = None, limit: int = 50
 ) -> list[RunSummary]:
     """Up to ``limit`` runs matching ``f``, newest first, after the ``(created_at, run_id)`` key."""
-    query = sa.select(
-        run_t.c.run_id,
-        run_t.c.flow_name,
-        run_t.c.status,
-        run_t.c.campaign,
-        run_t.c.event_id,
-        run_t.c.created_at,
-        run_t.c.finished_at,
-    )
+    query = sa.select(*SUMMARY_COLUMNS)
     query = _where(query, f)
     if after is not None:
         query = query.where(sa.tuple_(run_t.c.created_at, run_t.c.run_id) < sa.tuple_(*after))
     query = query.order_by(run_t.c.created_at.desc(), run_t.c.run_id.desc()).limit(limit)
-    return [
-        RunSummary(
-            r.run_id,
-            r.flow_name,
-            r.status,
-            r.campaign,
-            r.event_id,
-            aware(r.created_at) or utcnow(),
-            aware(r.finished_at),
-        )
-        for r in conn.execute(query)
-    ]
+    return [summary(r) for r in conn.execute(query)]
 
 
 def count_runs(conn: Connection, f: RunFilter) -> int:
