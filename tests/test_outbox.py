@@ -33,14 +33,14 @@ from orchestration.ops.doctor import check_outbox
 from orchestration.ops.metrics import CampaignflowCollector
 from orchestration.orchestrators.base import FlowRunner
 from orchestration.settings import get_settings
-from orchestration.store import migrate, outbox, sql_engine, sweeps
+from orchestration.store import outbox, sql_engine, sweeps
 from orchestration.store import repository as repo
 from orchestration.store.tables import outbox_t, run_t
-from tests.support import services
 from tests.support.agents import ledger
 from tests.support.figures import figure
 from tests.support.flows import flow
 from tests.support.runs import record, wait_for_run
+from tests.support.stores import migrated_store
 from tests.support.wait import eventually
 from tests.support.wiring import engine
 
@@ -50,20 +50,8 @@ from tests.support.wiring import engine
 @pytest.fixture(scope="module", params=("postgresql", "sqlite"))
 def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A store built by ``alembic upgrade head``: a Postgres schema of its own, or a SQLite file."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('outbox') / 'runs.db'}"
-        migrate.upgrade(url)
+    with migrated_store(request.param, tmp_path_factory.mktemp("outbox"), "cf_outbox") as url:
         yield url
-        sql_engine(url).dispose()
-        return
-    services.check_services()
-    schema = services.new_schema_name("cf_outbox")
-    services.create_schema(schema)
-    url = services.schema_url(schema)
-    migrate.upgrade(url)
-    yield url
-    sql_engine(url).dispose()
-    services.drop_schema(schema)
 
 
 @pytest.fixture

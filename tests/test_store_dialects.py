@@ -23,7 +23,6 @@ from orchestration.store import (
     counters,
     deadletters,
     heartbeats,
-    migrate,
     rejected,
     retention,
     routes,
@@ -35,9 +34,9 @@ from orchestration.store.dialects.postgres import PostgresQueryComponents
 from orchestration.store.dialects.sqlite import SqliteQueryComponents
 from orchestration.store.jsontext import store_json
 from orchestration.store.queries import queries
-from tests.support import services
 from tests.support.config import settings_env
 from tests.support.runs import record, step_error
+from tests.support.stores import migrated_store
 
 DIALECTS = ("postgresql", "sqlite")
 
@@ -45,21 +44,8 @@ DIALECTS = ("postgresql", "sqlite")
 @pytest.fixture(scope="module", params=DIALECTS)
 def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A store built by ``alembic upgrade head``: a Postgres schema of its own, or a SQLite file."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'runs.db'}"
-        migrate.upgrade(url)
+    with migrated_store(request.param, tmp_path_factory.mktemp("store"), "cf_dialect") as url:
         yield url
-        sql_engine(url).dispose()
-        return
-    services.check_services()
-    schema = services.new_schema_name("cf_dialect")
-    services.create_schema(schema)
-    url = services.schema_url(schema)
-    migrate.upgrade(url)
-    yield url
-    sql_engine(url).dispose()
-    sql_engine(url, autocommit=True).dispose()
-    services.drop_schema(schema)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -26,7 +25,7 @@ from celery import Celery
 from orchestration.store import outbox, sql_engine
 from orchestration.store.tables import run_t
 from tests.support.agents import ledger
-from tests.support.background import free_port
+from tests.support.background import free_port, stop_group
 from tests.support.figures import figure
 from tests.support.private_redis import PrivateRedis
 from tests.support.runs import envelope
@@ -96,16 +95,6 @@ def start_beat(env: dict[str, str], tmp_path: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(20)
 
 
 def wait_ready(worker: WorkerProcess, broker: PrivateRedis) -> None:
@@ -220,7 +209,7 @@ def test_events_ingested_while_the_broker_is_down_run_once_it_is_back(
         statuses = eventually(all_ended, 120, "every run stored while the broker was down to end")
         published_in = time.monotonic() - back_at
     finally:
-        stop(beat)
+        stop_group(beat)
         worker.stop()
 
     per_event = runs_by_event("down-")
