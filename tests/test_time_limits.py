@@ -15,7 +15,7 @@ from orchestration.names import NOTE_AFTER_DEADLINE
 from tests.support.agents import ISOLATED_QUEUE
 from tests.support.flows import flow, run, statuses
 from tests.support.runs import comparable, record, run_error, step_error
-from tests.support.workers import WorkerProcess
+from tests.support.workers import WorkerProcess, prefork_worker
 
 pytestmark = pytest.mark.crash
 
@@ -25,15 +25,8 @@ def isolated(
     celery_worker_session: object, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
     """One prefork worker on the isolated queue for this module (it enforces time limits)."""
-    # the pool takes ~5 s to report a dead child: a longer visibility timeout than the crash tests'
-    # keeps Redis from handing the message out again meanwhile (production's is 2 h)
-    proc = WorkerProcess("limits", [ISOLATED_QUEUE], log_dir=tmp_path_factory.mktemp("limits"))
-    proc.start(CAMPAIGNFLOW_VISIBILITY_TIMEOUT="60")
-    try:
-        proc.wait_ready()
+    with prefork_worker("limits", [ISOLATED_QUEUE], tmp_path_factory.mktemp("limits")) as proc:
         yield proc
-    finally:
-        proc.kill()
 
 
 def seconds_past_deadline(env: Envelope) -> float:

@@ -13,7 +13,7 @@ from orchestration.envelope import Envelope, StepRecord
 from tests.support.agents import ISOLATED_QUEUE, ledger
 from tests.support.flows import flow, run, statuses
 from tests.support.runs import record, run_error, step_error
-from tests.support.workers import WorkerProcess
+from tests.support.workers import WorkerProcess, prefork_worker
 
 pytestmark = pytest.mark.crash
 
@@ -23,15 +23,8 @@ def isolated(
     celery_worker_session: object, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
     """One prefork worker (one pool child) on the isolated queue for this module, killed at the end."""
-    # the pool takes ~5 s to report a dead child: a longer visibility timeout than the crash tests'
-    # keeps Redis from handing the message out again meanwhile (production's is 2 h)
-    proc = WorkerProcess("lost", [ISOLATED_QUEUE], log_dir=tmp_path_factory.mktemp("lost"))
-    proc.start(CAMPAIGNFLOW_VISIBILITY_TIMEOUT="60")
-    try:
-        proc.wait_ready()
+    with prefork_worker("lost", [ISOLATED_QUEUE], tmp_path_factory.mktemp("lost")) as proc:
         yield proc
-    finally:
-        proc.kill()
 
 
 def calls(env: Envelope, step_id: str) -> int:

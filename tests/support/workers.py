@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,21 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+
+@contextmanager
+def prefork_worker(name: str, queues: list[str], log_dir: Path) -> Iterator[WorkerProcess]:
+    """A prefork worker subprocess on ``queues`` (it enforces time limits and loses children as
+    production does), ready, and killed on exit."""
+    # the pool takes ~5 s to report a dead child: a longer visibility timeout than the crash tests'
+    # keeps Redis from handing the message out again meanwhile (production's is 2 h)
+    proc = WorkerProcess(name, queues, log_dir=log_dir)
+    proc.start(CAMPAIGNFLOW_VISIBILITY_TIMEOUT="60")
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.kill()
 
 
 def run_script(env: dict[str, str], code: str, timeout: float = 60) -> str:
