@@ -6,6 +6,7 @@ consuming every queue but ``agents.isolated``, which crash and time-limit tests 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 from tests.support import services
@@ -30,6 +31,7 @@ from tests.support.agents import ISOLATED_QUEUE  # noqa: E402
 from tests.support.threads import release_all_result_backends  # noqa: E402
 from tests.support.wiring import app, registry  # noqa: E402
 
+_LOCK_CONFLICTS = ("40P01", "55P03")  # deadlock detected, lock not available
 TABLES = (
     "step_record",
     "run_outbox",
@@ -79,8 +81,19 @@ def celery_worker_session(database: str) -> Iterator[object]:
 
 @pytest.fixture
 def clean_db(database: str) -> str:
-    with sql_engine(database).begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+    """Empty every table. A task left over from the previous test may still be writing; TRUNCATE then
+    loses a deadlock to it (or waits past its lock timeout), so it is tried again until the writer is
+    done."""
+    for attempt in range(20):
+        try:
+            with sql_engine(database).begin() as conn:
+                conn.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+                conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+            return database
+        except sa.exc.OperationalError as exc:
+            if attempt == 19 or getattr(exc.orig, "sqlstate", None) not in _LOCK_CONFLICTS:
+                raise
+            time.sleep(0.2)
     return database
 
 
