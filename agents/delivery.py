@@ -18,6 +18,14 @@ before the row is marked ``sent`` (or the database is unreachable at that moment
 (another try may still be mid-send); after that it takes the claim over and sends again. Such a
 duplicate carries the same ``Message-ID`` (derived from the idempotency key), which mail systems use
 to recognise it. Closing the window entirely needs a server-side dedupe on that header.
+
+The sending guards (``ctx.guards``) come first: a suppressed recipient, or a marketing message over
+a frequency cap, is not sent and the step is ``skipped`` with the reason as its note. A marketing
+message (``message_class``, default) carries ``List-Unsubscribe`` and ``List-Unsubscribe-Post``
+(RFC 8058); a transactional one neither, and it is not counted against the caps. An SMTP 4xx is a
+deferral: the try is retried, no sooner than the pause it earned the recipient's domain, and sends
+to that domain wait the pause out; a delivery to it shortens the next pause. A 5xx is permanent; a
+550/551/553 refusing the recipient is a hard bounce that also suppresses the address.
 """
 
 from __future__ import annotations
@@ -31,12 +39,13 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
 
 from agents import ledger
 from agents.context import AgentContext
-from agents.errors import PermanentAgentError, TransientAgentError
+from agents.errors import DeferredAgentError, PermanentAgentError, SkipStep, TransientAgentError
 
 #: A ``sending`` claim younger than this belongs to a try that may still be running. It must exceed
 #: the agent's hard time limit (60 s in the catalog), after which a try is surely dead.
@@ -44,6 +53,38 @@ SEND_LEASE_SECONDS = 120.0
 SMTP_TIMEOUT_SECONDS = 20.0
 DEFAULT_SENDER = "campaignflow@localhost"
 _TRUE = {"1", "true", "yes", "on"}
+#: Replies refusing a recipient that mean the address does not exist: a hard bounce.
+HARD_BOUNCE_CODES = frozenset({550, 551, 553})
+
+
+class SmtpDeferred(DeferredAgentError):
+    """The server answered 4xx: try again later (``code`` is its reply code)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SmtpRefused(PermanentAgentError):
+    """The server answered 5xx; ``recipient``: it refused the recipient (RCPT or DATA)."""
+
+    def __init__(self, message: str, code: int, *, recipient: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.recipient = recipient
+
+    @property
+    def hard_bounce(self) -> bool:
+        return self.recipient and self.code in HARD_BOUNCE_CODES
+
+
+def single_address(value: str) -> str:
+    """``value`` trimmed, or a ValueError when it is not one plain email address."""
+    value = value.strip()
+    local, at, domain = value.rpartition("@")
+    if not at or not local or "." not in domain or any(c in value for c in " \r\n<>,"):
+        raise ValueError(f"not a single email address: {value!r}")
+    return value
 
 
 class DeliverInput(BaseModel):
@@ -51,20 +92,45 @@ class DeliverInput(BaseModel):
     subject: str = Field(min_length=1, max_length=400)
     body: str = Field(min_length=1)
     sender: str | None = Field(None, description="From address; default: from= in the SMTP URL.")
+    message_class: Literal["marketing", "transactional"] | None = Field(
+        None,
+        description="marketing (the default): counted against the frequency caps, carries "
+        "List-Unsubscribe; transactional: neither.",
+    )
+    timezone: str | None = Field(
+        None, description="The recipient's IANA time zone: the caps count their calendar day. Default UTC."
+    )
+
+    @property
+    def marketing(self) -> bool:
+        return self.message_class != "transactional"
+
+    @property
+    def domain(self) -> str:
+        return self.to.rpartition("@")[2].lower()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin") from None
+        return value
 
     @field_validator("to")
     @classmethod
     def _address(cls, value: str) -> str:
-        value = value.strip()
-        local, at, domain = value.rpartition("@")
-        if not at or not local or "." not in domain or any(c in value for c in " \r\n<>,"):
-            raise ValueError(f"not a single email address: {value!r}")
-        return value
+        return single_address(value)
 
 
 class DeliverOutput(BaseModel):
     channel: Literal["email", "outbox"] = Field(description="outbox: recorded, not sent (no SMTP).")
-    status: str
+    status: str = Field(
+        description="sent, outbox, or skipped (a guard stopped it; the step's note says why)."
+    )
     recipient: str
     subject: str | None
     message_id: str | None
@@ -115,7 +181,9 @@ def message_id_for(key: str, sender: str) -> str:
     return f"<{digest}@{domain}>"
 
 
-def build_message(inp: DeliverInput, sender: str, message_id: str, key: str) -> EmailMessage:
+def build_message(
+    inp: DeliverInput, sender: str, message_id: str, key: str, headers: dict[str, str] | None = None
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = inp.to
@@ -123,6 +191,8 @@ def build_message(inp: DeliverInput, sender: str, message_id: str, key: str) -> 
     msg["Message-ID"] = message_id
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["X-Campaignflow-Key"] = key
+    for name, value in (headers or {}).items():
+        msg[name] = value
     msg.set_content(inp.body)
     return msg
 
@@ -153,12 +223,16 @@ def send(server: SmtpServer, msg: EmailMessage) -> None:
     except smtplib.SMTPNotSupportedError as exc:
         raise PermanentAgentError(f"{where}: {exc}; adjust starttls or credentials in the URL") from None
     except smtplib.SMTPRecipientsRefused as exc:
-        codes = [code for code, _ in exc.recipients.values()]
-        error = TransientAgentError if all(400 <= c < 500 for c in codes) else PermanentAgentError
-        raise error(f"{where} refused recipient {msg['To']}: {exc.recipients}") from None
+        code = max(c for c, _ in exc.recipients.values())
+        text = f"{where} refused recipient {msg['To']}: {exc.recipients}"
+        if code < 500:
+            raise SmtpDeferred(text, code) from None
+        raise SmtpRefused(text, code, recipient=True) from None
     except smtplib.SMTPResponseException as exc:
-        error = PermanentAgentError if exc.smtp_code >= 500 else TransientAgentError
-        raise error(f"{where} answered {exc.smtp_code}: {exc.smtp_error!r}") from None
+        text = f"{where} answered {exc.smtp_code}: {exc.smtp_error!r}"
+        if exc.smtp_code < 500:
+            raise SmtpDeferred(text, exc.smtp_code) from None
+        raise SmtpRefused(text, exc.smtp_code, recipient=isinstance(exc, smtplib.SMTPDataError)) from None
     except ssl.SSLCertVerificationError as exc:
         raise PermanentAgentError(f"{where}: TLS certificate not trusted ({exc.verify_message})") from None
     except (smtplib.SMTPException, OSError) as exc:
@@ -183,6 +257,12 @@ def deliver_email(inp: DeliverInput, ctx: AgentContext) -> DeliverOutput:
     key = ctx.idempotency_key
     smtp_url = ctx.config.get("smtp_url")
     server = parse_smtp_url(smtp_url) if smtp_url else None
+    done = ledger.find(db, key)
+    if done is not None and done.status in ("sent", "outbox"):  # a redelivery: nothing to check again
+        return _output(done, duplicate=True)
+    why = ctx.guards.admit(inp.to, marketing=inp.marketing, timezone=inp.timezone)
+    if why is not None:
+        raise SkipStep(why, output=_skipped(inp, server).model_dump(mode="json"))
     sender = inp.sender or (server.sender if server else DEFAULT_SENDER)
     message_id = message_id_for(key, sender)
     if server is None:
@@ -197,6 +277,13 @@ def deliver_email(inp: DeliverInput, ctx: AgentContext) -> DeliverOutput:
             message_id=message_id,
         )
         return _output(outbox.entry, duplicate=not outbox.owned)
+    wait = ctx.guards.domain_wait(inp.domain)
+    if wait > 0:
+        raise DeferredAgentError(
+            f"receiving domain {inp.domain} is paused {wait:.1f}s more after deferring messages (SMTP 4xx)",
+            retry_after=wait,
+        )
+    headers = ctx.guards.unsubscribe_headers(inp.to) if inp.marketing else {}
     claim = ledger.claim(
         db,
         key=key,
@@ -215,8 +302,29 @@ def deliver_email(inp: DeliverInput, ctx: AgentContext) -> DeliverOutput:
             )
         return _output(claim.entry, duplicate=True)
     try:
-        send(server, build_message(inp, sender, message_id, key))
-    except (TransientAgentError, PermanentAgentError):
+        send(server, build_message(inp, sender, message_id, key, headers))
+    except SmtpDeferred as exc:
         ledger.mark(db, key, "failed")
+        exc.retry_after = max(exc.retry_after, ctx.guards.deferred(inp.domain, str(exc)))
         raise
+    except (TransientAgentError, PermanentAgentError) as exc:
+        ledger.mark(db, key, "failed")
+        if not exc.retryable:
+            ctx.guards.release()
+        if isinstance(exc, SmtpRefused) and exc.hard_bounce:
+            ctx.guards.bounced(inp.to, str(exc))
+        raise
+    ctx.guards.delivered(inp.domain)
     return _output(ledger.mark(db, key, "sent", message_id=message_id), duplicate=False)
+
+
+def _skipped(inp: DeliverInput, server: SmtpServer | None) -> DeliverOutput:
+    return DeliverOutput(
+        channel="email" if server else "outbox",
+        status="skipped",
+        recipient=inp.to,
+        subject=inp.subject,
+        message_id=None,
+        sent_at=None,
+        duplicate=False,
+    )

@@ -24,3 +24,26 @@ class PermanentAgentError(AgentError):
     """Raised when the input or the remote side rules out success: the engine does not retry."""
 
     retryable = False
+
+
+class DeferredAgentError(TransientAgentError):
+    """Raised when the remote side asked to be tried later (an SMTP 4xx, a paused receiving
+    domain): retried like any transient error, but not before ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = max(0.0, float(retry_after))
+
+
+class SkipStep(AgentError):
+    """Raised when the agent decided not to act, on purpose (a suppressed recipient, a frequency
+    cap reached): the step is recorded ``skipped`` with the message as its note and ``output`` as
+    its output, and the run goes on. Not a failure, so never retried."""
+
+    retryable = False
+    skip = True
+
+    def __init__(self, note: str, output: dict[str, object] | None = None) -> None:
+        super().__init__(note)
+        self.note = note
+        self.output = output

@@ -91,6 +91,15 @@ def get(conn: sa.Connection, key: str) -> Entry | None:
     return None if row is None else _entry(row)
 
 
+def find(url: str | None, key: str) -> Entry | None:
+    """The row of ``key``, if any."""
+    try:
+        with engine(url).connect() as conn:
+            return get(conn, key)
+    except sa.exc.OperationalError as exc:
+        raise TransientAgentError(f"delivery ledger unavailable: {exc.orig}") from exc
+
+
 def claim(
     url: str | None,
     *,

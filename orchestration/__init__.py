@@ -67,6 +67,7 @@ __all__ = [  # noqa: RUF022  (grouped by topic as the docs list them; sorted wit
     "RunStateError",
     "StepFailedError",
     "StoreUnavailable",
+    "SuppressionNotFoundError",
     "UnknownAgentError",
     "UnknownFlowError",
     "UnknownNameError",
@@ -118,6 +119,7 @@ _EXPORTS: dict[str, str] = {
     "RunStateError": "orchestration.control.run_control",
     "StepFailedError": "orchestration.errors",
     "StoreUnavailable": "orchestration.errors",
+    "SuppressionNotFoundError": "orchestration.control.suppression",
     "UnknownAgentError": "orchestration.errors",
     "UnknownFlowError": "orchestration.errors",
     "UnknownNameError": "orchestration.errors",
@@ -152,6 +154,7 @@ if TYPE_CHECKING:
         RejectedNotFoundError,
     )
     from orchestration.control.run_control import RunStateError
+    from orchestration.control.suppression import SuppressionNotFoundError
     from orchestration.engine.compiler import OrchestrationEngine
     from orchestration.envelope import Envelope, RunMetadata, StepRecord
     from orchestration.errors import (

@@ -150,6 +150,60 @@ class Settings(BaseSettings):
         300, gt=0, description="How far a signed webhook's timestamp may be from now, in seconds."
     )
 
+    frequency_cap_day: int | None = Field(
+        None,
+        ge=1,
+        description="Most marketing messages one recipient gets per calendar day (in their "
+        "time zone), all campaigns together; unset = no cap.",
+    )
+    frequency_cap_week: int | None = Field(
+        None,
+        ge=1,
+        description="Most marketing messages one recipient gets per calendar week (Monday to "
+        "Sunday, in their time zone), all campaigns together; unset = no cap.",
+    )
+    frequency_cap_campaign_day: int | None = Field(
+        None,
+        ge=1,
+        description="Most marketing messages one recipient gets per calendar day from one "
+        "campaign; unset = no cap.",
+    )
+    frequency_cap_campaign_week: int | None = Field(
+        None,
+        ge=1,
+        description="Most marketing messages one recipient gets per calendar week from one "
+        "campaign; unset = no cap.",
+    )
+    unsubscribe_url: str | None = Field(
+        None,
+        description="https URL of the one-click unsubscribe endpoint (the API's /v1/unsubscribe); "
+        "marketing messages carry it in List-Unsubscribe with a signed token.",
+    )
+    unsubscribe_mailto: str | None = Field(
+        None, description="Address for unsubscribe requests by mail, in List-Unsubscribe beside the URL."
+    )
+    unsubscribe_secret: str | None = Field(
+        None,
+        description="Key that signs the unsubscribe tokens (HMAC-SHA256); required to send "
+        "marketing messages over SMTP.",
+    )
+    domain_backoff_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="First pause of a receiving domain that deferred a message (SMTP 4xx); "
+        "doubles with each further deferral.",
+    )
+    domain_backoff_max_seconds: float = Field(
+        900.0, gt=0, description="Longest pause of a receiving domain that keeps deferring."
+    )
+
+    @field_validator("unsubscribe_url")
+    @classmethod
+    def _unsubscribe_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an https:// URL (RFC 8058 one-click needs https)")
+        return value or None
+
     @property
     def embedded(self) -> bool:
         """True when no broker is configured: in-process broker and worker threads."""

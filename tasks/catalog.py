@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from agents import crm, delivery, enrichment, llm, nurture, scoring, templates, utility
+from agents import crm, delivery, enrichment, llm, nurture, scoring, suppression, templates, utility
 from orchestration.flows.retry import RetryPolicy
 from orchestration.registry import AgentSpec, Registry
 
@@ -108,6 +108,17 @@ BUILTIN_AGENTS = (
         time_limit=60,  # below delivery.SEND_LEASE_SECONDS, so a stale claim is a dead try
         retry=RetryPolicy(max_attempts=5, backoff_seconds=1, backoff_max_seconds=30),
         description="Send one email over SMTP, once per run step (delivery ledger); outbox without SMTP.",
+    ),
+    AgentSpec(
+        name="suppress",
+        handler=suppression.suppress,
+        input_model=suppression.SuppressInput,
+        output_model=suppression.SuppressOutput,
+        pool="crm",
+        concurrency=2,
+        side_effects=True,
+        retry=RetryPolicy(max_attempts=5, backoff_seconds=1, backoff_max_seconds=30),
+        description="Put an address on the suppression list (unsubscribe, hard bounce, complaint).",
     ),
     AgentSpec(
         name="nurture_add",

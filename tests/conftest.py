@@ -18,6 +18,8 @@ os.environ.update(
     CAMPAIGNFLOW_RESULT_BACKEND=services.redis_url(services.SESSION_REDIS_DBS[1]),
     CAMPAIGNFLOW_DATABASE_URL=services.schema_url(_SCHEMA),
     CAMPAIGNFLOW_PLUGINS="tests.support.agents",
+    CAMPAIGNFLOW_UNSUBSCRIBE_URL="https://mail.example.test/v1/unsubscribe",
+    CAMPAIGNFLOW_UNSUBSCRIBE_SECRET="unsubscribe-secret-of-the-tests",
 )
 for _name in ("CAMPAIGNFLOW_SMTP_URL", "CAMPAIGNFLOW_LLM_BASE_URL", "CAMPAIGNFLOW_FLOWS_DIR"):
     os.environ.pop(_name, None)
@@ -46,6 +48,11 @@ TABLES = (
     "campaign",
     "delivery",
     "heartbeat",
+    "suppression",
+    "suppression_log",
+    "frequency_slot",
+    "recipient_guard",
+    "domain_backoff",
 )
 
 

@@ -73,6 +73,7 @@ PUBLIC_API = [
     "RunStateError",
     "StepFailedError",
     "StoreUnavailable",
+    "SuppressionNotFoundError",
     "UnknownAgentError",
     "UnknownFlowError",
     "UnknownNameError",
@@ -120,6 +121,9 @@ COMMANDS = {
     "runs purge",
     "runs retry",
     "runs show",
+    "suppression add",
+    "suppression list",
+    "suppression remove",
     "worker",
 }
 
@@ -147,6 +151,9 @@ JSON_COMMANDS = {
     "runs purge",
     "runs retry",
     "runs show",
+    "suppression add",
+    "suppression list",
+    "suppression remove",
 }
 
 SETTINGS = {
@@ -157,9 +164,15 @@ SETTINGS = {
     "CAMPAIGNFLOW_CAMPAIGN_TICK_INTERVAL",
     "CAMPAIGNFLOW_DATABASE_URL",
     "CAMPAIGNFLOW_DATA_DIR",
+    "CAMPAIGNFLOW_DOMAIN_BACKOFF_MAX_SECONDS",
+    "CAMPAIGNFLOW_DOMAIN_BACKOFF_SECONDS",
     "CAMPAIGNFLOW_FLOWER_BASIC_AUTH",
     "CAMPAIGNFLOW_FLOWER_URL",
     "CAMPAIGNFLOW_FLOWS_DIR",
+    "CAMPAIGNFLOW_FREQUENCY_CAP_CAMPAIGN_DAY",
+    "CAMPAIGNFLOW_FREQUENCY_CAP_CAMPAIGN_WEEK",
+    "CAMPAIGNFLOW_FREQUENCY_CAP_DAY",
+    "CAMPAIGNFLOW_FREQUENCY_CAP_WEEK",
     "CAMPAIGNFLOW_LLM_API_KEY",
     "CAMPAIGNFLOW_LLM_BASE_URL",
     "CAMPAIGNFLOW_LLM_MODEL",
@@ -180,6 +193,9 @@ SETTINGS = {
     "CAMPAIGNFLOW_STORE_OUTAGE_SECONDS",
     "CAMPAIGNFLOW_SWEEP_INTERVAL",
     "CAMPAIGNFLOW_UNACKED_RESTORE_INTERVAL",
+    "CAMPAIGNFLOW_UNSUBSCRIBE_MAILTO",
+    "CAMPAIGNFLOW_UNSUBSCRIBE_SECRET",
+    "CAMPAIGNFLOW_UNSUBSCRIBE_URL",
     "CAMPAIGNFLOW_VISIBILITY_TIMEOUT",
     "CAMPAIGNFLOW_WEBHOOK_SECRETS",
     "CAMPAIGNFLOW_WEBHOOK_TOLERANCE_SECONDS",

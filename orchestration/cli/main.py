@@ -21,6 +21,7 @@ from orchestration.cli.flows import flows_app
 from orchestration.cli.metrics import metrics_app
 from orchestration.cli.rejected import rejected_app
 from orchestration.cli.runs import ingest, runs_app
+from orchestration.cli.suppression import suppression_app
 
 cli = typer.Typer(
     cls=CampaignflowGroup,
@@ -64,6 +65,7 @@ cli.add_typer(campaigns_app, name="campaigns")
 cli.add_typer(routes_app, name="routes")
 cli.add_typer(rejected_app, name="rejected")
 cli.add_typer(deadletters_app, name="deadletters")
+cli.add_typer(suppression_app, name="suppression")
 cli.add_typer(compose_app, name="compose")
 cli.command("ingest")(ingest)
 cli.command("worker")(worker_cmds.worker)

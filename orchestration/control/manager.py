@@ -75,6 +75,9 @@ class Route(StrictModel):
 DEFAULT_ROUTES = (
     Route(event_type="lead.created", orchestrator="lead_handling"),
     Route(event_type="message.requested", orchestrator="delivery"),
+    Route(event_type="email.unsubscribed", flow="email_unsubscribed"),
+    Route(event_type="email.bounced", flow="email_bounced"),
+    Route(event_type="email.complained", flow="email_complained"),
 )
 
 

@@ -119,6 +119,8 @@ def run_agent_step(
         progress.called(outcome)
     if "error" in outcome:
         return _on_failure(begun, outcome)
+    if "skipped" in outcome:
+        return _on_skip(begun, outcome.get("output"), outcome["skipped"])
     return _on_success(begun, outcome.get("output"), as_utc(outcome["at"]))
 
 
@@ -214,12 +216,15 @@ def _call(step: _Try, spec: AgentSpec, call: AgentCall) -> dict[str, Any]:
     inp = _keep_input(step, spec)
     if not isinstance(inp, BaseModel):
         return inp
-    ctx = StepContext(step.run_id, step.step_id, step.start.attempts, agent_config())
+    campaign = step.scope.get("run", {}).get("campaign")
+    ctx = StepContext(step.run_id, step.step_id, step.start.attempts, agent_config(), campaign)
     limits = step_limits(step.node, spec, step.deadline_at, repo.utcnow())
     try:
         result = call(spec, inp, ctx, limits)
         output = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
     except Exception as exc:
+        if getattr(exc, "skip", False):  # the agent chose not to act (agents.errors.SkipStep)
+            return {"output": getattr(exc, "output", None), "skipped": str(exc), "at": iso_utc(repo.utcnow())}
         return _failure(step, exc)
     return {"output": output, "at": iso_utc(repo.utcnow())}
 
@@ -245,6 +250,9 @@ def _failure(step: _Try, exc: BaseException) -> dict[str, Any]:
     failure: dict[str, Any] = {"error": err.as_dict(), "retryable": tries.retryable(exc, step.policy)}
     if isinstance(exc, TimeLimitExceeded):  # inline hard limit: the run fails, as on the workers
         failure["hard_limit"] = exc.args[0] if exc.args else None
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float) and retry_after > 0:  # the remote side said when
+        failure["retry_after"] = float(retry_after)
     return failure
 
 
@@ -259,6 +267,19 @@ def _on_success(step: _Try, output: Any, now: datetime) -> Outcome:
             repo.record_late_result(
                 conn, step.run_id, step.step_id, status="succeeded", output=output, note=NOTE_AFTER_CANCEL
             )
+            return Outcome(Action.STOP)
+    return Outcome(Action.CONTINUE)
+
+
+def _on_skip(step: _Try, output: Any, note: str) -> Outcome:
+    """The agent chose not to act (a guard stopped a message): the record is ``skipped`` with the
+    reason as its note and the agent's output, and the run goes on (or ends, from its last step)."""
+    with sql_engine().begin() as conn:
+        repo.note_step(conn, step.run_id, step.step_id, note)
+        written = repo.finish_step(
+            conn, step.run_id, step.step_id, status="skipped", output=output, ends_run=step.final
+        )
+        if not written and repo.run_status(conn, step.run_id) == RunStatus.CANCELLED:
             return Outcome(Action.STOP)
     return Outcome(Action.CONTINUE)
 
@@ -278,7 +299,8 @@ def _on_failure(step: _Try, failure: dict[str, Any]) -> Outcome:
         with sql_engine().begin() as conn:
             if not _record_failure(conn, step, "pending", error, errors):
                 return Outcome(Action.STOP, error=err)
-        return Outcome(Action.RETRY, countdown=step.policy.delay(step.start.tries), error=err)
+        countdown = max(step.policy.delay(step.start.tries), failure.get("retry_after") or 0.0)
+        return Outcome(Action.RETRY, countdown=countdown, error=err)
     return _fail(step, error, errors)
 
 

@@ -7,10 +7,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from orchestration.engine.guards import StepGuards
 from orchestration.engine.outcome import Action, Outcome
 from orchestration.flows.model import Flow, MapNode, Node, StepNode
 from orchestration.flows.refs import lookup, resolve
@@ -30,10 +32,16 @@ class StepContext:
     step_id: str
     attempt: int
     config: Mapping[str, str | None] = field(default_factory=dict)
+    campaign: str | None = None
 
     @property
     def idempotency_key(self) -> str:
         return f"{self.run_id}:{self.step_id}"
+
+    @cached_property
+    def guards(self) -> StepGuards:
+        """The sending guards of this step (suppression, caps, domain backoff, unsubscribe headers)."""
+        return StepGuards(self.run_id, self.step_id, self.campaign)
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,19 @@ def record_late_result(
     return bool(result.rowcount)
 
 
+def note_step(conn: Connection, run_id: str, step_id: str, note: str) -> None:
+    """Set the note of a record still open (why its try is recorded as it is)."""
+    conn.execute(
+        step_t.update()
+        .where(
+            step_t.c.run_id == run_id,
+            step_t.c.step_id == step_id,
+            step_t.c.status.in_(UNFINISHED_STEP_STATUSES),
+        )
+        .values(note=note)
+    )
+
+
 def set_attempt_errors(conn: Connection, run_id: str, step_id: str, errors: list[dict[str, Any]]) -> None:
     """Replace the record's list of failed tries (lost tries found when the next one starts)."""
     conn.execute(

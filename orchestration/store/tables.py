@@ -15,6 +15,13 @@ from orchestration.store.control_models import (
     RejectedEvent,
     RoutingRule,
 )
+from orchestration.store.guard_models import (
+    DomainBackoff,
+    FrequencySlot,
+    RecipientGuard,
+    Suppression,
+    SuppressionLog,
+)
 from orchestration.store.metadata import Base
 from orchestration.store.models import IngestKey, OutboxEntry, Run, RunCounter, StepRecordRow
 
@@ -37,3 +44,8 @@ route_t = _table(RoutingRule)
 campaign_t = _table(Campaign)
 slot_t = _table(CampaignSlot)
 heartbeat_t = _table(Heartbeat)
+suppression_t = _table(Suppression)
+suppression_log_t = _table(SuppressionLog)
+frequency_slot_t = _table(FrequencySlot)
+recipient_guard_t = _table(RecipientGuard)
+domain_backoff_t = _table(DomainBackoff)

@@ -1,6 +1,8 @@
 """A real SMTP server for the tests (aiosmtpd on 127.0.0.1) that keeps every message it accepts.
 
-Recipients starting with ``bounce`` are refused for good (550), ``busy`` for now (451); with
+Recipients starting with ``bounce`` are refused for good (550), ``busy`` for now (451), ``closing``
+with 421 (service closing); ``defer(address, n)`` answers 451 to that address's next ``n`` tries and
+then accepts it; ``tries`` counts every RCPT per address. With
 ``credentials`` set, the server offers AUTH LOGIN/PLAIN over plain text (loopback only) and
 requires it; with ``tls_context`` it offers and requires STARTTLS.
 """
@@ -49,6 +51,15 @@ class _Handler:
         self.sink = sink
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        with self.sink.lock:
+            self.sink.tries[address] = self.sink.tries.get(address, 0) + 1
+            deferred = self.sink.deferrals.get(address, 0)
+            if deferred:
+                self.sink.deferrals[address] = deferred - 1
+        if deferred:
+            return "451 4.7.1 greylisted, try again later"
+        if address.startswith("closing"):
+            return "421 4.3.2 service not available, closing transmission channel"
         if address.startswith("bounce"):
             return "550 5.1.1 no such mailbox"
         if address.startswith("busy"):
@@ -78,6 +89,8 @@ class SmtpSink:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.logins: list[str] = []
+        self.tries: dict[str, int] = {}
+        self.deferrals: dict[str, int] = {}
         kwargs: dict[str, Any] = {}
         if credentials is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=False)
@@ -103,6 +116,11 @@ class SmtpSink:
     def url(self, user: str | None = None, password: str | None = None, query: str = "") -> str:
         auth = f"{user}:{password}@" if user is not None else ""
         return f"smtp://{auth}127.0.0.1:{self.port}{'?' + query if query else ''}"
+
+    def defer(self, address: str, times: int) -> None:
+        """Answer 451 to ``address``'s next ``times`` tries, then accept it."""
+        with self.lock:
+            self.deferrals[address] = times
 
     def to(self, address: str) -> list[EmailMessage]:
         with self.lock:

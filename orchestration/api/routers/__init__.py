@@ -13,6 +13,7 @@ from orchestration.api.routers import (
     health,
     rejected,
     runs,
+    unsubscribe,
     webhooks,
 )
 
@@ -26,4 +27,5 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     deadletters.router,
     campaigns.router,
     flows.router,
+    unsubscribe.router,
 )
