@@ -37,9 +37,13 @@ def add(conn: Connection, address: str, reason: str, source: str, detail: str | 
     now = utcnow()
     values = {"address": address, "reason": reason, "source": source, "detail": detail, "created_at": now}
     stmt = (
-        queries(conn).insert(suppression_t).values(values).on_conflict_do_nothing(index_elements=["address"])
+        queries(conn)
+        .insert(suppression_t)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["address"])
+        .returning(suppression_t.c.address)
     )
-    added = bool(conn.execute(stmt).rowcount)
+    added = conn.execute(stmt).first() is not None
     _log(conn, address, "add" if added else "again", reason, source, detail, now)
     return added
 
