@@ -31,14 +31,10 @@ to that domain wait the pause out; a delivery to it shortens the next pause. A 5
 from __future__ import annotations
 
 import hashlib
-import smtplib
-import ssl
-from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Literal
-from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
@@ -46,36 +42,21 @@ from pydantic import BaseModel, Field, field_validator
 from agents import ledger
 from agents.context import AgentContext
 from agents.errors import DeferredAgentError, PermanentAgentError, SkipStep, TransientAgentError
+from agents.smtp import DEFAULT_SENDER, SmtpDeferred, SmtpRefused, SmtpServer, parse_smtp_url, send
 
 #: A ``sending`` claim younger than this belongs to a try that may still be running. It must exceed
 #: the agent's hard time limit (60 s in the catalog), after which a try is surely dead.
 SEND_LEASE_SECONDS = 120.0
-SMTP_TIMEOUT_SECONDS = 20.0
-DEFAULT_SENDER = "campaignflow@localhost"
-_TRUE = {"1", "true", "yes", "on"}
-#: Replies refusing a recipient that mean the address does not exist: a hard bounce.
-HARD_BOUNCE_CODES = frozenset({550, 551, 553})
 
-
-class SmtpDeferred(DeferredAgentError):
-    """The server answered 4xx: try again later (``code`` is its reply code)."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class SmtpRefused(PermanentAgentError):
-    """The server answered 5xx; ``recipient``: it refused the recipient (RCPT or DATA)."""
-
-    def __init__(self, message: str, code: int, *, recipient: bool) -> None:
-        super().__init__(message)
-        self.code = code
-        self.recipient = recipient
-
-    @property
-    def hard_bounce(self) -> bool:
-        return self.recipient and self.code in HARD_BOUNCE_CODES
+__all__ = [
+    "DeliverInput",
+    "DeliverOutput",
+    "SmtpDeferred",
+    "SmtpRefused",
+    "deliver_email",
+    "parse_smtp_url",
+    "single_address",
+]
 
 
 def single_address(value: str) -> str:
@@ -138,42 +119,6 @@ class DeliverOutput(BaseModel):
     duplicate: bool = Field(description="True when this try found the delivery done and sent nothing.")
 
 
-@dataclass(frozen=True)
-class SmtpServer:
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    starttls: bool
-    implicit_tls: bool
-    sender: str
-
-
-def parse_smtp_url(url: str) -> SmtpServer:
-    """``smtp://[user:password@]host:port[?starttls=1&from=addr]``, or a clear error about the URL."""
-    fix = "set CAMPAIGNFLOW_SMTP_URL to smtp://[user:password@]host:port[?starttls=1&from=addr]"
-    parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps"):
-        raise PermanentAgentError(f"CAMPAIGNFLOW_SMTP_URL: scheme {parts.scheme!r} unsupported; {fix}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise PermanentAgentError(f"CAMPAIGNFLOW_SMTP_URL: the port is not a number; {fix}") from None
-    if not parts.hostname:
-        raise PermanentAgentError(f"CAMPAIGNFLOW_SMTP_URL: no host; {fix}")
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    implicit = parts.scheme == "smtps"
-    return SmtpServer(
-        host=parts.hostname,
-        port=port or (465 if implicit else 25),
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        starttls=query.get("starttls", "0").lower() in _TRUE,
-        implicit_tls=implicit,
-        sender=query.get("from") or DEFAULT_SENDER,
-    )
-
-
 def message_id_for(key: str, sender: str) -> str:
     """The same ``Message-ID`` on every try of one step, so a resent message is recognisable."""
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -195,48 +140,6 @@ def build_message(
         msg[name] = value
     msg.set_content(inp.body)
     return msg
-
-
-def send(server: SmtpServer, msg: EmailMessage) -> None:
-    """One SMTP conversation. Raises agent errors that say whether another try may succeed."""
-    where = f"SMTP server {server.host}:{server.port}"
-    try:
-        smtp: smtplib.SMTP
-        if server.implicit_tls:
-            smtp = smtplib.SMTP_SSL(server.host, server.port, timeout=SMTP_TIMEOUT_SECONDS)
-        else:
-            smtp = smtplib.SMTP(server.host, server.port, timeout=SMTP_TIMEOUT_SECONDS)
-        with smtp:
-            if server.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if server.username:
-                smtp.login(server.username, server.password or "")
-            smtp.send_message(msg)
-    except smtplib.SMTPAuthenticationError as exc:
-        reply = (
-            exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
-        )
-        raise PermanentAgentError(
-            f"{where} refused the login ({exc.smtp_code} {reply}); fix user:password in "
-            "CAMPAIGNFLOW_SMTP_URL, or add starttls=1 if the server wants TLS first"
-        ) from None
-    except smtplib.SMTPNotSupportedError as exc:
-        raise PermanentAgentError(f"{where}: {exc}; adjust starttls or credentials in the URL") from None
-    except smtplib.SMTPRecipientsRefused as exc:
-        code = max(c for c, _ in exc.recipients.values())
-        text = f"{where} refused recipient {msg['To']}: {exc.recipients}"
-        if code < 500:
-            raise SmtpDeferred(text, code) from None
-        raise SmtpRefused(text, code, recipient=True) from None
-    except smtplib.SMTPResponseException as exc:
-        text = f"{where} answered {exc.smtp_code}: {exc.smtp_error!r}"
-        if exc.smtp_code < 500:
-            raise SmtpDeferred(text, exc.smtp_code) from None
-        raise SmtpRefused(text, exc.smtp_code, recipient=isinstance(exc, smtplib.SMTPDataError)) from None
-    except ssl.SSLCertVerificationError as exc:
-        raise PermanentAgentError(f"{where}: TLS certificate not trusted ({exc.verify_message})") from None
-    except (smtplib.SMTPException, OSError) as exc:
-        raise TransientAgentError(f"{where} unavailable: {type(exc).__name__}: {exc}") from exc
 
 
 def _output(entry: ledger.Entry, *, duplicate: bool) -> DeliverOutput:
