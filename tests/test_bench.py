@@ -170,3 +170,27 @@ def test_bench_api_compares_http_ingest_with_send_task_in_its_sandbox(sandbox: s
     # warm-up (6 each) and one round (6 each), the API's and send_task's: every event became a run
     assert ended == {("bench-ingest", counters.FINISHED, "succeeded"): 24}
     assert left == []  # the bench's route is gone with it
+
+
+def test_bench_guards_times_the_send_guards_in_its_sandbox(sandbox: str) -> None:
+    result = bench("--guards", "-n", "16", "--json")
+    assert result.returncode == 0, result.stderr
+    objects = json.loads(result.stdout)
+    assert [o["case"] for o in objects] == [
+        "transactional",
+        "marketing",
+        "marketing, 8 threads, spread",
+        "marketing, 8 threads, one recipient",
+    ]
+    for o in objects:
+        assert o["n"] == 16
+        assert o["sends_per_s"] > 0
+        assert 0 < o["p50_ms"] <= o["p99_ms"]
+        assert o["cpu_ms_per_send"] > 0
+    with sql_engine(sandbox).connect() as conn:  # the counts went to the sandbox, none to production
+        assert stats.count_rows(conn, "frequency_slot") == 16 * 3
+    with sql_engine().connect() as conn:
+        assert stats.count_rows(conn, "frequency_slot") == 0
+    table = bench("--guards", "-n", "8")
+    assert "marketing, 8 threads, one recipient" in table.stdout
+    assert "cpu ms/send" in table.stdout

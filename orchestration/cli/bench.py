@@ -52,17 +52,26 @@ def bench(
         False, "--api", help="Ingest instead: POST /v1/events against send_task, N events per round."
     ),
     clients: int = typer.Option(8, "--clients", min=1, help="With --api: clients sending at once."),
+    guards: bool = typer.Option(
+        False,
+        "--guards",
+        help="The sending guards instead: what one send's guard calls cost, N sends a case.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run each shape N times through campaignflow (every step stored) and through plain Celery;
-    with --api, ingest N events through the HTTP API and through send_task instead. Either way in a
-    sandbox: the bench's own schema and Redis key prefix, never the production tables or metrics."""
+    with --api, ingest N events through the HTTP API and through send_task instead; with --guards,
+    time the sending guards. Always in a sandbox: the bench's own schema and Redis key prefix, never
+    the production tables or metrics."""
     from orchestration.ops.bench import bench_shape, enter_sandbox
 
     unknown = sorted(set(shape) - set(SHAPES))
     if unknown:
         raise typer.BadParameter(f"unknown shape {', '.join(unknown)} (shapes: {', '.join(SHAPES)})")
     enter_sandbox()
+    if guards:
+        _bench_guards(n, as_json)
+        return
     if api:
         with nullcontext() if external else _worker(concurrency):
             _bench_api(n, clients, rounds, as_json)
@@ -120,3 +129,16 @@ def _bench_api(n: int, clients: int, rounds: int, as_json: bool) -> None:
     rows = [[r.side, r.n, r.clients, r.events_per_s, r.p50_ms, r.p99_ms, r.ratio] for r in results]
     numbers = ["n", "clients", "events/s", "p50 ms", "p99 ms", "ratio"]
     print_table(["ingest", *map(number_column, numbers)], rows)
+
+
+def _bench_guards(n: int, as_json: bool) -> None:
+    from orchestration.ops.guards_bench import CASES, bench_guards
+
+    with typer.progressbar(length=n * len(CASES), label="guards   ", file=sys.stderr) as bar:
+        results = bench_guards(n, bar.update)
+    if as_json:
+        print_json([r.as_dict() for r in results])
+        return
+    rows = [[r.case, r.n, r.threads, r.sends_per_s, r.p50_ms, r.p99_ms, r.cpu_ms_per_send] for r in results]
+    numbers = ["n", "threads", "sends/s", "p50 ms", "p99 ms", "cpu ms/send"]
+    print_table(["guards", *map(number_column, numbers)], rows)
