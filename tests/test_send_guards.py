@@ -18,12 +18,14 @@ from orchestration.control import suppression
 from orchestration.control.manager import manager
 from orchestration.engine.guards import StepGuards, local_day
 from orchestration.envelope import Envelope
+from orchestration.orchestrators import DeliveryOrchestrator
 from orchestration.settings import get_settings
 from orchestration.store import frequency, sql_engine
 from orchestration.unsubscribe import verify
 from tests.support.config import settings_env
 from tests.support.runs import record, wait_for_run
 from tests.support.smtp import SmtpSink
+from tests.support.wiring import engine, flows
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:aiosmtpd.*")
 
@@ -236,3 +238,16 @@ def test_a_suppressed_address_gets_nothing_from_fifty_concurrent_runs(smtp: Smtp
     with sql_engine().connect() as conn:
         assert conn.execute(sa.text("select count(*) from delivery")).scalar_one() == 0
         assert frequency.used(conn, ADA) == 0
+
+
+def test_an_inline_run_records_the_skip_as_a_worker_does(smtp: SmtpSink) -> None:
+    suppression.add(ADA, reason="complained", source="test")
+    handle = DeliveryOrchestrator(engine(), flows()).run(
+        {"to": ADA, "subject": "Hi", "body": "Hello"}, mode="inline", event_id="inline-1"
+    )
+    env = wait_for_run(handle.run_id)
+    assert env.status == "succeeded"
+    send = record(env, "send")
+    assert (send.status, send.attempts, send.error) == ("skipped", 1, None)
+    assert str(send.note).startswith(f"suppressed: {ADA} is on the suppression list (complained, since ")
+    assert smtp.messages == []
