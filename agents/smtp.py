@@ -22,7 +22,7 @@ HARD_BOUNCE_CODES = frozenset({550, 551, 553})
 
 
 class SmtpDeferred(DeferredAgentError):
-    """The server answered 4xx: try again later (``code`` is its reply code)."""
+    """Raised when the server answered 4xx: try again later (``code`` is its reply code)."""
 
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
@@ -30,7 +30,7 @@ class SmtpDeferred(DeferredAgentError):
 
 
 class SmtpRefused(PermanentAgentError):
-    """The server answered 5xx; ``recipient``: it refused the recipient (RCPT or DATA)."""
+    """Raised when the server answered 5xx; ``recipient``: it refused the recipient (RCPT or DATA)."""
 
     def __init__(self, message: str, code: int, *, recipient: bool) -> None:
         super().__init__(message)

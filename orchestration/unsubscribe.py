@@ -17,10 +17,6 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 
 
-class BadToken(ValueError):
-    """Raised when a token is malformed or its signature does not match."""
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -44,17 +40,18 @@ def sign(secret: str, address: str) -> str:
 
 
 def verify(secret: str, token: str) -> str:
-    """The address ``token`` names, or :class:`BadToken`."""
+    """The address ``token`` names; a ``ValueError`` saying why when it is malformed or its
+    signature does not match."""
     encoded, dot, signature = token.strip().rpartition(".")
     if not dot or not encoded:
-        raise BadToken("the token is not address.signature")
+        raise ValueError("the token is not address.signature")
     try:
         address = _unb64(encoded).decode()
         given = _unb64(signature)
     except (ValueError, UnicodeDecodeError):
-        raise BadToken("the token is not base64url") from None
+        raise ValueError("the token is not base64url") from None
     if not hmac.compare_digest(given, _signature(secret, address)):
-        raise BadToken("the token's signature does not match")
+        raise ValueError("the token's signature does not match")
     return address
 
 

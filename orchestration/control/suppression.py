@@ -13,7 +13,7 @@ from orchestration.settings import get_settings
 from orchestration.store import sql_engine
 from orchestration.store import suppression as store
 from orchestration.store.guard_models import SUPPRESSION_REASONS
-from orchestration.unsubscribe import BadToken, normal_address, verify
+from orchestration.unsubscribe import normal_address, verify
 
 
 class SuppressionNotFoundError(CampaignflowError, LookupError):
@@ -101,6 +101,6 @@ def unsubscribe(token: str) -> dict[str, Any]:
         )
     try:
         address = verify(secret, token)
-    except BadToken as exc:
+    except ValueError as exc:
         raise FieldError([f"token: {exc} (use the link of the message's List-Unsubscribe header)"]) from None
     return add(address, reason="unsubscribed", source="one-click")

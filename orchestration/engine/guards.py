@@ -20,7 +20,7 @@ from orchestration.unsubscribe import headers, normal_address
 
 
 class _NotConfigured(ConfigurationError):
-    """A setting the guards need is missing: no other try can help."""
+    """Raised when a setting the guards need is missing: no other try can help."""
 
     retryable = False
 
