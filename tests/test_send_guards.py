@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -47,21 +48,11 @@ def message(event_id: str, to: str = ADA, campaign: str | None = None, **payload
 
 
 def send_all(events: list[dict[str, Any]], timeout: float = 120.0) -> list[Envelope]:
-    """Ingest every event at once (threads), then wait for every run to end."""
-    handles: list[str] = []
-    lock = threading.Lock()
-
-    def ingest(event: dict[str, Any]) -> None:
-        run_id = manager().ingest_event(event).run_id
-        with lock:
-            handles.append(run_id)
-
-    threads = [threading.Thread(target=ingest, args=(e,)) for e in events]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return [wait_for_run(run_id, timeout=timeout) for run_id in handles]
+    """Ingest every event from 8 threads (the worker's concurrency; no more connections to the
+    shared Postgres than that), then wait for every run to end."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        run_ids = list(pool.map(lambda e: manager().ingest_event(e).run_id, events))
+    return [wait_for_run(run_id, timeout=timeout) for run_id in run_ids]
 
 
 def sends(envs: list[Envelope]) -> list[str]:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from orchestration.errors import ConfigurationError
 from orchestration.settings import Settings, get_settings
-from orchestration.store import domains, frequency, sql_engine, suppression
+from orchestration.store import domains, frequency, send_checks, sql_engine, suppression
 from orchestration.store.base import utcnow
 from orchestration.store.db import autocommit
 from orchestration.unsubscribe import headers, normal_address
@@ -43,33 +43,48 @@ def local_day(timezone: str | None, now: datetime | None = None) -> date:
     return now.astimezone(ZoneInfo(timezone)).date() if timezone else now.astimezone(UTC).date()
 
 
+def _suppressed(checks: send_checks.Checks) -> str | None:
+    entry = checks.suppressed
+    if entry is None:
+        return None
+    since = entry.created_at.date().isoformat()
+    return SUPPRESSED_NOTE.format(
+        address=entry.address, reason=entry.reason, since=since, source=entry.source
+    )
+
+
 class StepGuards:
     """The guards of one step of one run (``campaign``: the run's)."""
 
     def __init__(self, run_id: str, step_id: str, campaign: str | None = None) -> None:
         self.key = f"{run_id}:{step_id}"
         self.campaign = campaign
-        self._strikes: dict[str, int] = {}
+        self._domains: dict[str, domains.State] = {}
 
     def admit(self, recipient: str, *, marketing: bool, timezone: str | None = None) -> str | None:
         """Why this step must not send to ``recipient``, or None: it may, and (a marketing message)
-        it is counted against the caps. One transaction: the suppression list, then the caps under
-        the recipient's lock."""
+        it is counted against the caps. One statement reads the suppression list, the domain's
+        backoff and, under the recipient's row lock, the caps' usage; the count is added in the
+        same transaction."""
         address = normal_address(recipient)
+        domain = address.rpartition("@")[2]
         caps = caps_of(get_settings())
+        if not marketing or not caps.any:
+            with autocommit() as conn:
+                checks = send_checks.read(conn, address, domain)
+            self._domains[domain] = checks.domain
+            return _suppressed(checks)
+        day = local_day(timezone)
+        usage = frequency.usage(key=self.key, recipient=address, campaign=self.campaign, day=day)
         with sql_engine().begin() as conn:
-            entry = suppression.find(conn, address)
-            if entry is not None:
-                since = entry.created_at.date().isoformat()
-                return SUPPRESSED_NOTE.format(
-                    address=address, reason=entry.reason, since=since, source=entry.source
-                )
-            if not marketing or not caps.any:
-                return None
-            day = local_day(timezone)
-            return frequency.reserve(
-                conn, key=self.key, recipient=address, campaign=self.campaign, day=day, caps=caps
-            )
+            frequency.lock(conn, address)
+            checks = send_checks.read(conn, address, domain, usage)
+            self._domains[domain] = checks.domain
+            assert checks.used is not None
+            why = _suppressed(checks) or frequency.verdict(checks.used, caps, day, self.campaign)
+            if why is None:
+                frequency.add(conn, key=self.key, recipient=address, campaign=self.campaign, day=day)
+        return why
 
     def release(self) -> None:
         """The message was not sent after all (it failed for good): its slot under the caps is free."""
@@ -86,10 +101,13 @@ class StepGuards:
         self.suppress(recipient, "bounced", f"smtp:{self.key}", reply)
 
     def domain_wait(self, domain: str) -> float:
-        """Seconds ``domain`` stays paused after its deferrals (0: send now)."""
-        with autocommit() as conn:
-            state = domains.state(conn, domain.lower())
-        self._strikes[domain.lower()] = state.strikes
+        """Seconds ``domain`` stays paused after its deferrals (0: send now); as :meth:`admit`
+        read it when it did, else read now."""
+        domain = domain.lower()
+        state = self._domains.get(domain)
+        if state is None:
+            with autocommit() as conn:
+                state = self._domains[domain] = domains.state(conn, domain)
         return state.wait(utcnow())
 
     def deferred(self, domain: str, reply: str) -> float:
@@ -108,7 +126,8 @@ class StepGuards:
     def delivered(self, domain: str) -> None:
         """A message to ``domain`` went through: one deferral recovered (nothing to write when the
         domain had none when this step looked)."""
-        if self._strikes.get(domain.lower(), 1) > 0:
+        state = self._domains.get(domain.lower())
+        if state is None or state.strikes > 0:
             with sql_engine().begin() as conn:
                 domains.recover(conn, domain.lower())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -39,49 +40,86 @@ def week_of(day: date) -> tuple[date, date]:
     return monday, monday + timedelta(days=6)
 
 
-def reserve(
-    conn: Connection, *, key: str, recipient: str, campaign: str | None, day: date, caps: Caps
-) -> str | None:
-    """Count the message ``key`` for ``recipient`` on ``day`` (their local day), unless a cap is
-    reached: then nothing is written and the cap is described. A key counted before (a retried
-    or redelivered send) is allowed again without a second count. Call it in a transaction."""
+def lock(conn: Connection, recipient: str) -> None:
+    """Take ``recipient``'s guard row lock until the transaction ends (an upsert: the row is made
+    the first time)."""
     now = utcnow()
-    lock = (
+    conn.execute(
         queries(conn)
         .insert(recipient_guard_t)
         .values(recipient=recipient, checked_at=now)
         .on_conflict_do_update(index_elements=["recipient"], set_={"checked_at": now})
     )
-    conn.execute(lock)
+
+
+def usage(*, key: str, recipient: str, campaign: str | None, day: date) -> sa.Subquery:
+    """One row: whether ``key`` is counted already (``mine``), and the messages counted for
+    ``recipient`` on ``day`` and in its week, overall and from ``campaign``."""
     slots = frequency_slot_t.c
-    if conn.execute(sa.select(slots.id).where(slots.key == key)).first() is not None:
-        return None
     monday, sunday = week_of(day)
     same_campaign = slots.campaign == campaign if campaign is not None else sa.false()
 
     def count(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
         return sa.func.coalesce(sa.func.sum(sa.case((sa.and_(*conditions), 1), else_=0)), 0)
 
-    row = conn.execute(
+    counted = frequency_slot_t.alias("counted")
+    mine = sa.exists().where(counted.c.key == key)
+    return (
         sa.select(
+            mine.label("mine"),
             count(slots.local_day == day).label("day"),
             count(sa.true()).label("week"),
             count(slots.local_day == day, same_campaign).label("campaign_day"),
             count(same_campaign).label("campaign_week"),
-        ).where(slots.recipient == recipient, slots.local_day.between(monday, sunday))
-    ).one()
-    checks = [("day", caps.day, row.day), ("week", caps.week, row.week)]
+        )
+        .where(slots.recipient == recipient, slots.local_day.between(monday, sunday))
+        .subquery("usage")
+    )
+
+
+def verdict(used: sa.Row[Any], caps: Caps, day: date, campaign: str | None) -> str | None:
+    """The cap a message would go over, described, given ``used`` (a row of :func:`usage`); None
+    when it is counted already or no cap is reached."""
+    if used.mine:
+        return None
+    checks = [("day", caps.day, used.day), ("week", caps.week, used.week)]
     if campaign is not None:
         checks += [
-            ("campaign_day", caps.campaign_day, row.campaign_day),
-            ("campaign_week", caps.campaign_week, row.campaign_week),
+            ("campaign_day", caps.campaign_day, used.campaign_day),
+            ("campaign_week", caps.campaign_week, used.campaign_week),
         ]
-    for name, cap, used in checks:
-        if cap is not None and used >= cap:
+    for name, cap, count in checks:
+        if cap is not None and count >= cap:
             return _describe(name, cap, day, campaign)
-    values = {"key": key, "recipient": recipient, "campaign": campaign, "local_day": day, "created_at": now}
-    conn.execute(frequency_slot_t.insert().values(values))
     return None
+
+
+def add(conn: Connection, *, key: str, recipient: str, campaign: str | None, day: date) -> None:
+    """Count the message ``key`` (once: a key counted already stays as it is)."""
+    values = {
+        "key": key,
+        "recipient": recipient,
+        "campaign": campaign,
+        "local_day": day,
+        "created_at": utcnow(),
+    }
+    conn.execute(
+        queries(conn).insert(frequency_slot_t).values(values).on_conflict_do_nothing(index_elements=["key"])
+    )
+
+
+def reserve(
+    conn: Connection, *, key: str, recipient: str, campaign: str | None, day: date, caps: Caps
+) -> str | None:
+    """Count the message ``key`` for ``recipient`` on ``day`` (their local day), unless a cap is
+    reached: then nothing is written and the cap is described. A key counted before (a retried
+    or redelivered send) is allowed again without a second count. Call it in a transaction."""
+    lock(conn, recipient)
+    used = conn.execute(sa.select(usage(key=key, recipient=recipient, campaign=campaign, day=day))).one()
+    why = verdict(used, caps, day, campaign)
+    if why is None:
+        add(conn, key=key, recipient=recipient, campaign=campaign, day=day)
+    return why
 
 
 def release(conn: Connection, key: str) -> bool:
