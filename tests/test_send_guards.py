@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from orchestration.engine.guards import StepGuards, local_day
 from orchestration.envelope import Envelope
 from orchestration.orchestrators import DeliveryOrchestrator
 from orchestration.settings import get_settings
-from orchestration.store import frequency, sql_engine
+from orchestration.store import frequency, migrate, sql_engine
 from orchestration.unsubscribe import verify
 from tests.support.config import settings_env
 from tests.support.runs import record, wait_for_run
@@ -242,3 +243,22 @@ def test_an_inline_run_records_the_skip_as_a_worker_does(smtp: SmtpSink) -> None
     assert (send.status, send.attempts, send.error) == ("skipped", 1, None)
     assert str(send.note).startswith(f"suppressed: {ADA} is on the suppression list (complained, since ")
     assert smtp.messages == []
+
+
+def test_the_guards_work_on_the_embedded_sqlite_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'embedded.db'}"
+    migrate.upgrade(url)
+    with settings_env(monkeypatch, database_url=url, frequency_cap_day="2"):
+        answers = [StepGuards(f"run-{i}", "send").admit(ADA, marketing=True) for i in range(3)]
+        assert answers[:2] == [None, None]
+        assert "frequency cap reached: 2 message(s) per day" in str(answers[2])
+        assert StepGuards("run-0", "send").admit(ADA, marketing=True) is None  # counted once
+        assert StepGuards("run-9", "send").admit(ADA, marketing=False) is None  # transactional
+        suppression.add(ADA, reason="complained", source="test")
+        assert "on the suppression list (complained" in str(
+            StepGuards("run-8", "send").admit(ADA, marketing=False)
+        )
+    sql_engine(url).dispose()
+    sql_engine(url, autocommit=True).dispose()
