@@ -28,6 +28,8 @@ class NewRun:
     campaign: str | None = None
     orchestrator: str | None = None
     deadline_at: datetime | None = None
+    #: 0-9, higher first (``orchestration.engine.priority``).
+    priority: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,6 +72,7 @@ def open_run(conn: Connection, new: NewRun) -> tuple[str, bool]:
             "created_at": now,
             "updated_at": now,
             "deadline_at": new.deadline_at,
+            "priority": new.priority,
             "publication": 1 if new.mode == "async" else 0,
         },
     )
