@@ -75,7 +75,9 @@ def test_unknown_fields_name_the_field_the_guess_and_the_known_ones(
 
 def test_an_agents_typo_is_no_longer_ignored() -> None:
     msg = one_error(lambda: agent(concurrency=3, global_concurency=2))
-    assert msg.startswith("unknown field 'global_concurency' (did you mean 'global_concurrency'?); known fields: ")
+    assert msg.startswith(
+        "unknown field 'global_concurency' (did you mean 'global_concurrency'?); known fields: "
+    )
     assert agent(concurrency=3).concurrency == 3
 
 

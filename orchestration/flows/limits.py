@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from orchestration.flows.refs import ROOTS, RefSyntaxError, lookup
 from orchestration.flows.strict import StrictModel
@@ -153,8 +153,10 @@ def parse_limits_setting(text: str) -> dict[str, LimitDecl]:
     for agent, decl in data.items():
         try:
             out[str(agent)] = LimitDecl.model_validate(decl)
-        except ValueError as exc:
-            raise ValueError(f"{agent}: {exc}") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "limits"
+            raise ValueError(f"{agent}.{field}: {first['msg']}") from None
     return out
 
 

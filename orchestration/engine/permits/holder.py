@@ -130,7 +130,9 @@ class Permits:
         """Hold ``agent``'s steps for ``key`` to ``rate`` (``"5/m"``) for ``for_seconds``, whatever
         their declared rate (a receiving domain that defers); ``rate=None`` lifts it. The agent must
         declare a limit (a rate or a concurrency) for its steps to ask for permits at all."""
-        ctl = self.keys(agent, key)["ctl"]
+        keys = self.keys(agent, key)
+        ctl = keys["ctl"]
+        self.client.delete(keys["tat"])  # the schedule of the old rate; the log still caps the period
         if rate is None:
             self.client.hdel(ctl, "rate_count", "rate_period_us")
             return
