@@ -3,6 +3,9 @@ the declarations of the limits: parsing, the key references, the order of preced
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from orchestration.engine.permits import Limit, Permits, declared
+from orchestration.engine.permits import Limit, Permits, declared, permits
 from orchestration.engine.permits.holder import rate_parts
 from orchestration.flows.limits import KeyRef, LimitDecl, parse_limits_setting
 from orchestration.registry import AgentSpec
@@ -18,6 +21,9 @@ from orchestration.settings import Settings, configure, get_settings
 from tests.support import services
 from tests.support.agents import LIMITED_AGENT
 from tests.support.wiring import registry
+from tests.support.workers import ROOT
+
+CLI = [sys.executable, "-m", "orchestration.cli.main"]
 
 
 @pytest.fixture
@@ -147,3 +153,30 @@ def test_other_code_can_slow_or_pause_a_key(holder: Permits) -> None:
     assert use.waiting == 2
     holder.pause_key("send", "example.com", None)
     assert holder.acquire(limit, "r:4").granted  # the declared 100/s again
+
+
+# ---------------------------------------------------------------------------------- the CLI
+
+
+def test_campaignflow_limits_shows_each_limit_its_use_and_the_steps_waiting(worker: object) -> None:
+    found = permits()
+    assert found is not None
+    holder = found[0]
+    key = services.new_schema_name("k")
+    limit = Limit(LIMITED_AGENT, key, 1, None)
+    assert holder.acquire(limit, "run-a:hit").granted
+    assert not holder.acquire(limit, "run-b:hit").granted
+    try:
+        shown = subprocess.run(
+            [*CLI, "limits", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert shown.returncode == 0, shown.stderr
+        rows = json.loads(shown.stdout)["limits"]
+        (row,) = [r for r in rows if r["agent"] == LIMITED_AGENT and r["key"] == key]
+        assert (row["leases"], row["waiting"], row["waiters"]) == (1, 1, ["run-b:hit"])
+        assert (row["global_concurrency"], row["global_rate_limit"]) == (3, "20/s")
+        table = subprocess.run([*CLI, "limits"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert table.returncode == 0, table.stderr
+        assert key in table.stdout
+    finally:
+        holder.release(limit, "run-a:hit")
