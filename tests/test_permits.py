@@ -12,15 +12,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+import sqlalchemy as sa
 
+from orchestration.control.manager import parse_event
 from orchestration.engine.permits import Limit, Permits, declared, permits
 from orchestration.engine.permits.holder import rate_parts
+from orchestration.engine.priority import from_message, to_message
+from orchestration.errors import EventValidationError
 from orchestration.flows.limits import KeyRef, LimitDecl, parse_limits_setting
+from orchestration.orchestrators.base import FlowRunner
 from orchestration.registry import AgentSpec
 from orchestration.settings import Settings, configure, get_settings
+from orchestration.store import sql_engine
 from tests.support import services
 from tests.support.agents import LIMITED_AGENT
-from tests.support.wiring import registry
+from tests.support.flows import flow
+from tests.support.runs import wait_for_run
+from tests.support.wiring import engine, registry
 from tests.support.workers import ROOT
 
 CLI = [sys.executable, "-m", "orchestration.cli.main"]
@@ -180,3 +188,18 @@ def test_campaignflow_limits_shows_each_limit_its_use_and_the_steps_waiting(work
         assert key in table.stdout
     finally:
         holder.release(limit, "run-a:hit")
+
+
+# ------------------------------------------------------------------------------- priorities
+
+
+def test_an_events_priority_is_checked_and_kept_on_its_run(worker: object) -> None:
+    with pytest.raises(EventValidationError, match=r"priority: Input should be less than or equal to 9"):
+        parse_event({"id": "e1", "type": "lead.created", "payload": {}, "priority": 12})
+    handle = FlowRunner(engine(), flow([{"id": "a", "agent": "noop"}])).run({}, mode="async", priority=9)
+    wait_for_run(handle.run_id)
+    with sql_engine().connect() as conn:
+        stored = conn.execute(sa.text("SELECT priority FROM run WHERE run_id = :r"), {"r": handle.run_id})
+        assert stored.scalar_one() == 9
+    assert [to_message(p) for p in (0, 9)] == [9, 0]  # Redis pops message priority 0 first
+    assert [from_message(m) for m in (9, 0, None)] == [0, 9, 0]

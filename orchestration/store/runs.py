@@ -85,9 +85,9 @@ def load_state(conn: Connection, run_id: str) -> RunState:
 
 
 def lock_run(conn: Connection, run_id: str) -> AnyRow | None:
-    """``status``, ``flow_def`` and ``payload`` of the run, locked for this transaction."""
+    """``status``, ``flow_def``, ``payload`` and ``priority`` of the run, locked for this transaction."""
     return conn.execute(
-        sa.select(run_t.c.status, run_t.c.flow_def, run_t.c.payload)
+        sa.select(run_t.c.status, run_t.c.flow_def, run_t.c.payload, run_t.c.priority)
         .where(run_t.c.run_id == run_id)
         .with_for_update()
     ).first()
