@@ -158,7 +158,7 @@ class StepGate:
         """When to come back, jittered, below the visibility timeout."""
         assert self.decision is not None
         s = get_settings()
-        ceiling = min(MAX_COUNTDOWN, max(s.visibility_timeout / 2, 1.0), s.limit_lease_seconds)
+        ceiling = min(MAX_COUNTDOWN, max(s.visibility_timeout / 2, 1.0))
         return jittered(self.decision.wait, ceiling)
 
     def carry(self) -> dict[str, Any]:

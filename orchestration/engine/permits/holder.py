@@ -216,8 +216,11 @@ def _text(value: Any) -> str:
 
 
 def jittered(wait: float, ceiling: float, rng: random.Random | None = None) -> float:
-    """The countdown of a refused step: ``wait`` plus up to 5 % more and a few milliseconds
-    (steps refused together do not come back together; each already has its own place in the
-    line, so more would only leave permits idle), at least :data:`MIN_WAIT`, at most ``ceiling``."""
+    """The countdown of a refused step: ``wait`` plus a little (up to 2 % of it, at most 10 ms,
+    and up to 2 ms more), at least :data:`MIN_WAIT`, at most ``ceiling``. Each refused step is
+    already told its own place in the line (``wait`` differs by an interval or a share of a hold
+    from the next one's), so the jitter only parts equal waits; more would come back late and
+    leave permits idle."""
     r = rng or random
-    return min(max(MIN_WAIT, wait * r.uniform(1.0, 1.05) + r.uniform(0.0, 0.005)), ceiling)
+    late = r.uniform(0.0, min(0.02 * wait, 0.01)) + r.uniform(0.0, 0.002)
+    return min(max(MIN_WAIT, wait + late), ceiling)

@@ -82,7 +82,7 @@ if conc > 0 then
     local frees = now + minwait
     local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     if first[2] then frees = math.max(frees, tonumber(first[2]) - lease + h) end
-    local rounds = math.floor((held + ahead - conc) / conc)
+    local rounds = (held + ahead - conc) / conc
     wait = math.max(wait, frees - now + rounds * h)
   end
 end
