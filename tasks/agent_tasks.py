@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -17,6 +18,7 @@ from orchestration.errors import StepFailedError, StoreUnavailable
 from orchestration.registry import AgentSpec
 from orchestration.runtime import Runtime
 from orchestration.step_error import StepError
+from orchestration.timefmt import as_utc
 from tasks.outage import OUTAGE_KWARG, waits_out_store_outages
 from tasks.requests import AgentRequest
 
@@ -83,11 +85,13 @@ def _admit(
     step_id: str,
     limits: dict[str, Any] | None,
     throttle: dict[str, Any] | None,
+    deadline: str | None,
 ) -> permits.StepGate | None:
     """Pass the step's cluster-wide limits (``orchestration.engine.permits``): a permit, or the
-    message goes back with a countdown, holding no worker and counting no try (raises Retry)."""
+    message goes back with a countdown, holding no worker and counting no try (raises Retry). A
+    step past its run's deadline asks for none: it goes on to fail the run."""
     decl = permits.declared(spec, limits)
-    if not decl.limited:
+    if not decl.limited or (deadline and as_utc(deadline) < datetime.now(UTC)):
         return None
     priority = run_priority(task)
     gate = permits.StepGate(spec, run_id, step_id, decl, priority, permits.Throttle.read(throttle))
@@ -148,7 +152,7 @@ def bind_agent(runtime: Runtime, spec: AgentSpec) -> Task:
             )
         gate = None
         if step.start() is None:  # a try an earlier delivery began was admitted then
-            gate = _admit(self, spec, run_id, step_id, limits, throttle)
+            gate = _admit(self, spec, run_id, step_id, limits, throttle, deadline)
         try:
             outcome = agent_step.run_agent_step(
                 run_id,
