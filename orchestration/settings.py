@@ -135,6 +135,18 @@ class Settings(BaseSettings):
             raise ValueError("must be more than zero; leave it unset to keep everything")
         return value
 
+    limits: str = Field(
+        "",
+        description='Cluster-wide limits per agent, as JSON: {"send_email": {"global_rate_limit": "20/s", '
+        '"global_concurrency": 3, "limit_key": "$input.email|domain"}}; wins over the agent and the flow.',
+    )
+    limit_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a global concurrency permit lives unless renewed: a worker that died "
+        "returns its permits within this time; a live long step renews them.",
+    )
+
     api_tokens: str | None = Field(
         None,
         description="Bearer tokens of the HTTP API, name:token:role comma-separated (role read or "

@@ -194,3 +194,20 @@ def test_bench_guards_times_the_send_guards_in_its_sandbox(sandbox: str) -> None
     table = bench("--guards", "-n", "8")
     assert "marketing, 8 threads, one recipient" in table.stdout
     assert "cpu ms/send" in table.stdout
+
+
+def test_bench_limited_reports_a_limits_cost_and_the_rate_it_held(sandbox: str) -> None:
+    result = bench(
+        "--shape", "limited", "-n", "5", "--rounds", "1", "--held-n", "8", "--limit-rate", "40/s", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    (o,) = json.loads(result.stdout)
+    assert (o["shape"], o["n"], o["held_n"], o["held_limit"]) == ("limited", 5, 8, "40/s")
+    assert o["unlimited_flows_per_s"] > 0
+    assert o["limited_flows_per_s"] > 0
+    assert o["acquire_cpu_ms"] > 0
+    assert o["round_trip_ms"] > 0
+    assert o["round_trips_per_step"] == 2
+    assert o["held_steps_per_s"] > 0
+    # first to last start: 7 intervals, one of which the rate's tolerance may take back
+    assert o["held_of_limit"] <= 7 / 6 + 0.01

@@ -13,6 +13,8 @@ from orchestration.cli.common import JSON_OPTION, number_column, print_json, pri
 from orchestration.runtime import current
 
 SHAPES = ("sequence", "parallel")
+#: Shapes run only when asked for (``--shape limited``).
+EXTRA_SHAPES = ("limited",)
 
 
 @contextmanager
@@ -37,7 +39,11 @@ def _worker(concurrency: int) -> Iterator[Any]:
 
 def bench(
     n: int = typer.Option(200, "-n", min=1, help="Flows per shape and side."),
-    shape: list[str] = typer.Option(list(SHAPES), "--shape", help="sequence (5 steps), parallel (5 + join)."),
+    shape: list[str] = typer.Option(
+        list(SHAPES),
+        "--shape",
+        help="sequence (5 steps), parallel (5 + join); limited: a cluster-wide limit's cost and hold.",
+    ),
     concurrency: int = typer.Option(8, "-c", "--concurrency", help="Threads of the in-process worker."),
     external: bool = typer.Option(
         False,
@@ -57,6 +63,13 @@ def bench(
         "--guards",
         help="The sending guards instead: what one send's guard calls cost, N sends a case.",
     ),
+    held_n: int = typer.Option(
+        600, "--held-n", min=2, help="With --shape limited: steps run against the limit (600 at 20/s: 30 s)."
+    ),
+    limit_rate: str = typer.Option("20/s", "--limit-rate", help="With --shape limited: the rate held."),
+    limit_concurrency: int = typer.Option(
+        3, "--limit-concurrency", min=1, help="With --shape limited: the concurrency held."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run each shape N times through campaignflow (every step stored) and through plain Celery;
@@ -65,9 +78,10 @@ def bench(
     the production tables or metrics."""
     from orchestration.ops.bench import bench_shape, enter_sandbox
 
-    unknown = sorted(set(shape) - set(SHAPES))
+    unknown = sorted(set(shape) - set(SHAPES) - set(EXTRA_SHAPES))
     if unknown:
-        raise typer.BadParameter(f"unknown shape {', '.join(unknown)} (shapes: {', '.join(SHAPES)})")
+        known = ", ".join((*SHAPES, *EXTRA_SHAPES))
+        raise typer.BadParameter(f"unknown shape {', '.join(unknown)} (shapes: {known})")
     enter_sandbox()
     if guards:
         _bench_guards(n, as_json)
@@ -76,6 +90,12 @@ def bench(
         with nullcontext() if external else _worker(concurrency):
             _bench_api(n, clients, rounds, as_json)
         return
+    if "limited" in shape:
+        with nullcontext() if external else _worker(concurrency):
+            _bench_limited(n, rounds, held_n, limit_rate, limit_concurrency, as_json)
+        shape = [s for s in shape if s != "limited"]
+        if not shape:
+            return
     results = []
     with nullcontext() if external else _worker(concurrency):
         for name in shape:
@@ -142,3 +162,34 @@ def _bench_guards(n: int, as_json: bool) -> None:
     rows = [[r.case, r.n, r.threads, r.sends_per_s, r.p50_ms, r.p99_ms, r.cpu_ms_per_send] for r in results]
     numbers = ["n", "threads", "sends/s", "p50 ms", "p99 ms", "cpu ms/send"]
     print_table(["guards", *map(number_column, numbers)], rows)
+
+
+def _bench_limited(n: int, rounds: int, held_n: int, rate: str, concurrency: int, as_json: bool) -> None:
+    from orchestration.flows.limits import LimitDecl
+    from orchestration.ops.limited_bench import bench_limited
+
+    LimitDecl(global_rate_limit=rate)  # a bad --limit-rate is one error naming the field
+    r = bench_limited(n, rounds, held_n=held_n, rate=rate, concurrency=concurrency)
+    if as_json:
+        print_json([{"shape": "limited", **r.as_dict()}])
+        return
+    rows = [
+        ["unlimited step", r.unlimited_flows_per_s, r.unlimited_cpu_ms_per_step, "-", "-"],
+        [
+            "limited step (never binds)",
+            r.limited_flows_per_s,
+            r.limited_cpu_ms_per_step,
+            r.added_cpu_ms_per_step,
+            "-",
+        ],
+        ["permit acquire", "-", r.acquire_cpu_ms, "-", r.round_trip_ms],
+        ["permit release", "-", r.release_cpu_ms, "-", r.round_trip_ms],
+    ]
+    print_table(
+        ["limited", *map(number_column, ["flows/s", "cpu ms", "added cpu ms", "round trip ms"])], rows
+    )
+    typer.echo(
+        f"held: {r.held_n} steps limited to {r.held_limit} and {r.held_concurrency} at once started at "
+        f"{r.held_steps_per_s} steps/s ({100 * r.held_of_limit:.1f}% of the limit); "
+        f"{r.round_trips_per_step} Redis round trips per limited step"
+    )

@@ -19,6 +19,8 @@ from celery.canvas import Signature
 from orchestration.engine import starts
 from orchestration.engine.inline import InlineRunner
 from orchestration.engine.nodes import map_item_ids
+from orchestration.engine.permits import LIMITS_KWARG
+from orchestration.engine.priority import to_message
 from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
 from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, MAP_TASK
 from orchestration.registry import Registry
@@ -163,6 +165,8 @@ class OrchestrationEngine:
         spec = self.registry.agent(node.agent)
         kwargs = _task_kwargs(run_id, "step_id", step_id, final, deadline)
         options = _result_options(in_header)
+        if node.limits is not None:  # the flow's override of the agent's cluster-wide limits
+            kwargs[LIMITS_KWARG] = node.limits.model_dump(exclude_none=True)
         if node.soft_time_limit is not None:
             options["soft_time_limit"] = node.soft_time_limit
         if node.time_limit is not None:
@@ -190,11 +194,15 @@ class OrchestrationEngine:
         *,
         publication: int | None = None,
         retry_policy: dict[str, float] | None = None,
+        priority: int = 0,
     ) -> None:
         """Publish the compiled canvas (``deadline_at``: the run's; ``publication``: see
-        :meth:`compile`); the workers take it from there. ``retry_policy``: how long to keep trying
+        :meth:`compile`); the workers take it from there. ``priority``: the run's (0-9, higher
+        first; ``orchestration.engine.priority``). ``retry_policy``: how long to keep trying
         an unreachable broker (Celery's ``retry_policy``; default: the app's)."""
         options: dict[str, Any] = {} if retry_policy is None else {"retry_policy": retry_policy}
+        # every message of the run carries its priority; what its tasks send inherits it
+        options["priority"] = to_message(priority)
         self.compile(flow, run_id, deadline_at, publication=publication).apply_async(**options)
 
     def run_inline(self, flow: Flow, run_id: str) -> None:

@@ -41,6 +41,8 @@ class Run(Base):
     publication: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     #: The token of the publish whose first tasks took the current publication (None: not yet).
     start_token: Mapped[str | None] = mapped_column(sa.String(200))
+    #: 0 (default) to 9: its steps' messages carry it; a higher one gets permits and workers first.
+    priority: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(server_default=server_now())
     updated_at: Mapped[datetime] = mapped_column(server_default=server_now())
     started_at: Mapped[datetime | None]
@@ -77,6 +79,8 @@ class StepRecordRow(Base):
     tries: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     #: Tries made before the current retry budget (a retried run gives its retried steps a fresh one).
     retry_base: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    #: Seconds the step waited for permits of its cluster-wide limits (put back, holding no worker).
+    throttled_seconds: Mapped[float] = mapped_column(sa.Float, server_default="0")
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=server_now())
