@@ -164,6 +164,8 @@ def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
         task_queues=registry.queues(),
         # a message the worker cannot decode becomes a dead letter (orchestration.engine.deadletters)
         worker_consumer=deadletters.CONSUMER,
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
         task_routes=(registry.route,),
         beat_schedule={
             SWEEP_SCHEDULE_ENTRY: {"task": SWEEP_TASK, "schedule": settings.sweep_interval},

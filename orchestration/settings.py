@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     )
     flows_dir: Path | None = Field(None, description="A directory of flow files (YAML/JSON) to load.")
     log_json: bool = Field(False, description="Write worker logs as JSON lines.")
+    task_events: bool = Field(
+        True,
+        description="Celery task events: workers send them (worker_send_task_events) and publishers "
+        "send task-sent (task_send_sent_event). Flower's task views and events-based monitoring need "
+        "them; off saves their per-task cost.",
+    )
     sweep_interval: float = Field(60.0, description="Seconds between sweeper runs (beat).")
     stall_seconds: float = Field(
         900.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -15,6 +16,11 @@ from orchestration.runtime import current
 SHAPES = ("sequence", "parallel")
 #: Shapes run only when asked for (``--shape limited``).
 EXTRA_SHAPES = ("limited",)
+
+
+class OnOff(StrEnum):
+    ON = "on"
+    OFF = "off"
 
 
 @contextmanager
@@ -70,19 +76,31 @@ def bench(
     limit_concurrency: int = typer.Option(
         3, "--limit-concurrency", min=1, help="With --shape limited: the concurrency held."
     ),
+    task_events: OnOff | None = typer.Option(
+        None,
+        "--task-events",
+        help="Celery task events on both sides (default: CAMPAIGNFLOW_TASK_EVENTS). With --external "
+        "the workers must have been started with the same setting.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run each shape N times through campaignflow (every step stored) and through plain Celery;
     with --api, ingest N events through the HTTP API and through send_task instead; with --guards,
     time the sending guards. Always in a sandbox: the bench's own schema and Redis key prefix, never
     the production tables or metrics."""
-    from orchestration.ops.bench import bench_shape, enter_sandbox
+    from orchestration.ops.bench import bench_shape, check_worker_events, enter_sandbox
+    from orchestration.settings import get_settings
 
     unknown = sorted(set(shape) - set(SHAPES) - set(EXTRA_SHAPES))
     if unknown:
         known = ", ".join((*SHAPES, *EXTRA_SHAPES))
         raise typer.BadParameter(f"unknown shape {', '.join(unknown)} (shapes: {known})")
-    enter_sandbox()
+    settings = get_settings()
+    if task_events is not None:
+        settings = settings.model_copy(update={"task_events": task_events is OnOff.ON})
+    enter_sandbox(settings)
+    if external:
+        check_worker_events(settings.task_events)
     if guards:
         _bench_guards(n, as_json)
         return
