@@ -24,6 +24,7 @@ from orchestration.engine import step_metrics
 from orchestration.engine.context import flow_of, resolve_step, step_input
 from orchestration.engine.permits.holder import Decision, Limit, Permits, jittered
 from orchestration.engine.permits.keeper import LeaseKeeper
+from orchestration.errors import CampaignflowError
 from orchestration.flows.limits import KeyRef, LimitDecl, parse_limits_setting
 from orchestration.registry import AgentSpec
 from orchestration.settings import get_settings
@@ -52,7 +53,7 @@ LIMITS_KWARG = "limits"
 MAX_COUNTDOWN = 60.0
 
 
-class Throttled(Exception):
+class Throttled(CampaignflowError):
     """Raised (as the ``exc`` of Celery's retry) when a step is put back to wait for a permit;
     never recorded as a failed try."""
 
