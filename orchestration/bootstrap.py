@@ -39,6 +39,8 @@ from orchestration.names import (
     RETENTION_TASK,
     SWEEP_SCHEDULE_ENTRY,
     SWEEP_TASK,
+    TIMERS_SCHEDULE_ENTRY,
+    TIMERS_TASK,
 )
 from orchestration.orchestrators import BUILTIN_ORCHESTRATORS
 from orchestration.registry import Registry
@@ -47,7 +49,13 @@ from orchestration.settings import Settings, configure, get_settings
 from orchestration.store.db import reset_engines
 
 #: The modules that bind Celery tasks, each with ``bind(runtime) -> list[str]`` (the task names).
-TASK_MODULES = ("tasks.agent_tasks", "tasks.engine_tasks", "tasks.public", "tasks.bench_tasks")
+TASK_MODULES = (
+    "tasks.agent_tasks",
+    "tasks.engine_tasks",
+    "tasks.wait_tasks",
+    "tasks.public",
+    "tasks.bench_tasks",
+)
 
 
 def create_app() -> Celery:
@@ -153,6 +161,7 @@ def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
                 "schedule": settings.campaign_tick_interval,
             },
             RELAY_SCHEDULE_ENTRY: {"task": RELAY_TASK, "schedule": settings.relay_interval},
+            TIMERS_SCHEDULE_ENTRY: {"task": TIMERS_TASK, "schedule": settings.timer_interval},
             RETENTION_SCHEDULE_ENTRY: {"task": RETENTION_TASK, "schedule": settings.retention_interval},
         },
         **conf,

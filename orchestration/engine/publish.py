@@ -71,7 +71,12 @@ def publish_now(
     copy stops at its first task)."""
     try:
         engine.start(
-            flow, entry.run_id, deadline_at, publication=entry.publication, retry_policy=FAST_RETRY_POLICY
+            flow,
+            entry.run_id,
+            deadline_at,
+            publication=entry.publication,
+            retry_policy=FAST_RETRY_POLICY,
+            **resume_of(entry),
         )
     except BROKER_ERRORS as exc:
         reason = one_line(exc)
@@ -96,6 +101,13 @@ def publish_now(
             describe(exc),
         )
     return True
+
+
+def resume_of(entry: outbox.Entry) -> dict[str, Any]:
+    """A wake-up's publication publishes the continuation after its parking node."""
+    if entry.resume is None:
+        return {}
+    return {"resume": entry.resume, "timed_out": entry.kind == outbox.TIMEOUT}
 
 
 def _record_failure(entry: outbox.Entry, reason: str) -> None:
@@ -178,7 +190,7 @@ def _publish_claimed(
     """Publish one claimed entry; None when published."""
     try:
         flow = Flow.model_validate(run.flow_def)
-        engine.start(flow, entry.run_id, run.deadline_at, publication=entry.publication)
+        engine.start(flow, entry.run_id, run.deadline_at, publication=entry.publication, **resume_of(entry))
     except BROKER_ERRORS as exc:
         return _Failure(one_line(exc), broker=True)
     except Exception as exc:  # this entry cannot be published (e.g. its flow no longer compiles here)

@@ -17,6 +17,7 @@ from orchestration.store.control_models import (
 )
 from orchestration.store.metadata import Base
 from orchestration.store.models import IngestKey, OutboxEntry, Run, RunCounter, StepRecordRow
+from orchestration.store.wait_models import RunSignal, RunTimer, RunWait
 
 #: The store's tables (the agents keep theirs on their own ``MetaData``: ``agents.tables``).
 metadata: sa.MetaData = Base.metadata
@@ -37,3 +38,6 @@ route_t = _table(RoutingRule)
 campaign_t = _table(Campaign)
 slot_t = _table(CampaignSlot)
 heartbeat_t = _table(Heartbeat)
+timer_t = _table(RunTimer)
+wait_t = _table(RunWait)
+signal_t = _table(RunSignal)
