@@ -115,11 +115,13 @@ COMMANDS = {
     "routes add",
     "routes list",
     "routes remove",
+    "runs approve",
     "runs cancel",
     "runs list",
     "runs purge",
     "runs retry",
     "runs show",
+    "runs signal",
     "worker",
 }
 
@@ -142,11 +144,13 @@ JSON_COMMANDS = {
     "rejected replay",
     "rejected show",
     "routes list",
+    "runs approve",
     "runs cancel",
     "runs list",
     "runs purge",
     "runs retry",
     "runs show",
+    "runs signal",
 }
 
 SETTINGS = {
@@ -179,6 +183,7 @@ SETTINGS = {
     "CAMPAIGNFLOW_STALL_SECONDS",
     "CAMPAIGNFLOW_STORE_OUTAGE_SECONDS",
     "CAMPAIGNFLOW_SWEEP_INTERVAL",
+    "CAMPAIGNFLOW_TIMER_INTERVAL",
     "CAMPAIGNFLOW_UNACKED_RESTORE_INTERVAL",
     "CAMPAIGNFLOW_VISIBILITY_TIMEOUT",
     "CAMPAIGNFLOW_WEBHOOK_SECRETS",

@@ -250,11 +250,10 @@ def run_publication(conn: Connection, run_id: str) -> int:
 
 def current_wait(conn: Connection, run_id: str) -> dict[str, Any] | None:
     """What a waiting run waits for: ``{"node_id", "kind", "signal", "until"}`` (the envelope's
-    ``metadata.wait``), or None."""
+    ``metadata.wait``), or None. A wait before a sleep: a run parks at one node at a time."""
     wait = open_wait_of(conn, run_id)
     if wait is not None:
-        until = wait.timeout_at.isoformat() if wait.timeout_at else None
-        return {"node_id": wait.node_id, "kind": "wait", "signal": wait.signal, "until": until}
+        return {"node_id": wait.node_id, "kind": "wait", "signal": wait.signal, "until": wait.timeout_at}
     row = conn.execute(
         sa.select(timer_t.c.node_id, timer_t.c.due_at)
         .where(timer_t.c.run_id == run_id, timer_t.c.fired_at.is_(None), timer_t.c.kind == SLEEP)

@@ -77,6 +77,9 @@ def test_a_sleep_parks_the_run_and_the_poller_wakes_it(worker: object) -> None:
     assert record(env, "a").status == "succeeded"
     assert env.record("b") is None
     [timer] = timers_of(run_id)
+    assert env.metadata.wait is not None
+    assert (env.metadata.wait.node_id, env.metadata.wait.kind) == ("nap", "sleep")
+    assert env.metadata.wait.until == timer["due_at"]
     assert timer["kind"] == "sleep"
     assert timer["fired_at"] is None
     assert publications(run_id) == [(1, "open", None)]  # nothing more on the way while it waits
@@ -93,7 +96,9 @@ def test_a_sleep_parks_the_run_and_the_poller_wakes_it(worker: object) -> None:
 
 def test_a_signal_resumes_a_wait_and_its_data_becomes_the_output(worker: object) -> None:
     run_id = start(REPLY)
-    wait_for_status(run_id, "waiting")
+    waiting = wait_for_status(run_id, "waiting")
+    assert waiting.metadata.wait is not None
+    assert (waiting.metadata.wait.kind, waiting.metadata.wait.signal) == ("wait", "replied")
     [wait] = waits_of(run_id)
     assert (wait["signal"], wait["status"]) == ("replied", "open")
     assert wait["timeout_at"] is not None
@@ -102,6 +107,7 @@ def test_a_signal_resumes_a_wait_and_its_data_becomes_the_output(worker: object)
     assert (result.resumed, result.duplicate, result.status) == (True, False, "running")
     env = wait_for_run(run_id)
     assert env.status == "succeeded", env.metadata.error
+    assert env.metadata.wait is None
     assert record(env, "reply").output["data"] == {"text": "yes please"}
     assert record(env, "b").input["got"] == {"text": "yes please"}
     assert waits_of(run_id)[0]["status"] == "signalled"
