@@ -59,21 +59,28 @@ def add_timer(conn: Connection, run_id: str, node_id: str, kind: str, due_at: da
 
 
 def claim_due(conn: Connection, now: datetime, limit: int) -> list[Timer]:
-    """Mark up to ``limit`` timers due at ``now`` fired, soonest first, and return them: one
-    statement. On Postgres the rows are chosen ``FOR UPDATE SKIP LOCKED`` (a second poller takes
-    others) and stay locked until the caller's transaction ends (a poller killed before its commit
-    fired nothing); on SQLite the statement takes the database's write lock for the transaction."""
+    """Mark up to ``limit`` timers due at ``now`` fired, soonest first, and return them. On Postgres
+    the rows are chosen ``FOR UPDATE SKIP LOCKED`` (a second poller takes others) and stay locked
+    until the caller's transaction ends (a poller killed before its commit fired nothing). The
+    choice is its own statement: as a subquery of the ``UPDATE`` the planner may run it again and
+    lock (and fire) more than ``limit``. On SQLite the ``UPDATE`` takes the database's write lock
+    for the transaction, and a second poller's finds the rows fired."""
     due = (
-        sa.select(timer_t.c.id)
-        .where(timer_t.c.fired_at.is_(None), timer_t.c.due_at <= now)
-        .order_by(timer_t.c.due_at, timer_t.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        conn.execute(
+            sa.select(timer_t.c.id)
+            .where(timer_t.c.fired_at.is_(None), timer_t.c.due_at <= now)
+            .order_by(timer_t.c.due_at, timer_t.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
     )
+    if not due:
+        return []
     rows = conn.execute(
         timer_t.update()
-        .where(timer_t.c.id.in_(due), timer_t.c.fired_at.is_(None))
+        .where(timer_t.c.id.in_(list(due)), timer_t.c.fired_at.is_(None))
         .values(fired_at=now)
         .returning(timer_t.c.id, timer_t.c.run_id, timer_t.c.node_id, timer_t.c.kind, timer_t.c.due_at)
     ).all()
@@ -87,14 +94,11 @@ def close_timers(conn: Connection, run_id: str, node_id: str | None = None) -> i
     pending = sa.select(timer_t.c.id).where(timer_t.c.run_id == run_id, timer_t.c.fired_at.is_(None))
     if node_id is not None:
         pending = pending.where(timer_t.c.node_id == node_id)
-    pending = pending.with_for_update(skip_locked=True)
-    return int(
-        conn.execute(
-            timer_t.update()
-            .where(timer_t.c.id.in_(pending.scalar_subquery()), timer_t.c.fired_at.is_(None))
-            .values(fired_at=utcnow())
-        ).rowcount
-    )
+    ids = list(conn.execute(pending.with_for_update(skip_locked=True)).scalars())
+    if not ids:
+        return 0
+    update = timer_t.update().where(timer_t.c.id.in_(ids), timer_t.c.fired_at.is_(None))
+    return int(conn.execute(update.values(fired_at=utcnow())).rowcount)
 
 
 def due_backlog(conn: Connection, now: datetime) -> tuple[int, datetime | None]:
