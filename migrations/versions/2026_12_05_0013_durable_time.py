@@ -3,7 +3,8 @@
 A run may be ``waiting`` (parked by a ``sleep`` or ``wait`` node): ``run_timer`` holds when it wakes,
 ``run_wait`` its open waits, ``run_signal`` the signals sent to it. A wake-up is published through
 the outbox: ``run_outbox.kind`` gains ``wake`` and ``timeout``, and ``run_outbox.resume`` names the
-node whose continuation is published.
+node whose continuation is published. A routing rule may resume waiting runs (``resume_signal``,
+``resume_key``) instead of, or besides, starting one.
 
 Revision ID: 0013
 Revises: 0012
@@ -53,9 +54,25 @@ def _run_fk(table: str) -> sa.ForeignKeyConstraint:
     )
 
 
+ROUTE_TARGET_OLD = "(orchestrator IS NULL) != (flow IS NULL)"
+ROUTE_TARGET_NEW = (
+    "(orchestrator IS NULL OR flow IS NULL) AND (resume_signal IS NULL) = (resume_key IS NULL) "
+    "AND NOT (orchestrator IS NULL AND flow IS NULL AND resume_signal IS NULL)"
+)
+
+
+def _route_target(check: str) -> None:
+    with op.batch_alter_table("routing_rule") as batch:
+        batch.drop_constraint("ck_routing_rule__target", type_="check")
+        batch.create_check_constraint(op.f("ck_routing_rule__target"), check)
+
+
 def upgrade() -> None:
     op.add_column("run_outbox", sa.Column("resume", sa.String(length=200), nullable=True))
     _checks(RUN_STATUS_NEW, KIND_NEW)
+    op.add_column("routing_rule", sa.Column("resume_signal", sa.String(length=120), nullable=True))
+    op.add_column("routing_rule", sa.Column("resume_key", sa.String(length=200), nullable=True))
+    _route_target(ROUTE_TARGET_NEW)
     op.create_table(
         "run_timer",
         sa.Column("id", BIG_ID, nullable=False),
@@ -119,6 +136,11 @@ def downgrade() -> None:
     op.drop_table("run_signal")
     op.drop_table("run_wait")
     op.drop_table("run_timer")
+    op.execute("DELETE FROM routing_rule WHERE orchestrator IS NULL AND flow IS NULL")
+    _route_target(ROUTE_TARGET_OLD)
+    with op.batch_alter_table("routing_rule") as batch:
+        batch.drop_column("resume_key")
+        batch.drop_column("resume_signal")
     op.execute("DELETE FROM run_outbox WHERE kind IN ('wake', 'timeout')")
     op.execute("UPDATE run SET status = 'running' WHERE status = 'waiting'")
     _checks(RUN_STATUS_OLD, KIND_OLD)

@@ -23,15 +23,22 @@ class RunHandle:
     """What opening a run returns: the same shape as ``campaignflow.ingest_event``'s result.
 
     ``pending`` (not part of that result): the run is stored and ``queued`` but the broker could not
-    take its publication yet; the outbox relay publishes it when the broker answers."""
+    take its publication yet; the outbox relay publishes it when the broker answers. ``resumed``
+    (in the result only when not empty): waiting runs the event resumed; an event that only resumes
+    runs answers with the first of them and status ``resumed``."""
 
     run_id: str
     status: str
     duplicate: bool
     pending: bool = False
+    #: The waiting runs the event resumed (a routing rule's ``resume``), if any.
+    resumed: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "status": self.status, "duplicate": self.duplicate}
+        out: dict[str, Any] = {"run_id": self.run_id, "status": self.status, "duplicate": self.duplicate}
+        if self.resumed:
+            out["resumed"] = list(self.resumed)
+        return out
 
 
 def deadline_from(flow: Flow, start: datetime) -> datetime | None:

@@ -202,6 +202,12 @@ def has_signal(conn: Connection, run_id: str, signal_id: str) -> bool:
     return conn.execute(query).first() is not None
 
 
+def runs_signalled(conn: Connection, signal_id: str, limit: int = 1000) -> list[str]:
+    """Runs that already received a signal with this id (an event delivered again)."""
+    query = sa.select(signal_t.c.run_id).where(signal_t.c.signal_id == signal_id).order_by(signal_t.c.id)
+    return list(conn.execute(query.limit(limit)).scalars())
+
+
 def consume_signal(conn: Connection, run_id: str, name: str, node_id: str) -> Signal | None:
     """The oldest kept signal ``name`` of the run that no wait took yet, now taken by ``node_id``
     (the caller holds the run's row lock)."""

@@ -22,8 +22,8 @@ PARIS = zone("Europe/Paris")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
