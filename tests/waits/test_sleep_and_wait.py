@@ -4,15 +4,18 @@ wakes from a timer the poller fires, a signal, or its wait's timeout; cancel and
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from orchestration.control import run_control, signals
 from orchestration.control.run_control import RunStateError
+from orchestration.control.sweeper import sweep
 from orchestration.errors import FieldError, RunNotFoundError
 from orchestration.flows.timing import parse_timestamp
-from tests.support.runs import record, run_error, wait_for_run
+from tests.support.runs import envelope, record, run_error, wait_for_run
+from tests.support.wiring import engine
 from tests.waits.helpers import (
     calls,
     far_future,
@@ -222,7 +225,7 @@ def test_a_window_sleep_wakes_at_the_window_in_the_run_time_zone(worker: object)
     wait_for_status(run_id, "waiting")
     [timer] = timers_of(run_id)
     local = timer["due_at"].astimezone(ZoneInfo(zone))
-    assert (local.weekday(), local.hour, local.minute) == (0, 9, 0) or timer["due_at"] <= far_future()
+    assert (local.weekday(), local.hour, local.minute) == (0, 9, 0)  # Monday 09:00 in New York, DST or not
     env = poll_until_ended(run_id, now=timer["due_at"])
     assert env.status == "succeeded", env.metadata.error
     assert calls(run_id, "send") == 1
@@ -248,3 +251,26 @@ def test_an_unknown_time_zone_in_the_payload_fails_the_run_naming_the_field(work
     assert run_error(env).type == "TimeInputError"
     assert "payload.tz" in run_error(env).message
     assert "Mars/Olympus" in run_error(env).message
+
+
+def test_the_sweeper_leaves_a_long_wait_alone_and_the_deadline_still_bounds_it(worker: object) -> None:
+    run_id = start({**REPLY, "name": "waits-deadline", "deadline_seconds": 3600})
+    wait_for_status(run_id, "waiting")
+    later = datetime.now(UTC) + timedelta(minutes=30)  # stalled by any measure, but waiting
+    report = sweep(engine(), stall_seconds=60, max_redrives=3, now=later)
+    assert run_id not in report.redriven + report.failed + report.past_deadline
+    assert envelope_status_now(run_id) == "waiting"
+
+    past = sweep(engine(), stall_seconds=60, max_redrives=3, now=datetime.now(UTC) + timedelta(hours=2))
+    assert past.past_deadline == [run_id]
+    env = wait_for_run(run_id)
+    assert env.status == "failed"
+    assert run_error(env).type == "DeadlineExceeded"
+    assert record(env, "reply").status == "failed"
+    assert waits_of(run_id)[0]["status"] == "closed"
+    with pytest.raises(RunStateError):
+        signals.signal_run(run_id, "replied")
+
+
+def envelope_status_now(run_id: str) -> str:
+    return str(envelope(run_id).status)
