@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from orchestration.cli.main import cli
 from orchestration.client import CampaignflowClient
+from tests.api.conftest import OPERATE, READ, assert_error, make_app
 from tests.support.runs import record, wait_for_run
 from tests.support.wiring import app
 from tests.waits.helpers import start, wait_for_status
@@ -86,3 +88,29 @@ def test_the_cli_signals_and_approves_with_json(worker: object) -> None:
     wrong = runner.invoke(cli, ["runs", "approve", run_id, "--json"])
     assert wrong.exit_code != 0
     assert "is succeeded" in json.loads(wrong.output)["error"]["message"]
+
+
+def test_the_http_api_takes_a_signal_from_an_operator(worker: object) -> None:
+    run_id = start(APPROVAL)
+    wait_for_status(run_id, "waiting")
+    with TestClient(make_app(), raise_server_exceptions=False) as client:
+        body = {"signal": "approval", "data": {"by": "ana"}, "signal_id": "h-1"}
+        assert client.post(f"/v1/runs/{run_id}/signals", json=body, headers=READ).status_code == 403
+        ok = client.post(f"/v1/runs/{run_id}/signals", json=body, headers=OPERATE)
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["resumed"] is True
+        again = client.post(f"/v1/runs/{run_id}/signals", json=body, headers=OPERATE)
+        assert again.json()["duplicate"] is True
+        waiting = wait_for_status(run_id, "waiting")
+        shown = client.get(f"/v1/runs/{run_id}", headers=READ).json()
+        assert shown["metadata"]["wait"]["signal"] == "replied"
+        assert waiting.metadata.wait is not None
+        unknown = client.post(f"/v1/runs/{run_id}/signals", json={"signal": "nope"}, headers=OPERATE)
+        assert_error(unknown.json(), "invalid_input", "signal")
+        assert unknown.status_code == 422
+        missing = client.post("/v1/runs/no-such-run/signals", json={"signal": "replied"}, headers=OPERATE)
+        assert missing.status_code == 404
+        client.post(f"/v1/runs/{run_id}/signals", json={"signal": "replied"}, headers=OPERATE)
+        wait_for_run(run_id)
+        ended = client.post(f"/v1/runs/{run_id}/signals", json={"signal": "replied"}, headers=OPERATE)
+        assert ended.status_code == 409
