@@ -14,11 +14,13 @@ from orchestration.control.run_control import RunStateError
 from orchestration.control.sweeper import sweep
 from orchestration.errors import FieldError, RunNotFoundError
 from orchestration.flows.timing import parse_timestamp
+from orchestration.orchestrators.base import FlowRunner
 from tests.support.runs import envelope, record, run_error, wait_for_run
 from tests.support.wiring import engine
 from tests.waits.helpers import (
     calls,
     far_future,
+    flow,
     poll_until_ended,
     publications,
     signals_of,
@@ -274,3 +276,12 @@ def test_the_sweeper_leaves_a_long_wait_alone_and_the_deadline_still_bounds_it(w
 
 def envelope_status_now(run_id: str) -> str:
     return str(envelope(run_id).status)
+
+
+def test_an_inline_run_parks_and_its_continuation_runs_on_the_workers(worker: object) -> None:
+    handle = FlowRunner(engine(), flow(SLEEPY)).run({}, mode="inline")
+    assert handle.status == "waiting"
+    assert calls(handle.run_id, "a") == 1
+    env = poll_until_ended(handle.run_id)
+    assert env.status == "succeeded", env.metadata.error
+    assert calls(handle.run_id, "b") == 1
