@@ -11,8 +11,9 @@ import sys
 import textwrap
 import threading
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
-from orchestration.engine import timers
+from orchestration.engine import publish, timers
 from orchestration.engine.timers import TimerReport
 from tests.support.runs import wait_for_run
 from tests.support.wait import eventually
@@ -31,7 +32,7 @@ HANGING_POLLER = textwrap.dedent(
     import time
     from datetime import UTC, datetime
     from orchestration.bootstrap import bootstrap
-    from orchestration.engine import timers
+    from orchestration.engine import publish, timers
 
     runtime = bootstrap()
     real_wake, woken = timers.engine_waits.wake, []
@@ -113,3 +114,16 @@ def test_a_poller_killed_mid_batch_loses_no_timer(worker: object) -> None:
 
     eventually(all_fired, 30, "the killed poller's timers to fire", interval=0.2)
     woken_once(run_ids)
+
+
+def test_a_wake_up_the_poller_could_not_publish_is_published_by_the_relay(worker: object) -> None:
+    [run_id] = parked_runs(1)
+    # the batch committed (timer fired, run awake, publication in the outbox); the poller died
+    # before its fast path published anything
+    entries, claimed = timers._fire_batch(far_future(), 10, TimerReport())
+    assert claimed == 1
+    assert [(e.kind, e.resume) for e in entries] == [("wake", "nap")]
+    assert wait_for_status(run_id, "running").record("b") is None
+    report = publish.relay(engine(), now=datetime.now(UTC) + timedelta(seconds=10))
+    assert report.published == [run_id]
+    woken_once([run_id])
