@@ -10,7 +10,7 @@ from 02:00 to 03:00) resolves with the offset before the change, i.e. just after
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -95,3 +95,28 @@ def next_in_window(now: datetime, start: time, end: time, days: Iterable[str], t
             continue
         return max(opens, now_utc)
     raise TimingError("no moment inside the window in the next week")  # unreachable with a day allowed
+
+
+def payload_problems(sleeps: Iterable[Any], payload: dict[str, Any]) -> list[str]:
+    """What the payload gives the flow's sleeps that cannot work: an unknown time zone or a bad
+    timestamp at a ``$payload`` reference (checked at ingest; a missing one is the run's problem,
+    named when the sleep is reached). ``sleeps``: the flow's ``SleepNode``s."""
+    problems: list[str] = []
+    for node in sleeps:
+        checks: list[tuple[str, Callable[[Any], object]]] = []
+        if node.window is not None and node.window.timezone.startswith("$payload."):
+            checks.append((node.window.timezone, zone))
+        if node.until is not None and node.until.startswith("$payload."):
+            checks.append((node.until, parse_timestamp))
+        for ref, check in checks:
+            field = ref[1:]
+            value: Any = payload
+            for part in field.split(".")[1:]:
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is None:
+                continue
+            try:
+                check(value)
+            except TimingError as exc:
+                problems.append(f"{field}: {exc} (sleep {node.id!r} reads it)")
+    return problems

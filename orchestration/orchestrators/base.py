@@ -11,6 +11,8 @@ from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.engine.publish import publish_now
 from orchestration.errors import FieldError
 from orchestration.flows import Flow, FlowCatalog
+from orchestration.flows.model import SleepNode
+from orchestration.flows.timing import payload_problems
 from orchestration.store import outbox, sql_engine
 from orchestration.store import repository as repo
 from orchestration.store.db import autocommit
@@ -62,14 +64,12 @@ class BaseOrchestrator:
 
     def check_payload(self, flow: Flow, payload: dict[str, Any]) -> None:
         missing = [f for f in flow.input_required if payload.get(f) in (None, "")]
-        if missing:
-            raise FieldError(
-                [
-                    f"payload.{f}: required by flow {flow.name!r}; add it to the event's payload"
-                    for f in missing
-                ],
-                subject="payload",
-            )
+        problems = [
+            f"payload.{f}: required by flow {flow.name!r}; add it to the event's payload" for f in missing
+        ]
+        problems += payload_problems((n for n in flow.walk() if isinstance(n, SleepNode)), payload)
+        if problems:
+            raise FieldError(problems, subject="payload")
 
     def run(
         self,
