@@ -1,5 +1,6 @@
 """The timer poller: fires the due timers from Postgres (``campaignflow.engine.timers`` on beat
-every ``CAMPAIGNFLOW_TIMER_INTERVAL`` seconds, or :func:`fire_due` in a loop).
+every ``CAMPAIGNFLOW_TIMER_INTERVAL`` seconds, or :func:`poll_loop` in a process with no beat: the
+embedded default runs it in a thread).
 
 One transaction per batch claims due timers (``FOR UPDATE SKIP LOCKED``: a second poller takes
 other rows), marks them fired, wakes their runs (``waits.wake``: each run's row lock, its record,
@@ -12,6 +13,9 @@ outbox. So two pollers never wake a run twice, and a killed one loses no timer.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +30,7 @@ from orchestration.flows.model import Flow, SleepNode, WaitNode
 from orchestration.names import RunStatus
 from orchestration.store import outbox, sql_engine, waits
 from orchestration.store import repository as repo
+from orchestration.store.outage import describe, is_store_outage
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,33 @@ def fire_due(
         if claimed < batch:
             break
     return report
+
+
+def poll_loop(engine: OrchestrationEngine, *, interval: float, stop: threading.Event) -> None:
+    """Fire due timers every ``interval`` seconds until ``stop`` is set (a process with no beat: the
+    embedded default). A store outage is logged and waited out; the next pass goes on."""
+    while not stop.wait(interval):
+        try:
+            fire_due(engine)
+        except Exception as exc:
+            if not is_store_outage(exc):
+                raise
+            log.warning("timer poller: the run store is not reachable (%s); trying again", describe(exc))
+
+
+@contextmanager
+def polling(engine: OrchestrationEngine, interval: float) -> Iterator[None]:
+    """:func:`poll_loop` in a daemon thread for the ``with`` block."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=poll_loop, args=(engine,), kwargs={"interval": interval, "stop": stop}, daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def _fire_batch(now: datetime, batch: int, report: TimerReport) -> tuple[list[outbox.Entry], int]:
