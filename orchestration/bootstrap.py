@@ -161,7 +161,12 @@ def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
                 "schedule": settings.campaign_tick_interval,
             },
             RELAY_SCHEDULE_ENTRY: {"task": RELAY_TASK, "schedule": settings.relay_interval},
-            TIMERS_SCHEDULE_ENTRY: {"task": TIMERS_TASK, "schedule": settings.timer_interval},
+            TIMERS_SCHEDULE_ENTRY: {
+                "task": TIMERS_TASK,
+                "schedule": settings.timer_interval,
+                # a pass nobody took in time is dropped, not piled up: the next one fires the same
+                "options": {"expires": max(10.0, settings.timer_interval * 10)},
+            },
             RETENTION_SCHEDULE_ENTRY: {"task": RETENTION_TASK, "schedule": settings.retention_interval},
         },
         **conf,

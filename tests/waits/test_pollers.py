@@ -17,7 +17,7 @@ from orchestration.engine import publish, timers
 from orchestration.engine.timers import TimerReport
 from tests.support.runs import wait_for_run
 from tests.support.wait import eventually
-from tests.support.wiring import engine
+from tests.support.wiring import app, engine
 from tests.support.workers import ROOT
 from tests.waits.helpers import calls, far_future, publications, start, timers_of, wait_for_status
 
@@ -127,3 +127,10 @@ def test_a_wake_up_the_poller_could_not_publish_is_published_by_the_relay(worker
     report = publish.relay(engine(), now=datetime.now(UTC) + timedelta(seconds=10))
     assert report.published == [run_id]
     woken_once([run_id])
+
+
+def test_beat_sends_the_poller_every_timer_interval_and_drops_a_pass_nobody_took() -> None:
+    entry = app.conf.beat_schedule["campaignflow-timers"]
+    assert entry["task"] == "campaignflow.engine.timers"
+    assert entry["schedule"] == 1.0  # CAMPAIGNFLOW_TIMER_INTERVAL's default
+    assert entry["options"]["expires"] >= entry["schedule"]
