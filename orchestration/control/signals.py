@@ -15,6 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from orchestration.control import bodies
 from orchestration.control.run_control import RunStateError
 from orchestration.engine import waits as engine_waits
 from orchestration.engine.context import flow_of
@@ -23,7 +24,8 @@ from orchestration.errors import FieldError, RunNotFoundError
 from orchestration.flows.model import Flow, WaitNode
 from orchestration.names import TERMINAL_RUN_STATUSES, RunStatus
 from orchestration.runtime import current
-from orchestration.store import jsontext, outbox, sql_engine, waits
+from orchestration.settings import get_settings
+from orchestration.store import outbox, sql_engine, waits
 from orchestration.store import repository as repo
 
 #: The signal ``runs approve`` sends; its data carries ``by`` and ``comment``.
@@ -56,6 +58,9 @@ def signal_run(run_id: str, signal: str, data: Any = None, signal_id: str | None
     signal_id = signal_id or uuid.uuid4().hex
     if not isinstance(signal, str) or not signal:
         raise FieldError(["signal: give the name of the signal the run waits for"], subject="signal")
+    problems = bodies.body_problems({"data": data}, max_bytes=get_settings().max_event_bytes)
+    if problems:  # what a database cannot hold, or too large: refused before anything is written
+        raise FieldError([p.replace("event:", "data:", 1) for p in problems], subject="signal")
     entry: outbox.Entry | None = None
     with sql_engine().begin() as conn:
         row = repo.lock_run(conn, run_id)
@@ -77,9 +82,7 @@ def signal_run(run_id: str, signal: str, data: Any = None, signal_id: str | None
                 ],
                 subject="signal",
             )
-        if not waits.add_signal(
-            conn, run_id, signal_id, signal, jsontext.plain(data, jsontext.MAX_STORED_DEPTH)
-        ):
+        if not waits.add_signal(conn, run_id, signal_id, signal, data):
             return SignalResult(run_id, signal, signal_id, str(row.status), duplicate=True, resumed=False)
         wait = waits.open_wait_of(conn, run_id, signal=signal) if row.status == RunStatus.WAITING else None
         if wait is None:
