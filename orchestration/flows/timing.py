@@ -15,6 +15,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from orchestration.errors import CampaignflowError
+
 _DURATION = re.compile(r"^(?:\d+[smhd])+$")
 _PART = re.compile(r"(\d+)([smhd])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -24,8 +26,10 @@ _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class TimingError(ValueError):
-    """A duration, timestamp, clock time or time zone that cannot be used; the message says why."""
+class TimingError(CampaignflowError, ValueError):
+    """Raised when a duration, timestamp, clock time or time zone cannot be used; the message says
+    why and how to write one. A ``ValueError`` too, so pydantic validators report it as a field
+    error."""
 
 
 def parse_duration(text: str) -> timedelta:

@@ -157,7 +157,7 @@ def test_signals_that_cannot_be_taken_are_clear_errors(worker: object) -> None:
         signals.signal_run(run_id, "nope")
     with pytest.raises(RunNotFoundError):
         signals.signal_run("no-such-run", "replied")
-    with pytest.raises(FieldError, match="data.text: contains a NUL character"):
+    with pytest.raises(FieldError, match=r"data\.text: contains a NUL character"):
         signals.signal_run(run_id, "replied", {"text": "a\x00b"})
     assert signals_of(run_id) == []
 
