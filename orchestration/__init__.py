@@ -67,6 +67,7 @@ __all__ = [  # noqa: RUF022  (grouped by topic as the docs list them; sorted wit
     "RunStateError",
     "StepFailedError",
     "StoreUnavailable",
+    "TimingError",
     "UnknownAgentError",
     "UnknownFlowError",
     "UnknownNameError",
@@ -118,6 +119,7 @@ _EXPORTS: dict[str, str] = {
     "RunStateError": "orchestration.control.run_control",
     "StepFailedError": "orchestration.errors",
     "StoreUnavailable": "orchestration.errors",
+    "TimingError": "orchestration.flows.timing",
     "UnknownAgentError": "orchestration.errors",
     "UnknownFlowError": "orchestration.errors",
     "UnknownNameError": "orchestration.errors",
@@ -173,6 +175,7 @@ if TYPE_CHECKING:
     from orchestration.flows.model import Flow
     from orchestration.flows.refs import RefSyntaxError
     from orchestration.flows.retry import RetryPolicy
+    from orchestration.flows.timing import TimingError
     from orchestration.flows.validate import parse_flow
     from orchestration.orchestrators.base import BaseOrchestrator, FlowRunner, RunHandle
     from orchestration.registry import AgentSpec, Registry

@@ -73,6 +73,7 @@ PUBLIC_API = [
     "RunStateError",
     "StepFailedError",
     "StoreUnavailable",
+    "TimingError",
     "UnknownAgentError",
     "UnknownFlowError",
     "UnknownNameError",
