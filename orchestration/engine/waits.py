@@ -14,7 +14,8 @@ continuation is compiled from the run's stored flow snapshot (``continuation``).
 
 A parking node's record keeps, in its output, the ``publication`` that carried the flow on after it.
 A copy of the park message delivered again later stops there; a newer publication (a retry of a
-run that failed after it woke, a re-drive) goes on past it.
+run that failed after it woke, a re-drive) goes on past it. A wait that found its signal already
+kept goes on in place (``in_place``): a copy of that message goes on too, as any redelivered step.
 """
 
 from __future__ import annotations
@@ -97,9 +98,12 @@ def park(run_id: str, node_id: str) -> Outcome:
         node = index[node_id]
         assert isinstance(node, SleepNode | WaitNode), f"{node_id} is a {node.kind}"
         if state.statuses.get(node_id) == "succeeded":
-            carried = (state.outputs.get(node_id) or {}).get("publication", 0)
-            newer = carried < waits.run_publication(conn, run_id)
-            return Outcome(Action.CONTINUE if newer else Action.PARK)
+            done = state.outputs.get(node_id) or {}
+            # the chain went on from this very message (a kept signal), or a newer publication
+            # carries the flow past the node: go on; a wake-up's publication carries it: stop
+            here = bool(done.get("in_place"))
+            newer = done.get("publication", 0) < waits.run_publication(conn, run_id)
+            return Outcome(Action.CONTINUE if here or newer else Action.PARK)
         if isinstance(node, SleepNode):
             return _park_sleep(conn, state, node, now)
         return _park_wait(conn, state, node, now)
@@ -123,7 +127,7 @@ def _park_sleep(conn: Connection, state: repo.RunState, node: SleepNode, now: da
 def _park_wait(conn: Connection, state: repo.RunState, node: WaitNode, now: datetime) -> Outcome:
     kept = waits.consume_signal(conn, state.run_id, node.signal, node.id)
     if kept is not None:
-        output = signal_output(kept, waits.run_publication(conn, state.run_id))
+        output = {**signal_output(kept, waits.run_publication(conn, state.run_id)), "in_place": True}
         repo.record_step(conn, state.run_id, node.id, agent=WAIT_AGENT, status="succeeded", output=output)
         return Outcome(Action.CONTINUE)
     timeout_at = now + parse_duration(node.timeout) if node.timeout is not None else None

@@ -12,10 +12,14 @@ import pytest
 from orchestration.control import run_control, signals
 from orchestration.control.run_control import RunStateError
 from orchestration.control.sweeper import sweep
+from orchestration.engine import timers
+from orchestration.engine import waits as engine_waits
+from orchestration.engine.outcome import Action
 from orchestration.errors import FieldError, RunNotFoundError
 from orchestration.flows.timing import parse_timestamp
 from orchestration.orchestrators.base import FlowRunner
 from tests.support.runs import envelope, record, run_error, wait_for_run
+from tests.support.wait import eventually
 from tests.support.wiring import engine
 from tests.waits.helpers import (
     calls,
@@ -302,3 +306,30 @@ def test_an_unknown_time_zone_in_an_event_is_rejected_at_ingest_naming_the_field
     }
     with pytest.raises(FieldError, match=r"payload\.tz: unknown time zone 'Mars/Olympus'"):
         FlowRunner(engine(), flow(definition)).run({"tz": "Mars/Olympus"}, mode="async")
+
+
+def test_a_park_message_delivered_again_goes_on_only_where_its_chain_went_on(worker: object) -> None:
+    run_id = start(
+        {
+            "name": "waits-redelivered",
+            "steps": [
+                {"kind": "sleep", "id": "nap", "for": "1s"},
+                {"kind": "wait", "id": "reply", "signal": "replied"},
+                {"id": "b", "agent": "effect", "input": {"sleep": 3}},
+            ],
+        }
+    )
+    wait_for_status(run_id, "waiting")
+    signals.signal_run(run_id, "replied", {"early": True})  # kept: the wait will go on in place
+
+    def b_running() -> bool:
+        timers.fire_due(engine())
+        env = envelope(run_id)
+        return env.record("b") is not None and record(env, "b").status == "running"
+
+    eventually(b_running, 30, "step b to run", interval=0.1)
+    # nap woke through its own publication: a copy of its park message stops; reply went on from
+    # its park message itself: a copy of that one goes on, like any redelivered step
+    assert engine_waits.park(run_id, "nap").action is Action.PARK
+    assert engine_waits.park(run_id, "reply").action is Action.CONTINUE
+    assert wait_for_run(run_id).status == "succeeded"
