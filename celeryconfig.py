@@ -1,8 +1,8 @@
 """Celery settings of campaignflow that do not depend on the environment or the registry.
 
-The baseline is at-least-once delivery: acks late, prefetch 1, JSON only, retry on a lost worker,
-events on. The rest (broker, result backend, transport options, queues, routes, beat's schedule) is
-set by ``orchestration.bootstrap.configure_app`` from the settings and the registry.
+The baseline is at-least-once delivery: acks late, prefetch 1, JSON only, retry on a lost worker.
+The rest (broker, result backend, transport options, task events, queues, routes, beat's schedule)
+is set by ``orchestration.bootstrap.configure_app`` from the settings and the registry.
 """
 
 from orchestration.names import ENGINE_QUEUE
@@ -21,8 +21,6 @@ result_extended = True
 task_store_errors_even_if_ignored = True
 broker_connection_retry_on_startup = True
 task_allow_error_cb_on_chord_header = True
-worker_send_task_events = True
-task_send_sent_event = True
 worker_soft_shutdown_timeout = 30.0
 worker_hijack_root_logger = False
 result_expires = 7 * 24 * 3600

@@ -30,9 +30,11 @@ from celery.signals import worker_process_init
 
 from orchestration.engine import broker_guard, deadletters, signals
 from orchestration.errors import ConfigurationError
+from orchestration.flows.limits import parse_limits_setting
 from orchestration.names import (
     CAMPAIGN_TICK_SCHEDULE_ENTRY,
     CAMPAIGN_TICK_TASK,
+    REDIS_PRIORITY_STEPS,
     RELAY_SCHEDULE_ENTRY,
     RELAY_TASK,
     RETENTION_SCHEDULE_ENTRY,
@@ -82,6 +84,7 @@ def bootstrap(
     registry = registry if registry is not None else Registry()
     app = app if app is not None else create_app()
     load_agent_modules(registry, settings)
+    _check_limits(registry, settings)
     for cls in BUILTIN_ORCHESTRATORS:
         if cls.name not in registry.orchestrator_names():
             registry.add_orchestrator(cls)
@@ -95,6 +98,18 @@ def bootstrap(
     broker_guard.install()
     worker_process_init.connect(_fresh_engines, weak=False, dispatch_uid="campaignflow.fresh_engines")
     return runtime
+
+
+def _check_limits(registry: Registry, settings: Settings) -> None:
+    """``CAMPAIGNFLOW_LIMITS`` is read at start-up: one error naming the agent and the field."""
+    try:
+        limits = parse_limits_setting(settings.limits)
+    except ValueError as exc:
+        raise ConfigurationError(f"CAMPAIGNFLOW_LIMITS: {exc}") from None
+    unknown = sorted(set(limits) - set(registry.agent_names()))
+    if unknown:
+        known = ", ".join(registry.agent_names())
+        raise ConfigurationError(f"CAMPAIGNFLOW_LIMITS: unknown agent {unknown[0]!r} (registered: {known})")
 
 
 def load_agent_modules(registry: Registry, settings: Settings) -> None:
@@ -141,6 +156,10 @@ def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
         if settings.unacked_restore_interval is not None:
             transport["unacked_restore_interval"] = settings.unacked_restore_interval
             transport["unacked_restore_throttle"] = settings.unacked_restore_interval
+    if broker_url.startswith(("redis://", "rediss://")):
+        # a run's priority is its messages' priority: every level its own list (engine.priority)
+        transport["priority_steps"] = list(REDIS_PRIORITY_STEPS)
+        conf["task_inherit_parent_priority"] = True
     if settings.redis_key_prefix:
         transport["global_keyprefix"] = settings.redis_key_prefix
     app.conf.update(
@@ -153,6 +172,8 @@ def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
         task_queues=registry.queues(),
         # a message the worker cannot decode becomes a dead letter (orchestration.engine.deadletters)
         worker_consumer=deadletters.CONSUMER,
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
         task_routes=(registry.route,),
         beat_schedule={
             SWEEP_SCHEDULE_ENTRY: {"task": SWEEP_TASK, "schedule": settings.sweep_interval},

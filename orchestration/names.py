@@ -111,6 +111,18 @@ STEP_TRIES_KEY = "step_tries"
 STEP_RETRIES_KEY = "step_retries"
 #: Step-metric hashes, one per agent (this prefix plus its name): bucket index -> tries.
 STEP_BUCKETS_KEY_PREFIX = "step_buckets:"
+#: Prefix of the keys of the cluster-wide limits (``orchestration.engine.permits``): one set of
+#: keys per agent and key value, created on demand, expiring when idle.
+LIMITS_KEY_PREFIX = "campaignflow:limits:"
+#: Sorted set of the limits in use (``agent|key`` -> when last used), for ``campaignflow limits``.
+LIMITS_INDEX_KEY = "campaignflow:limits-index"
+#: Step-metric hash: agent -> times its steps were refused a permit and put back.
+STEP_THROTTLES_KEY = "step_throttles"
+#: Step-metric hash: agent -> seconds its steps waited for permits.
+STEP_THROTTLED_SECONDS_KEY = "step_throttled_seconds"
+#: kombu's Redis transport: the priority steps, one list per step and queue, popped 0 first
+#: (``orchestration.engine.priority`` maps a run's priority 0-9 onto them: every level its own list).
+REDIS_PRIORITY_STEPS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 #: kombu's Redis transport: the hash of delivered messages not yet acknowledged (all queues).
 KOMBU_UNACKED_KEY = "unacked"
 

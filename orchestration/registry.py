@@ -13,6 +13,7 @@ from kombu.entity import Queue
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestration.errors import ConfigurationError, UnknownAgentError, UnknownOrchestratorError
+from orchestration.flows.limits import RATE_PATTERN, KeyRef, LimitDecl, rate_interval
 from orchestration.flows.retry import RetryPolicy
 from orchestration.flows.strict import StrictModel
 from orchestration.names import AGENT_TASK_PREFIX, ENGINE_QUEUE, agent_queue, agent_task
@@ -35,6 +36,17 @@ class AgentSpec(StrictModel):
     pool: str = Field(pattern=NAME_PATTERN, description="Worker pool; its queue is agents.<pool>.")
     concurrency: int = Field(2, ge=1, le=256, description="Worker processes/threads for the pool.")
     rate_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?/[smh]$", description="Celery rate limit.")
+    global_concurrency: int | None = Field(
+        None, ge=1, le=100_000, description="At most this many tries at once across every worker (Redis)."
+    )
+    global_rate_limit: str | None = Field(
+        None,
+        pattern=RATE_PATTERN,
+        description='At most this many tries start per period, cluster-wide: "20/s".',
+    )
+    limit_key: str | None = Field(
+        None, description="Hold the global limits per value of this reference: $input.email|domain."
+    )
     retry: RetryPolicy = RetryPolicy()
     soft_time_limit: float = Field(30.0, gt=0)
     time_limit: float = Field(60.0, gt=0)
@@ -47,7 +59,20 @@ class AgentSpec(StrictModel):
             raise ValueError(
                 f"soft_time_limit ({self.soft_time_limit}) must be below time_limit ({self.time_limit})"
             )
+        if self.global_rate_limit is not None:
+            rate_interval(self.global_rate_limit)
+        if self.limit_key is not None:
+            KeyRef.parse(self.limit_key)
         return self
+
+    @property
+    def limits(self) -> LimitDecl:
+        """The cluster-wide limits the agent declares (a step or the setting may override them)."""
+        return LimitDecl(
+            global_concurrency=self.global_concurrency,
+            global_rate_limit=self.global_rate_limit,
+            limit_key=self.limit_key,
+        )
 
     @property
     def queue(self) -> str:

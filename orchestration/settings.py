@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     )
     flows_dir: Path | None = Field(None, description="A directory of flow files (YAML/JSON) to load.")
     log_json: bool = Field(False, description="Write worker logs as JSON lines.")
+    task_events: bool = Field(
+        True,
+        description="Celery task events: workers send them (worker_send_task_events) and publishers "
+        "send task-sent (task_send_sent_event). Flower's task views and events-based monitoring need "
+        "them; off saves their per-task cost.",
+    )
     sweep_interval: float = Field(60.0, description="Seconds between sweeper runs (beat).")
     stall_seconds: float = Field(
         900.0,
@@ -140,6 +146,18 @@ class Settings(BaseSettings):
         if isinstance(value, timedelta) and value <= timedelta(0):
             raise ValueError("must be more than zero; leave it unset to keep everything")
         return value
+
+    limits: str = Field(
+        "",
+        description='Cluster-wide limits per agent, as JSON: {"send_email": {"global_rate_limit": "20/s", '
+        '"global_concurrency": 3, "limit_key": "$input.email|domain"}}; wins over the agent and the flow.',
+    )
+    limit_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a global concurrency permit lives unless renewed: a worker that died "
+        "returns its permits within this time; a live long step renews them.",
+    )
 
     api_tokens: str | None = Field(
         None,

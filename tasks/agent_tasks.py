@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from celery import Task
 from celery.exceptions import Ignore
 
-from orchestration.engine import agent_step
+from orchestration.engine import agent_step, permits, priority, step_metrics
 from orchestration.engine.outcome import Action, Outcome
 from orchestration.engine.progress import StepProgress
 from orchestration.engine.unavailable import fail_unavailable
@@ -16,13 +18,14 @@ from orchestration.errors import StepFailedError, StoreUnavailable
 from orchestration.registry import AgentSpec
 from orchestration.runtime import Runtime
 from orchestration.step_error import StepError
+from orchestration.timefmt import as_utc
 from tasks.outage import OUTAGE_KWARG, waits_out_store_outages
 from tasks.requests import AgentRequest
 
 log = logging.getLogger(__name__)
 
 #: Keywords of a step's message that describe one delivery, not the step: a new try goes without them.
-DELIVERY_KWARGS = frozenset({"lost", "progress", OUTAGE_KWARG})
+DELIVERY_KWARGS = frozenset({"lost", "progress", OUTAGE_KWARG, permits.THROTTLE_KWARG})
 
 #: Celery's own bound on publishing a task again after its pool child died. The step's retry policy
 #: decides first (each lost try counts against it, :mod:`orchestration.engine.tries`); this only
@@ -75,6 +78,49 @@ def give_up_step(
     raise StepFailedError(f"{step_id}: {error}")
 
 
+def _admit(
+    task: Task,
+    spec: AgentSpec,
+    run_id: str,
+    step_id: str,
+    limits: dict[str, Any] | None,
+    throttle: dict[str, Any] | None,
+    deadline: str | None,
+) -> permits.StepGate | None:
+    """Pass the step's cluster-wide limits (``orchestration.engine.permits``): a permit, or the
+    message goes back with a countdown, holding no worker and counting no try (raises Retry). A
+    step past its run's deadline asks for none: it goes on to fail the run."""
+    decl = permits.declared(spec, limits)
+    if not decl.limited or (deadline and as_utc(deadline) < datetime.now(UTC)):
+        return None
+    priority = run_priority(task)
+    gate = permits.StepGate(spec, run_id, step_id, decl, priority, permits.Throttle.read(throttle))
+    try:
+        decision = gate.admit()
+    except redis.RedisError as exc:  # the limits cannot be asked: wait, as for a permit
+        log.warning("%s of run %s: cluster-wide limits unavailable (%s); put back", step_id, run_id, exc)
+        decision = permits.Decision(False, 1.0, 0, 0)
+        gate.decision = decision
+    if decision is None:
+        return None
+    if decision.granted:
+        return gate
+    countdown = gate.countdown()
+    step_metrics.record_throttle(spec.name)
+    kwargs = {k: v for k, v in (task.request.kwargs or {}).items() if k != OUTAGE_KWARG}
+    raise task.retry(
+        kwargs={**kwargs, permits.THROTTLE_KWARG: gate.carry()},
+        countdown=countdown,
+        max_retries=(task.request.retries or 0) + 1,  # waiting for a permit is no try
+        exc=permits.Throttled(f"{step_id}: waiting {countdown:.2f}s for a permit of {spec.name}"),
+    )
+
+
+def run_priority(task: Task) -> int:
+    """The run's priority (0-9, higher first), as its message carries it (Redis: 9 - priority)."""
+    return priority.from_message((task.request.delivery_info or {}).get("priority"))
+
+
 def bind_agent(runtime: Runtime, spec: AgentSpec) -> Task:
     """Create (once) the Celery task of one agent, with its limits from the spec."""
     app = runtime.app
@@ -91,6 +137,8 @@ def bind_agent(runtime: Runtime, spec: AgentSpec) -> Task:
         lost: str | None = None,
         progress: dict[str, Any] | None = None,
         start: dict[str, Any] | None = None,
+        limits: dict[str, Any] | None = None,
+        throttle: dict[str, Any] | None = None,
     ) -> Any:
         # a redelivered message (its worker went away) is not the retry that ``lost`` describes
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
@@ -102,16 +150,23 @@ def bind_agent(runtime: Runtime, spec: AgentSpec) -> Task:
             log.info(
                 "%s of run %s: the outcome kept while the run store was away is written now", step_id, run_id
             )
-        outcome = agent_step.run_agent_step(
-            run_id,
-            step_id,
-            spec=spec,
-            final=final,
-            lost=seen,
-            progress=step,
-            task_id=self.request.id,
-            publication=start,
-        )
+        gate = None
+        if step.start() is None:  # a try an earlier delivery began was admitted then
+            gate = _admit(self, spec, run_id, step_id, limits, throttle, deadline)
+        try:
+            outcome = agent_step.run_agent_step(
+                run_id,
+                step_id,
+                spec=spec,
+                final=final,
+                lost=seen,
+                progress=step,
+                task_id=self.request.id,
+                publication=start,
+            )
+        finally:
+            if gate is not None:
+                gate.done()
         return apply_outcome(runtime, self, outcome, run_id, step_id, final=final, deadline=deadline)
 
     run.__name__ = f"agent_{spec.name}"

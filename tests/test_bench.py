@@ -150,6 +150,24 @@ def test_bench_external_runs_on_bench_workers_and_shows_rates_ratio_and_cpu_per_
         assert stats.count_rows(conn, "run") == 3 + 2 * 3 + 2
 
 
+def test_bench_external_with_task_events_off_needs_workers_without_them(sandbox: str, tmp_path: Path) -> None:
+    """Both sides run on the bench workers: ``--task-events off`` measures only on workers started
+    with ``CAMPAIGNFLOW_TASK_EVENTS=off``, and says how to start them when they send events."""
+    log = tmp_path / "bench-worker.log"
+    worker_argv = [*CLI, "worker", "--all", "--bench", "-P", "threads", "-c", "4", "-l", "INFO"]
+    with background(worker_argv, log, {"CAMPAIGNFLOW_TASK_EVENTS": "off"}):
+        eventually(lambda: " ready." in log.read_text(errors="replace"), 60, "the bench worker to start")
+        refused = bench("-n", "1", "--external", "--task-events", "on", "--shape", "sequence")
+        result = bench(
+            "-n", "2", "--rounds", "1", "--latency-samples", "1", "--external", "--task-events", "off",
+            "--shape", "sequence", "--json",
+        )  # fmt: skip
+    assert refused.returncode != 0
+    assert "start them with CAMPAIGNFLOW_TASK_EVENTS=on" in refused.stdout + refused.stderr
+    assert result.returncode == 0, f"{result.stderr}\nworker:\n{log.read_text(errors='replace')}"
+    assert [o["shape"] for o in json.loads(result.stdout)] == ["sequence"]
+
+
 def test_bench_api_compares_http_ingest_with_send_task_in_its_sandbox(sandbox: str) -> None:
     before = production_with_one_run()
     result = bench("--api", "-n", "6", "--clients", "2", "--rounds", "1", "--json")
@@ -170,3 +188,20 @@ def test_bench_api_compares_http_ingest_with_send_task_in_its_sandbox(sandbox: s
     # warm-up (6 each) and one round (6 each), the API's and send_task's: every event became a run
     assert ended == {("bench-ingest", counters.FINISHED, "succeeded"): 24}
     assert left == []  # the bench's route is gone with it
+
+
+def test_bench_limited_reports_a_limits_cost_and_the_rate_it_held(sandbox: str) -> None:
+    result = bench(
+        "--shape", "limited", "-n", "5", "--rounds", "1", "--held-n", "8", "--limit-rate", "40/s", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    (o,) = json.loads(result.stdout)
+    assert (o["shape"], o["n"], o["held_n"], o["held_limit"]) == ("limited", 5, 8, "40/s")
+    assert o["unlimited_flows_per_s"] > 0
+    assert o["limited_flows_per_s"] > 0
+    assert o["acquire_cpu_ms"] > 0
+    assert o["round_trip_ms"] > 0
+    assert o["round_trips_per_step"] == 2
+    assert o["held_steps_per_s"] > 0
+    # first to last start: 7 intervals, one of which the rate's tolerance may take back
+    assert o["held_of_limit"] <= 7 / 6 + 0.01

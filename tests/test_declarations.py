@@ -40,7 +40,12 @@ def one_error(build: Callable[[], object]) -> str:
 @pytest.mark.parametrize(
     ("build", "field", "guess", "known"),
     [
-        (lambda: agent(global_concurency=2), "global_concurency", "concurrency", "pool, rate_limit, retry"),
+        (
+            lambda: agent(global_concurency=2),
+            "global_concurency",
+            "global_concurrency",
+            "pool, rate_limit, retry",
+        ),
         (lambda: RetryPolicy.model_validate({"max_attempt": 3}), "max_attempt", "max_attempts", "jitter"),
         (
             lambda: Route.model_validate({"event_type": "lead.created", "flow": "x", "campaing": "q4"}),
@@ -70,7 +75,9 @@ def test_unknown_fields_name_the_field_the_guess_and_the_known_ones(
 
 def test_an_agents_typo_is_no_longer_ignored() -> None:
     msg = one_error(lambda: agent(concurrency=3, global_concurency=2))
-    assert msg.startswith("unknown field 'global_concurency' (did you mean 'concurrency'?); known fields: ")
+    assert msg.startswith(
+        "unknown field 'global_concurency' (did you mean 'global_concurrency'?); known fields: "
+    )
     assert agent(concurrency=3).concurrency == 3
 
 

@@ -101,7 +101,7 @@ def test_shape_errors_have_paths_and_hints() -> None:
     )
     assert (
         "steps[0].inptu: unknown field 'inptu' (did you mean 'input'?); known fields: agent, fallback, id, "
-        "input, kind, on_error, retry, soft_time_limit, time_limit (remove it or check its spelling)"
+        "input, kind, limits, on_error, retry, soft_time_limit, time_limit (remove it or check its spelling)"
     ) in msgs
     assert any(m.startswith("steps[1]: node needs kind") for m in msgs)
     assert any(m.startswith("steps[2].over: Value error, must be a $reference to a list") for m in msgs)

@@ -26,6 +26,7 @@ from orchestration.control.manager import manager
 from orchestration.control.run_control import retry_run
 from orchestration.engine import step_metrics
 from orchestration.engine.deadletters import REASONS
+from orchestration.names import REDIS_PRIORITY_STEPS
 from orchestration.ops.metrics import queue_keys
 from orchestration.orchestrators.base import FlowRunner
 from tests.support import services
@@ -189,7 +190,8 @@ def test_queue_depth_counts_every_priority_under_the_key_prefix(database: str) -
     url = app.conf.broker_url
     try:
         # kombu's constructors and publish() carry no annotations
-        with Connection(url, transport_options={"global_keyprefix": prefix}) as conn:  # type: ignore[no-untyped-call]
+        options = {"global_keyprefix": prefix, "priority_steps": list(REDIS_PRIORITY_STEPS)}  # the app's
+        with Connection(url, transport_options=options) as conn:  # type: ignore[no-untyped-call]
             producer = Producer(conn.default_channel)  # type: ignore[no-untyped-call]
             for name, priorities in ((target, (0, 5, 9)), (other, (0,))):
                 exchange = Exchange(name, type="direct")  # type: ignore[no-untyped-call]
@@ -204,8 +206,8 @@ def test_queue_depth_counts_every_priority_under_the_key_prefix(database: str) -
                         serializer="json",
                     )
         with redis.Redis.from_url(url) as raw:
-            # kombu's layout: the plain list, then one list per priority step (5 lands in step 3)
-            assert [raw.llen(k) for k in queue_keys(target, prefix)] == [1, 1, 0, 1]
+            # kombu's layout: the plain list, then one list per priority step (every level its own)
+            assert [raw.llen(k) for k in queue_keys(target, prefix)] == [1, 0, 0, 0, 0, 1, 0, 0, 0, 1]
 
         env = {**os.environ, "CAMPAIGNFLOW_REDIS_KEY_PREFIX": prefix}
         shown = subprocess.run(

@@ -18,6 +18,7 @@ from orchestration.cli.doctor import doctor
 from orchestration.cli.errors import CampaignflowGroup
 from orchestration.cli.flower import flower
 from orchestration.cli.flows import flows_app
+from orchestration.cli.limits import limits
 from orchestration.cli.metrics import metrics_app
 from orchestration.cli.rejected import rejected_app
 from orchestration.cli.runs import ingest, runs_app
@@ -74,6 +75,7 @@ cli.command("api")(api)
 cli.add_typer(metrics_app, name="metrics")
 cli.command("demo")(demo)
 cli.command("doctor")(doctor)
+cli.command("limits")(limits)
 
 
 def main() -> None:

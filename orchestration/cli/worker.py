@@ -42,7 +42,7 @@ def worker_argv(
         queues, name, default_c = [agent_queue(pool)], pool, pools[pool]
     else:
         raise UnknownNameError("pool", str(pool), [ENGINE_QUEUE, *pools])
-    return [
+    argv = [
         "worker",
         "-Q",
         ",".join(queues),
@@ -54,8 +54,9 @@ def worker_argv(
         f"{name}@%h",
         "-l",
         loglevel,
-        "-E",
     ]
+    # task events as CAMPAIGNFLOW_TASK_EVENTS says (the app's worker_send_task_events is set from it)
+    return [*argv, "-E"] if current().settings.task_events else argv
 
 
 def worker(

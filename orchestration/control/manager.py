@@ -50,6 +50,9 @@ class Event(BaseModel):
     payload: dict[str, Any]
     campaign: str | None = Field(None, max_length=120)
     occurred_at: datetime | None = None
+    priority: int = Field(
+        0, ge=0, le=9, description="0 (default: marketing) to 9 (transactional): its run's steps go first."
+    )
 
 
 class Route(StrictModel):
@@ -249,7 +252,12 @@ class CampaignManager:
         if event.occurred_at is not None:
             extra["occurred_at"] = iso_utc(event.occurred_at)
         handle = orchestrator.run(
-            event.payload, mode=mode, event_id=event.id, campaign=event.campaign, extra=extra
+            event.payload,
+            mode=mode,
+            event_id=event.id,
+            campaign=event.campaign,
+            extra=extra,
+            priority=event.priority,
         )
         return dataclasses.replace(handle, resumed=resumed) if resumed else handle
 

@@ -61,11 +61,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def reopen_failed_run(
     run_id: str, payload_patch: Mapping[str, Any] | None = None
-) -> tuple[Flow, datetime | None, outbox.Entry]:
+) -> tuple[Flow, datetime | None, outbox.Entry, int]:
     """Set a failed run back to ``running`` with its failed records pending, each with a fresh
     budget of tries; succeeded steps stay. The run gets the flow's deadline again, counted from now,
     and its next publication's outbox row, in the same transaction. Returns the flow, the new
-    deadline and that outbox entry (to publish after the commit).
+    deadline, that outbox entry (to publish after the commit) and the run's priority.
 
     ``payload_patch`` (a JSON merge patch) corrects the stored payload before the re-drive.
     """
@@ -83,7 +83,7 @@ def reopen_failed_run(
         deadline_at = deadline_from(flow, datetime.now(UTC))
         repo.reopen_run(conn, run_id, payload, deadline_at=deadline_at)
         entry = outbox.next_publication(conn, run_id, outbox.RETRY)
-    return flow, deadline_at, entry
+    return flow, deadline_at, entry, int(row.priority or 0)
 
 
 def _check_payload(flow: Flow, payload: dict[str, Any]) -> None:
@@ -98,6 +98,6 @@ def _check_payload(flow: Flow, payload: dict[str, Any]) -> None:
 def retry_run(run_id: str, payload_patch: Mapping[str, Any] | None = None) -> str:
     """Re-drive a failed run on the workers from its failed step; returns ``running`` (also when the
     broker cannot take it yet: the outbox relay publishes it then)."""
-    flow, deadline_at, entry = reopen_failed_run(run_id, payload_patch)
-    publish_now(current().engine, entry, flow, deadline_at)
+    flow, deadline_at, entry, priority = reopen_failed_run(run_id, payload_patch)
+    publish_now(current().engine, entry, flow, deadline_at, priority)
     return "running"

@@ -96,7 +96,7 @@ def signal_run(run_id: str, signal: str, data: Any = None, signal_id: str | None
         status = repo.run_status(conn, run_id)
     if entry is not None:
         run = _run_to_publish(entry)
-        publish_now(current().engine, entry, flow, run.deadline_at)
+        publish_now(current().engine, entry, flow, run.deadline_at, run.priority)
     return SignalResult(run_id, signal, signal_id, status, duplicate=False, resumed=True)
 
 

@@ -52,7 +52,7 @@ def sweep(
                 report.past_deadline.append(run_id)
     with sql_engine().begin() as conn:
         stalled = sweeps.stalled_runs(conn, now - timedelta(seconds=stall_seconds), limit)
-        to_start: list[tuple[outbox.Entry, Flow, datetime | None]] = []
+        to_start: list[tuple[outbox.Entry, Flow, datetime | None, int]] = []
         for row in stalled:
             if row.redrives >= max_redrives:
                 err = StepError.stalled(stall_seconds, row.redrives).as_dict()
@@ -62,10 +62,11 @@ def sweep(
                 continue
             sweeps.count_redrive(conn, row.run_id, now)
             entry = outbox.next_publication(conn, row.run_id, outbox.REDRIVE)
-            to_start.append((entry, Flow.model_validate(row.flow_def), repo.aware(row.deadline_at)))
+            flow = Flow.model_validate(row.flow_def)
+            to_start.append((entry, flow, repo.aware(row.deadline_at), int(row.priority or 0)))
         beat(conn, SWEEPER_HEARTBEAT, now, report.as_dict())
     # after the commit; what the broker refuses, the relay publishes
-    for entry, flow, deadline_at in to_start:
-        publish_now(engine, entry, flow, deadline_at)
+    for entry, flow, deadline_at, priority in to_start:
+        publish_now(engine, entry, flow, deadline_at, priority)
         report.redriven.append(entry.run_id)
     return report

@@ -24,6 +24,8 @@ from orchestration.engine import starts
 from orchestration.engine.continuation import continuation
 from orchestration.engine.inline import InlineRunner
 from orchestration.engine.nodes import map_item_ids
+from orchestration.engine.permits import LIMITS_KWARG
+from orchestration.engine.priority import to_message
 from orchestration.flows.model import (
     BranchNode,
     Flow,
@@ -193,6 +195,8 @@ class OrchestrationEngine:
         spec = self.registry.agent(node.agent)
         kwargs = _task_kwargs(run_id, "step_id", step_id, final, deadline)
         options = _result_options(in_header)
+        if node.limits is not None:  # the flow's override of the agent's cluster-wide limits
+            kwargs[LIMITS_KWARG] = node.limits.model_dump(exclude_none=True)
         if node.soft_time_limit is not None:
             options["soft_time_limit"] = node.soft_time_limit
         if node.time_limit is not None:
@@ -220,13 +224,17 @@ class OrchestrationEngine:
         *,
         publication: int | None = None,
         retry_policy: dict[str, float] | None = None,
+        priority: int = 0,
         resume: str | None = None,
         timed_out: bool = False,
     ) -> None:
         """Publish the compiled canvas (``deadline_at``: the run's; ``publication``, ``resume`` and
-        ``timed_out``: see :meth:`compile`); the workers take it from there. ``retry_policy``: how
-        long to keep trying an unreachable broker (Celery's ``retry_policy``; default: the app's)."""
+        ``timed_out``: see :meth:`compile`); the workers take it from there. ``priority``: the run's
+        (0-9, higher first; ``orchestration.engine.priority``). ``retry_policy``: how long to keep
+        trying an unreachable broker (Celery's ``retry_policy``; default: the app's)."""
         options: dict[str, Any] = {} if retry_policy is None else {"retry_policy": retry_policy}
+        # every message of the run carries its priority; what its tasks send inherits it
+        options["priority"] = to_message(priority)
         canvas = self.compile(
             flow, run_id, deadline_at, publication=publication, resume=resume, timed_out=timed_out
         )

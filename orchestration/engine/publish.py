@@ -61,7 +61,11 @@ def one_line(exc: BaseException) -> str:
 
 
 def publish_now(
-    engine: OrchestrationEngine, entry: outbox.Entry, flow: Flow, deadline_at: datetime | None
+    engine: OrchestrationEngine,
+    entry: outbox.Entry,
+    flow: Flow,
+    deadline_at: datetime | None,
+    priority: int = 0,
 ) -> bool:
     """The fast path, right after the commit that wrote ``entry``: publish the run and mark the entry.
 
@@ -76,6 +80,7 @@ def publish_now(
             deadline_at,
             publication=entry.publication,
             retry_policy=FAST_RETRY_POLICY,
+            priority=priority,
             **resume_of(entry),
         )
     except BROKER_ERRORS as exc:
@@ -190,7 +195,14 @@ def _publish_claimed(
     """Publish one claimed entry; None when published."""
     try:
         flow = Flow.model_validate(run.flow_def)
-        engine.start(flow, entry.run_id, run.deadline_at, publication=entry.publication, **resume_of(entry))
+        engine.start(
+            flow,
+            entry.run_id,
+            run.deadline_at,
+            publication=entry.publication,
+            priority=run.priority,
+            **resume_of(entry),
+        )
     except BROKER_ERRORS as exc:
         return _Failure(one_line(exc), broker=True)
     except Exception as exc:  # this entry cannot be published (e.g. its flow no longer compiles here)

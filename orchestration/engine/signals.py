@@ -25,6 +25,7 @@ from celery.signals import (
 
 from orchestration.engine import logs
 from orchestration.engine import step_metrics as steps
+from orchestration.engine.permits import Throttled
 from orchestration.names import AGENT_TASK_PREFIX, TASK_PREFIX
 from orchestration.settings import get_settings
 
@@ -61,14 +62,16 @@ def _step_started(
     _running[task_id] = (time.perf_counter(), logs.bind(fields), agent)
 
 
-def _step_ended(task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any) -> None:
+def _step_ended(
+    task_id: str | None = None, task: Any = None, state: str | None = None, retval: Any = None, **_: Any
+) -> None:
     started = _running.pop(task_id, None) if task_id else None
     if started is None:
         return
     begun, token, agent = started
     seconds = time.perf_counter() - begun
     try:
-        if agent is not None:
+        if agent is not None and not throttled(retval):  # put back for a permit: no try
             steps.record_try(agent, state or "unknown", seconds)
             step_log.info("step try ended: %s in %.3fs", (state or "unknown").lower(), seconds)
     finally:
@@ -76,9 +79,14 @@ def _step_ended(task_id: str | None = None, task: Any = None, state: str | None 
             logs.unbind(token)
 
 
-def _step_retried(sender: Any = None, **_: Any) -> None:
+def throttled(value: Any) -> bool:
+    """Whether a task's retry (or its result) is a step put back to wait for a permit: no try."""
+    return isinstance(value, Throttled) or isinstance(getattr(value, "exc", None), Throttled)
+
+
+def _step_retried(sender: Any = None, reason: Any = None, **_: Any) -> None:
     agent = agent_of(getattr(sender, "name", None))
-    if agent is not None:
+    if agent is not None and not throttled(reason):
         steps.record_retry(agent)
 
 

@@ -28,6 +28,8 @@ from orchestration.names import (
     STEP_BUCKETS_KEY_PREFIX,
     STEP_RETRIES_KEY,
     STEP_SECONDS_KEY,
+    STEP_THROTTLED_SECONDS_KEY,
+    STEP_THROTTLES_KEY,
     STEP_TRIES_KEY,
 )
 from orchestration.settings import get_settings
@@ -46,6 +48,10 @@ class AgentSteps:
     seconds: float = 0.0
     tries: dict[str, int] = field(default_factory=dict)
     retries: int = 0
+    #: Times a step was refused a permit of its cluster-wide limits and put back.
+    throttles: int = 0
+    #: Seconds steps waited for permits (added when the step gets one).
+    throttled_seconds: float = 0.0
 
     def cumulative(self) -> list[tuple[str, float]]:
         total, out = 0, []
@@ -190,6 +196,22 @@ def record_retry(agent: str) -> None:
     _batcher.add(lambda pending: pending.add(key, agent))
 
 
+def record_throttle(agent: str) -> None:
+    """A step of ``agent`` was refused a permit and put back (no try)."""
+    if client() is None:
+        return
+    key = prefix() + STEP_THROTTLES_KEY
+    _batcher.add(lambda pending: pending.add(key, agent))
+
+
+def record_throttled(agent: str, seconds: float) -> None:
+    """A step of ``agent`` got its permit after waiting ``seconds`` for it."""
+    if client() is None:
+        return
+    key = prefix() + STEP_THROTTLED_SECONDS_KEY
+    _batcher.add(lambda pending: pending.add_float(key, agent, seconds))
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -209,6 +231,10 @@ def read(conn: redis.Redis) -> dict[str, AgentSteps]:
         of(agent).tries[state] = int(count)
     for agent, count in conn.hgetall(p + STEP_RETRIES_KEY).items():
         of(agent).retries = int(count)
+    for agent, count in conn.hgetall(p + STEP_THROTTLES_KEY).items():
+        of(agent).throttles = int(count)
+    for agent, seconds in conn.hgetall(p + STEP_THROTTLED_SECONDS_KEY).items():
+        of(agent).throttled_seconds = float(seconds)
     for name, steps in agents.items():
         for index, count in conn.hgetall(f"{p}{STEP_BUCKETS_KEY_PREFIX}{name}").items():
             i = int(index)

@@ -146,4 +146,4 @@ def _publish(engine: OrchestrationEngine, entries: list[outbox.Entry]) -> None:
         run = runs[entry.run_id]
         key = repr(run.flow_def)
         flow = flows.get(key) or flows.setdefault(key, Flow.model_validate(run.flow_def))
-        publish_now(engine, entry, flow, run.deadline_at)
+        publish_now(engine, entry, flow, run.deadline_at, run.priority)

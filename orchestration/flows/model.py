@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from orchestration.flows.conditions import Condition
+from orchestration.flows.limits import LimitDecl
 from orchestration.flows.refs import RefSyntaxError, parse_path
 from orchestration.flows.retry import RetryPolicy
 from orchestration.flows.strict import StrictModel
@@ -60,6 +61,9 @@ class StepNode(_Node):
     soft_time_limit: float | None = Field(None, gt=0)
     time_limit: float | None = Field(None, gt=0)
     on_error: OnError = Field("fail", description="fail the run, or record the failure and continue.")
+    limits: LimitDecl | None = Field(
+        None, description="Overrides the agent's cluster-wide limits (global_concurrency, ...) for this step."
+    )
     fallback: StepNode | None = Field(None, description="Step to run instead when this one fails for good.")
 
     def children(self) -> list[Node]:

@@ -23,6 +23,7 @@ from celery import chain, chord, group
 from celery.exceptions import TimeoutError
 
 from orchestration.bootstrap import bootstrap
+from orchestration.errors import ConfigurationError
 from orchestration.flows import Flow, parse_flow
 from orchestration.names import BENCH_PLAIN_TASK, agent_queue
 from orchestration.orchestrators.base import FlowRunner
@@ -74,6 +75,26 @@ def enter_sandbox(settings: Settings | None = None) -> Runtime:
     sandbox = sandbox_settings(settings or get_settings())
     schemas.prepare(sandbox.effective_database_url())
     return bootstrap(settings=sandbox)
+
+
+def check_worker_events(task_events: bool) -> None:
+    """With ``--external``, both sides run on the bench workers: they must send task events (and
+    task-sent) as this bench does, or the comparison is not the one asked for. Workers that do not
+    answer are not checked."""
+    replies = current().app.control.inspect(timeout=2.0).conf(with_defaults=True) or {}
+    wrong = sorted(
+        name
+        for name, conf in replies.items()
+        if (bool(conf.get("worker_send_task_events")), bool(conf.get("task_send_sent_event")))
+        != (task_events, task_events)
+    )
+    if wrong:
+        want = "on" if task_events else "off"
+        raise ConfigurationError(
+            f"task events are {want} for this bench, but not on the bench workers {', '.join(wrong)}: "
+            f"start them with CAMPAIGNFLOW_TASK_EVENTS={want} (or run the bench with "
+            f"--task-events {'off' if task_events else 'on'})"
+        )
 
 
 @dataclass(frozen=True)

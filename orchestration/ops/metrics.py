@@ -30,16 +30,21 @@ from prometheus_client.registry import Collector, CollectorRegistry
 import orchestration
 from orchestration.engine import step_metrics as steps
 from orchestration.engine.deadletters import REASONS
-from orchestration.names import KOMBU_UNACKED_KEY, OPEN_RUN_STATUSES, TERMINAL_RUN_STATUSES
+from orchestration.names import (
+    KOMBU_UNACKED_KEY,
+    OPEN_RUN_STATUSES,
+    REDIS_PRIORITY_STEPS,
+    TERMINAL_RUN_STATUSES,
+)
 from orchestration.runtime import current
 from orchestration.settings import get_settings
 from orchestration.store import counters, deadletters, outbox, sql_engine, stats, waits
 
 log = logging.getLogger(__name__)
 
-#: kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists named ``<queue>\x06\x16<n>``.
+#: kombu's Redis transport keeps priorities 1-9 of a queue in lists named ``<queue>\x06\x16<n>``.
 PRIORITY_SEP = "\x06\x16"
-PRIORITY_STEPS = (3, 6, 9)
+PRIORITY_STEPS = REDIS_PRIORITY_STEPS[1:]
 
 
 def queue_keys(queue: str, key_prefix: str = "") -> list[str]:
@@ -212,12 +217,24 @@ class CampaignflowCollector(Collector):
             "Retries scheduled for agent steps, per agent.",
             labels=["agent"],
         )
+        throttles = CounterMetricFamily(
+            "campaignflow_step_throttles_total",
+            "Times agent steps were refused a permit of their cluster-wide limits and put back, per agent.",
+            labels=["agent"],
+        )
+        throttled = CounterMetricFamily(
+            "campaignflow_step_throttled_seconds_total",
+            "Seconds agent steps waited for permits of their cluster-wide limits, per agent.",
+            labels=["agent"],
+        )
         for agent, data in sorted(agents.items()):
             duration.add_metric([agent], data.cumulative(), data.seconds)
             for state, count in sorted(data.tries.items()):
                 tries.add_metric([agent, state], count)
             retries.add_metric([agent], data.retries)
-        yield from (duration, tries, retries)
+            throttles.add_metric([agent], data.throttles)
+            throttled.add_metric([agent], data.throttled_seconds)
+        yield from (duration, tries, retries, throttles, throttled)
 
 
 def registry(queues: Sequence[str] | None = None) -> CollectorRegistry:

@@ -79,6 +79,7 @@ class BaseOrchestrator:
         event_id: str | None = None,
         campaign: str | None = None,
         extra: dict[str, Any] | None = None,
+        priority: int = 0,
     ) -> RunHandle:
         """Open a run (idempotent on ``event_id``), then run it here (inline) or on the workers.
 
@@ -101,6 +102,7 @@ class BaseOrchestrator:
             orchestrator=self.name,
             deadline_at=deadline_from(flow, now),
             extra=extra or {},
+            priority=priority,
         )
         if mode == "async":
             # the key, the run and its outbox row in one transaction: stored means it will be published
@@ -111,7 +113,7 @@ class BaseOrchestrator:
                         run_id, repo.run_status(conn, run_id), True, outbox.has_pending(conn, run_id)
                     )
                 entry = outbox.add(conn, run_id, 1, outbox.OPEN)
-            published = publish_now(self.engine, entry, flow, new.deadline_at)
+            published = publish_now(self.engine, entry, flow, new.deadline_at, priority)
             return RunHandle(run_id, "queued", False, pending=not published)
         # with an event id, the key and the run are written in one transaction; without, one INSERT
         with sql_engine().begin() if event_id is not None else autocommit() as conn:

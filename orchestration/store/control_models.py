@@ -81,7 +81,7 @@ class RoutingRule(Base):
     orchestrator: Mapped[str | None] = mapped_column(sa.String(120))
     flow: Mapped[str | None] = mapped_column(sa.String(120))
     #: Resume the runs waiting for this signal whose correlation is the event's ``resume_key``
-    #: (migration 0013); a rule may resume runs only, or start one too.
+    #: (migration 0016); a rule may resume runs only, or start one too.
     resume_signal: Mapped[str | None] = mapped_column(sa.String(120))
     resume_key: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(server_default=server_now())

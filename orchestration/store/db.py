@@ -4,7 +4,9 @@ pooled connections, because the engine is keyed by pid and re-created after a fo
 from __future__ import annotations
 
 import os
+import select
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,12 +42,63 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
         engine = sa.create_engine(url, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # Pre-ping: a checkout tests its connection first (one round trip) and replaces a dead one, so
-    # the first statement after a database restart or failover does not fail on a connection that
-    # broke while idle; a dead one found this way retires every older idle one with it. Recycling
-    # after 30 minutes keeps a connection from outliving a server-side or network idle timeout.
-    kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
-    return sa.create_engine(url, **kwargs)
+    # A pooled connection that may have died while idle is tested at checkout (one round trip) and
+    # replaced, so the first statement after a database restart or failover does not fail on it; a
+    # dead one found this way retires every older idle one with it (:func:`ping_when_idle`).
+    # Recycling after 30 minutes keeps a connection from outliving a server-side or network idle
+    # timeout.
+    kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
+    engine = sa.create_engine(url, **kwargs)
+    ping_when_idle(engine)
+    return engine
+
+
+#: A pooled connection checked in longer ago than this is pinged before it is used again.
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "campaignflow_idle_since"
+
+
+def ping_when_idle(engine: Engine, after: float = PING_AFTER_IDLE_SECONDS) -> None:
+    """Ping a pooled connection at checkout only when it may be dead: the server said something
+    on it while it sat in the pool (a backend that exits, on a restart or a kill, closes its socket,
+    which a zero-timeout poll sees without a round trip), or it sat idle for ``after`` seconds (a
+    connection that died silently, behind a network that dropped it).
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout: on the hot path, where each statement
+    checks a connection out, that doubled a step's round trips. A fresh connection is never pinged.
+    A failed ping retires every pooled connection older than now, as the pre-ping does. A connection
+    that breaks in use (or between the poll and its statement) raises a store outage like any other:
+    the task waits it out, and :func:`autocommit` retires the pool's idle connections with it.
+    """
+
+    def checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or (time.monotonic() - since < after and not _readable(dbapi_conn)):
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_conn, None):
+                raise sa.exc.InvalidatePoolError() from exc
+            raise
+
+    sa.event.listen(engine, "checkin", checkin)
+    sa.event.listen(engine, "checkout", checkout)
+
+
+def _readable(dbapi_conn: Any) -> bool:
+    """Has an idle connection's socket anything to read (or is it closed)? An idle autocommit
+    connection expects nothing from the server, so anything there means a ping is due."""
+    try:
+        fd = dbapi_conn.fileno()
+    except Exception:  # the driver knows it is closed
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from orchestration.names import RunStatus, StepStatus
 from orchestration.store.metadata import Base, JSONType, server_now
 
-#: What ``run.status`` accepts (its check constraint: migration 0001, ``waiting`` since 0013).
+#: What ``run.status`` accepts (its check constraint: migration 0001, ``waiting`` since 0016).
 RUN_STATUSES = tuple(s.value for s in RunStatus)
 #: What ``step_record.status`` accepts (its check constraint).
 STEP_STATUSES = tuple(s.value for s in StepStatus)
@@ -40,6 +40,8 @@ class Run(Base):
     publication: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     #: The token of the publish whose first tasks took the current publication (None: not yet).
     start_token: Mapped[str | None] = mapped_column(sa.String(200))
+    #: 0 (default) to 9: its steps' messages carry it; a higher one gets permits and workers first.
+    priority: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(server_default=server_now())
     updated_at: Mapped[datetime] = mapped_column(server_default=server_now())
     started_at: Mapped[datetime | None]
@@ -76,6 +78,8 @@ class StepRecordRow(Base):
     tries: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     #: Tries made before the current retry budget (a retried run gives its retried steps a fresh one).
     retry_base: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    #: Seconds the step waited for permits of its cluster-wide limits (put back, holding no worker).
+    throttled_seconds: Mapped[float] = mapped_column(sa.Float, server_default="0")
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(server_default=server_now())

@@ -115,14 +115,18 @@ def claim(conn: Connection, before: datetime, limit: int) -> list[Entry]:
 class RunToPublish:
     flow_def: dict[str, Any]
     deadline_at: datetime | None
+    priority: int = 0
 
 
 def runs_to_publish(conn: Connection, run_ids: Collection[str]) -> dict[str, RunToPublish]:
     """What publishing needs of each run (its flow and its deadline), by run id."""
-    query = sa.select(run_t.c.run_id, run_t.c.flow_def, run_t.c.deadline_at).where(
+    query = sa.select(run_t.c.run_id, run_t.c.flow_def, run_t.c.deadline_at, run_t.c.priority).where(
         run_t.c.run_id.in_(list(run_ids))
     )
-    return {r.run_id: RunToPublish(r.flow_def, aware(r.deadline_at)) for r in conn.execute(query)}
+    return {
+        r.run_id: RunToPublish(r.flow_def, aware(r.deadline_at), int(r.priority or 0))
+        for r in conn.execute(query)
+    }
 
 
 #: Built once too: every published run begins with it.

@@ -28,6 +28,8 @@ class NewRun:
     campaign: str | None = None
     orchestrator: str | None = None
     deadline_at: datetime | None = None
+    #: 0-9, higher first (``orchestration.engine.priority``).
+    priority: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,6 +72,7 @@ def open_run(conn: Connection, new: NewRun) -> tuple[str, bool]:
             "created_at": now,
             "updated_at": now,
             "deadline_at": new.deadline_at,
+            "priority": new.priority,
             "publication": 1 if new.mode == "async" else 0,
         },
     )
@@ -82,9 +85,9 @@ def load_state(conn: Connection, run_id: str) -> RunState:
 
 
 def lock_run(conn: Connection, run_id: str) -> AnyRow | None:
-    """``status``, ``flow_def`` and ``payload`` of the run, locked for this transaction."""
+    """``status``, ``flow_def``, ``payload`` and ``priority`` of the run, locked for this transaction."""
     return conn.execute(
-        sa.select(run_t.c.status, run_t.c.flow_def, run_t.c.payload)
+        sa.select(run_t.c.status, run_t.c.flow_def, run_t.c.payload, run_t.c.priority)
         .where(run_t.c.run_id == run_id)
         .with_for_update()
     ).first()

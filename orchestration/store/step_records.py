@@ -258,3 +258,12 @@ def first_failed_step(conn: Connection, run_id: str) -> tuple[str, dict[str, Any
         .limit(1)
     ).first()
     return (row.step_id, row.error) if row else None
+
+
+def add_throttled(conn: Connection, run_id: str, step_id: str, seconds: float) -> None:
+    """Add ``seconds`` a try waited for a cluster-wide permit to the record's ``throttled_seconds``."""
+    conn.execute(
+        step_t.update()
+        .where(step_t.c.run_id == run_id, step_t.c.step_id == step_id)
+        .values(throttled_seconds=sa.func.coalesce(step_t.c.throttled_seconds, 0) + seconds)
+    )

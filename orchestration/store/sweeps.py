@@ -21,8 +21,8 @@ def runs_past_deadline(conn: Connection, now: datetime) -> list[str]:
 
 def stalled_runs(conn: Connection, before: datetime, limit: int) -> list[AnyRow]:
     """Live runs whose last write (run or any step) is older than ``before``, oldest first:
-    ``run_id``, ``redrives``, ``flow_def``, ``deadline_at``. A run whose publication is still in the
-    outbox is not stalled: it waits for the broker, and the relay publishes it."""
+    ``run_id``, ``redrives``, ``flow_def``, ``deadline_at``, ``priority``. A run whose publication is
+    still in the outbox is not stalled: it waits for the broker, and the relay publishes it."""
     last_step = (
         sa.select(step_t.c.run_id, sa.func.max(step_t.c.updated_at).label("at"))
         .group_by(step_t.c.run_id)
@@ -30,7 +30,7 @@ def stalled_runs(conn: Connection, before: datetime, limit: int) -> list[AnyRow]
     )
     progress = sa.func.coalesce(last_step.c.at, run_t.c.updated_at)
     query = (
-        sa.select(run_t.c.run_id, run_t.c.redrives, run_t.c.flow_def, run_t.c.deadline_at)
+        sa.select(run_t.c.run_id, run_t.c.redrives, run_t.c.flow_def, run_t.c.deadline_at, run_t.c.priority)
         .select_from(run_t.outerjoin(last_step, last_step.c.run_id == run_t.c.run_id))
         .where(
             run_t.c.status.in_(LIVE_RUN_STATUSES),

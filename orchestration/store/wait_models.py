@@ -1,6 +1,6 @@
 """The tables of durable time: timers (``run_timer``), open waits (``run_wait``) and the signals sent
 to runs (``run_signal``). A waiting run holds no broker message and no worker: these rows are all
-there is of it until it wakes (migration 0013)."""
+there is of it until it wakes (migration 0016)."""
 
 from __future__ import annotations
 

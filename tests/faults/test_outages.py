@@ -27,11 +27,12 @@ pytestmark = pytest.mark.crash
 
 
 def _terminate_backends(app_name: str) -> int:
+    """Terminate the connections of ``app_name`` and wait (up to 10 s) until each backend is gone."""
     engine = sa.create_engine(services.PG_BASE, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         killed = conn.execute(
             sa.text(
-                "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                "select count(pg_terminate_backend(pid, 10000)) from pg_stat_activity "
                 "where application_name = :name and pid <> pg_backend_pid()"
             ),
             {"name": app_name},
@@ -64,7 +65,8 @@ def test_database_connections_cut_mid_step(worker: object, database: str) -> Non
 
 def test_the_first_statements_after_the_connections_are_cut_succeed(worker: object, database: str) -> None:
     """Both pools hold idle connections when the database drops them all (a restart, a failover):
-    each checkout pings its connection first and replaces a dead one, so no statement fails on one."""
+    each checkout sees that the server closed its connection, pings it and replaces the dead one, so
+    no statement fails on one."""
 
     def select_one(conn: sa.Connection) -> int:
         driver = conn.connection.driver_connection

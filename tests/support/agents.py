@@ -4,6 +4,7 @@ call in Redis so a test can count side effects across threads and processes."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 
@@ -14,6 +15,7 @@ from agents.context import AgentContext
 from agents.errors import TransientAgentError
 from agents.utility import SleepInput, SleepOutput
 from agents.utility import sleep as sleep_agent
+from orchestration.engine.permits import granted_at
 from orchestration.flows.retry import RetryPolicy
 from orchestration.registry import AgentSpec, Registry
 from tests.support import testenv
@@ -138,6 +140,41 @@ def gate(inp: GateInput, ctx: AgentContext) -> GateOutput:
     return GateOutput(label=inp.label)
 
 
+class LimitedInput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    tag: str
+    sleep: float = 0.0
+
+
+class LimitedOutput(BaseModel):
+    tag: str
+
+
+def limited(inp: LimitedInput, ctx: AgentContext) -> LimitedOutput:
+    """Records when its try started and ended (``limited:<tag>`` in the ledger, JSON), and while
+    it runs which process runs it (``limited-pid:<tag>:<step_id>``), for the cluster-wide limits."""
+    start = time.time()
+    ledger().set(f"limited-pid:{inp.tag}:{ctx.step_id}", os.getpid())
+    if inp.sleep:
+        time.sleep(inp.sleep)
+    key = (inp.model_extra or {}).get("tenant")
+    span = {
+        "s": start,
+        "e": time.time(),
+        "granted": granted_at(),
+        "step": ctx.step_id,
+        "key": key,
+        "pid": os.getpid(),
+    }
+    ledger().rpush(f"limited:{inp.tag}", json.dumps(span))
+    return LimitedOutput(tag=inp.tag)
+
+
+#: The agent the cluster-wide limit tests hold to 3 at once and 20 a second, served by real
+#: ``celery worker`` processes on the isolated queue.
+LIMITED_AGENT = "limited_isolated"
+
+
 #: The agents only the tests use.
 TEST_AGENTS = (
     AgentSpec(
@@ -199,6 +236,17 @@ TEST_AGENTS = (
         soft_time_limit=20,
         time_limit=30,
         retry=RetryPolicy(max_attempts=3, backoff_seconds=0.05, jitter=False),
+    ),
+    AgentSpec(
+        name=LIMITED_AGENT,
+        handler=limited,
+        input_model=LimitedInput,
+        output_model=LimitedOutput,
+        pool="isolated",
+        global_concurrency=3,
+        global_rate_limit="20/s",
+        soft_time_limit=20,
+        time_limit=30,
     ),
     AgentSpec(
         name="stubborn_isolated",

@@ -39,10 +39,10 @@ def _jsonb(params: dict[str, Any], *names: str) -> dict[str, Any]:
 
 _INSERT_RUN = """
     INSERT INTO run (run_id, flow_name, flow_version, flow_def, status, mode, payload, event_id,
-        campaign, orchestrator, extra, created_at, updated_at, deadline_at, publication)
+        campaign, orchestrator, extra, created_at, updated_at, deadline_at, publication, priority)
     VALUES (%(run_id)s, %(flow_name)s, %(flow_version)s, %(flow_def)s, %(status)s, %(mode)s,
         %(payload)s, %(event_id)s, %(campaign)s, %(orchestrator)s, %(extra)s, %(created_at)s,
-        %(updated_at)s, %(deadline_at)s, %(publication)s)
+        %(updated_at)s, %(deadline_at)s, %(publication)s, %(priority)s)
 """
 
 _LOAD_STATE = """

@@ -6,8 +6,8 @@ the outbox: ``run_outbox.kind`` gains ``wake`` and ``timeout``, and ``run_outbox
 node whose continuation is published. A routing rule may resume waiting runs (``resume_signal``,
 ``resume_key``) instead of, or besides, starting one.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-05 09:00:00.000000
 """
 
@@ -19,8 +19,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from migrations.counting import create_triggers, drop_triggers
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
