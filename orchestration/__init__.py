@@ -68,6 +68,7 @@ __all__ = [  # noqa: RUF022  (grouped by topic as the docs list them; sorted wit
     "StepFailedError",
     "StoreUnavailable",
     "SuppressionNotFoundError",
+    "TimingError",
     "UnknownAgentError",
     "UnknownFlowError",
     "UnknownNameError",
@@ -120,6 +121,7 @@ _EXPORTS: dict[str, str] = {
     "StepFailedError": "orchestration.errors",
     "StoreUnavailable": "orchestration.errors",
     "SuppressionNotFoundError": "orchestration.control.suppression",
+    "TimingError": "orchestration.flows.timing",
     "UnknownAgentError": "orchestration.errors",
     "UnknownFlowError": "orchestration.errors",
     "UnknownNameError": "orchestration.errors",
@@ -176,6 +178,7 @@ if TYPE_CHECKING:
     from orchestration.flows.model import Flow
     from orchestration.flows.refs import RefSyntaxError
     from orchestration.flows.retry import RetryPolicy
+    from orchestration.flows.timing import TimingError
     from orchestration.flows.validate import parse_flow
     from orchestration.orchestrators.base import BaseOrchestrator, FlowRunner, RunHandle
     from orchestration.registry import AgentSpec, Registry

@@ -41,6 +41,8 @@ from orchestration.names import (
     RETENTION_TASK,
     SWEEP_SCHEDULE_ENTRY,
     SWEEP_TASK,
+    TIMERS_SCHEDULE_ENTRY,
+    TIMERS_TASK,
 )
 from orchestration.orchestrators import BUILTIN_ORCHESTRATORS
 from orchestration.registry import Registry
@@ -49,7 +51,13 @@ from orchestration.settings import Settings, configure, get_settings
 from orchestration.store.db import reset_engines
 
 #: The modules that bind Celery tasks, each with ``bind(runtime) -> list[str]`` (the task names).
-TASK_MODULES = ("tasks.agent_tasks", "tasks.engine_tasks", "tasks.public", "tasks.bench_tasks")
+TASK_MODULES = (
+    "tasks.agent_tasks",
+    "tasks.engine_tasks",
+    "tasks.wait_tasks",
+    "tasks.public",
+    "tasks.bench_tasks",
+)
 
 
 def create_app() -> Celery:
@@ -174,6 +182,12 @@ def configure_app(app: Celery, registry: Registry, settings: Settings) -> None:
                 "schedule": settings.campaign_tick_interval,
             },
             RELAY_SCHEDULE_ENTRY: {"task": RELAY_TASK, "schedule": settings.relay_interval},
+            TIMERS_SCHEDULE_ENTRY: {
+                "task": TIMERS_TASK,
+                "schedule": settings.timer_interval,
+                # a pass nobody took in time is dropped, not piled up: the next one fires the same
+                "options": {"expires": max(10.0, settings.timer_interval * 10)},
+            },
             RETENTION_SCHEDULE_ENTRY: {"task": RETENTION_TASK, "schedule": settings.retention_interval},
         },
         **conf,

@@ -10,6 +10,7 @@ It sends the stable task names with ``send_task`` (it imports no task code), on 
     # -> {"run_id": "...", "status": "queued", "duplicate": False}
     client.cancel_run(run_id)                                   # -> AsyncResult
     client.retry_run(run_id, payload_patch={"email": "fixed@b.co"}, wait=True)
+    client.signal_run(run_id, "approval", {"by": "ana", "comment": "ok"}, signal_id="appr-1", wait=True)
 
 Without ``wait`` a call returns the ``AsyncResult``; with ``wait=True`` it returns the result dict.
 With no URLs the client uses this process's app (bootstrapped from the settings if need be).
@@ -24,7 +25,13 @@ from celery import Celery
 from celery.result import AsyncResult
 
 from orchestration.bootstrap import bootstrap
-from orchestration.names import CANCEL_RUN_TASK, ENGINE_QUEUE, INGEST_EVENT_TASK, RETRY_RUN_TASK
+from orchestration.names import (
+    CANCEL_RUN_TASK,
+    ENGINE_QUEUE,
+    INGEST_EVENT_TASK,
+    RETRY_RUN_TASK,
+    SIGNAL_RUN_TASK,
+)
 
 
 def remote_app(broker_url: str, result_backend: str | None = None, key_prefix: str | None = None) -> Celery:
@@ -89,3 +96,20 @@ class CampaignflowClient:
         if payload_patch:
             kwargs["payload_patch"] = dict(payload_patch)
         return self._call(RETRY_RUN_TASK, kwargs, wait)
+
+    def signal_run(
+        self,
+        run_id: str,
+        signal: str,
+        data: Any = None,
+        *,
+        signal_id: str | None = None,
+        wait: bool = False,
+    ) -> AsyncResult | dict[str, Any]:
+        """Resume the run's wait for ``signal`` with JSON ``data`` (kept until the wait starts);
+        the same ``signal_id`` twice is one signal. -> ``{"run_id", "signal", "signal_id",
+        "status", "duplicate", "resumed", "error"}``."""
+        kwargs: dict[str, Any] = {"run_id": run_id, "signal": signal, "data": data}
+        if signal_id is not None:
+            kwargs["signal_id"] = signal_id
+        return self._call(SIGNAL_RUN_TASK, kwargs, wait)

@@ -39,6 +39,16 @@ class StepRecord(BaseModel):
     )
 
 
+class WaitInfo(BaseModel):
+    """What a waiting run waits for: its ``sleep`` or ``wait`` node, the signal (a wait's), and
+    until when (a sleep's wake-up, a wait's timeout; None: a wait with no timeout)."""
+
+    node_id: str
+    kind: str
+    signal: str | None = None
+    until: UtcDatetime | None = None
+
+
 class RunMetadata(BaseModel):
     event_id: str | None = None
     campaign: str | None = None
@@ -53,6 +63,8 @@ class RunMetadata(BaseModel):
     error: StepError | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+    #: Only while the run is ``waiting``.
+    wait: WaitInfo | None = None
 
 
 class Envelope(BaseModel):

@@ -25,8 +25,12 @@ CANCEL_RUN_TASK = "campaignflow.cancel_run"
 RETRY_RUN_TASK = "campaignflow.retry_run"
 #: Public task: ``campaign_tick()`` starts the due campaign slots (beat sends it).
 CAMPAIGN_TICK_TASK = "campaignflow.campaign_tick"
+#: Public task: ``signal_run(run_id, signal, data=None, signal_id=None)`` -> ``{"run_id", "signal",
+#: "status", "duplicate", "error"}``: resumes the run's wait for ``signal`` (or keeps the signal until
+#: the wait starts).
+SIGNAL_RUN_TASK = "campaignflow.signal_run"
 #: The public tasks, callable with ``send_task`` by a service that has only ``celery``.
-PUBLIC_TASKS = (INGEST_EVENT_TASK, CANCEL_RUN_TASK, RETRY_RUN_TASK, CAMPAIGN_TICK_TASK)
+PUBLIC_TASKS = (INGEST_EVENT_TASK, CANCEL_RUN_TASK, RETRY_RUN_TASK, CAMPAIGN_TICK_TASK, SIGNAL_RUN_TASK)
 
 #: Engine task: the explicit join after a parallel block or a map.
 JOIN_TASK = "campaignflow.engine.join"
@@ -34,6 +38,11 @@ JOIN_TASK = "campaignflow.engine.join"
 BRANCH_TASK = "campaignflow.engine.branch"
 #: Engine task: expand a map over its list and replace itself with the lanes.
 MAP_TASK = "campaignflow.engine.map"
+#: Engine task: a ``sleep`` or ``wait`` node parks the run (status ``waiting``, a timer or an open
+#: wait in the store) and stops its chain; the wake-up publishes the rest of the flow.
+PARK_TASK = "campaignflow.engine.park"
+#: Engine task (beat): fire the due timers (wake sleeping runs, time out waits) through the outbox.
+TIMERS_TASK = "campaignflow.engine.timers"
 #: Engine task: the errback linked to every task of a run; ends the run ``failed``.
 FAIL_RUN_TASK = "campaignflow.engine.fail_run"
 #: Engine task (beat): fail runs past their deadline, re-drive or fail stalled runs.
@@ -77,6 +86,8 @@ SWEEP_SCHEDULE_ENTRY = "campaignflow-sweep"
 CAMPAIGN_TICK_SCHEDULE_ENTRY = "campaignflow-campaign-tick"
 #: Beat schedule entry that sends :data:`RELAY_TASK` every ``CAMPAIGNFLOW_RELAY_INTERVAL`` seconds.
 RELAY_SCHEDULE_ENTRY = "campaignflow-outbox-relay"
+#: Beat schedule entry that sends :data:`TIMERS_TASK` every ``CAMPAIGNFLOW_TIMER_INTERVAL`` seconds.
+TIMERS_SCHEDULE_ENTRY = "campaignflow-timers"
 #: Beat schedule entry that sends :data:`RETENTION_TASK` every ``CAMPAIGNFLOW_RETENTION_INTERVAL``.
 RETENTION_SCHEDULE_ENTRY = "campaignflow-retention"
 
@@ -125,7 +136,8 @@ class RunStatus(StrEnum):
     QUEUED = "queued"
     #: A step has started and the run has not ended.
     RUNNING = "running"
-    #: Reserved for durable waits (a run parked until a signal); the run store does not accept it yet.
+    #: Parked by a ``sleep`` or ``wait`` node: no message, no worker; a timer or an open wait in the
+    #: store wakes it.
     WAITING = "waiting"
     #: Ended: the last step succeeded.
     SUCCEEDED = "succeeded"
@@ -159,6 +171,9 @@ NOTE_AFTER_DEADLINE = "finished after the run's deadline"
 TERMINAL_RUN_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 #: Run statuses whose steps still run (the gate every step passes, the sweeper's candidates).
 LIVE_RUN_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+#: Run statuses that have not ended: live ones and ``waiting`` (what cancel, the deadline and
+#: ``finish_run`` act on).
+OPEN_RUN_STATUSES = LIVE_RUN_STATUSES | {RunStatus.WAITING}
 #: Step statuses that end a try: the record gets its ``finished_at``.
 FINISHED_STEP_STATUSES = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED})
 #: Step statuses that are final for the record: a redelivered step does not run again.

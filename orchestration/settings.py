@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         description="Seconds between outbox relay passes (beat): a run the ingesting process could not "
         "publish (the broker was down) is published then.",
     )
+    timer_interval: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between timer poller passes (beat): a sleeping run wakes, and a wait times "
+        "out, at most this long after it is due.",
+    )
     store_outage_seconds: float = Field(
         300.0,
         gt=0,

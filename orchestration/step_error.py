@@ -92,6 +92,20 @@ class StepError(BaseModel):
         )
 
     @classmethod
+    def wait_timed_out(cls, step_id: str, signal: str, timeout: str | None) -> StepError:
+        """A ``wait`` with no ``on_timeout`` saw its timeout pass before its signal came."""
+        return cls(
+            type="WaitTimedOut",
+            message=f"no {signal!r} signal within {timeout}; add on_timeout to go on instead",
+            step_id=step_id,
+        )
+
+    @classmethod
+    def bad_time(cls, step_id: str, message: str) -> StepError:
+        """A ``sleep``'s time cannot be worked out from the run's data (``message`` names the field)."""
+        return cls(type="TimeInputError", message=message, step_id=step_id)
+
+    @classmethod
     def task_failed(cls, task_id: str | None = None, outcome: BaseException | str | None = None) -> StepError:
         """The run-failure errback's reason: the failed task's exception, or the state it ended in."""
         if not task_id:

@@ -46,7 +46,7 @@ def apply_outcome(
     """Turn a step's outcome into what Celery understands: a value, Ignore, retry, replace or error."""
     if outcome.action is Action.CONTINUE:
         return None
-    if outcome.action is Action.STOP:
+    if outcome.action in (Action.STOP, Action.PARK):
         raise Ignore()
     if outcome.action is Action.RETRY:
         limit = (task.max_retries or 0) + 1000

@@ -6,6 +6,8 @@ service that has only ``celery`` installed. Arguments and results are plain JSON
 - ``campaignflow.cancel_run(run_id)`` -> ``{"run_id", "status", "error"}``.
 - ``campaignflow.retry_run(run_id, payload_patch=None)`` -> ``{"run_id", "status", "error"}``.
 - ``campaignflow.campaign_tick()`` -> what the tick did (beat sends it; calling it again is harmless).
+- ``campaignflow.signal_run(run_id, signal, data=None, signal_id=None)`` -> ``{"run_id", "signal",
+  "signal_id", "status", "duplicate", "resumed", "error"}``.
 
 Expected problems (unknown run, wrong state) come back as ``error`` in the result, not as an
 exception, so a caller never needs this project's exception classes.
@@ -19,7 +21,7 @@ from typing import Any
 
 from celery import Task
 
-from orchestration.control import rejected, run_control
+from orchestration.control import rejected, run_control, signals
 from orchestration.control.manager import manager
 from orchestration.control.ticks import tick
 from orchestration.errors import CampaignflowError, EventValidationError
@@ -84,6 +86,23 @@ def _status(run_id: str) -> str:
         return "not_found"
 
 
+def signal_run(run_id: str, signal: str, data: Any = None, signal_id: str | None = None) -> dict[str, Any]:
+    """Resume the run's wait for ``signal`` with ``data`` (or keep the signal until the wait
+    starts); the same ``signal_id`` twice is one signal."""
+    try:
+        return signals.signal_run(run_id, signal, data, signal_id).as_dict()
+    except CampaignflowError as exc:
+        return {
+            "run_id": run_id,
+            "signal": signal,
+            "signal_id": signal_id,
+            "status": _status(run_id),
+            "duplicate": False,
+            "resumed": False,
+            "error": str(exc),
+        }
+
+
 def campaign_tick() -> dict[str, Any]:
     """Start the due slots of every enabled campaign, once per (campaign, slot, audience member)."""
     return tick().as_dict()
@@ -102,7 +121,13 @@ def _bound(fn: Callable[..., Any]) -> Callable[..., Any]:
 def bind(runtime: Runtime) -> list[str]:
     """Bind the public tasks to the runtime's app, under their stable names. Each waits a run store
     outage out; past the budget it fails with ``StoreUnavailable`` (:mod:`tasks.outage`)."""
-    functions: tuple[Callable[..., Any], ...] = (ingest_event, cancel_run, retry_run, campaign_tick)
+    functions: tuple[Callable[..., Any], ...] = (
+        ingest_event,
+        cancel_run,
+        retry_run,
+        campaign_tick,
+        signal_run,
+    )
     return [
         runtime.app.task(name=name, bind=True, acks_late=True)(
             waits_out_store_outages(give_up_raising)(_bound(fn))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.flows import load_flow
-from orchestration.flows.model import MapNode
+from orchestration.flows.model import MapNode, SleepNode, WaitNode
 from tests.support.wiring import engine, registry
 
 FLOWS = Path(__file__).parent / "flows"
@@ -26,10 +26,16 @@ def _canvas_dict(name: str) -> dict[str, object]:
         if isinstance(node, MapNode):
             canvas = engine().map_canvas(node, "RUN", 4, final=False)
             compiled[f"map:{node.id}"] = json.loads(json.dumps(canvas))
+        if isinstance(node, SleepNode | WaitNode):  # what a wake-up publishes: the continuation
+            resumed = engine().compile(flow, "RUN", resume=node.id)
+            compiled[f"resume:{node.id}"] = json.loads(json.dumps(resumed))
+        if isinstance(node, WaitNode) and node.on_timeout is not None:
+            timed_out = engine().compile(flow, "RUN", resume=node.id, timed_out=True)
+            compiled[f"timeout:{node.id}"] = json.loads(json.dumps(timed_out))
     return compiled
 
 
-@pytest.mark.parametrize("name", ["sequence", "parallel", "branch", "map", "nested"])
+@pytest.mark.parametrize("name", ["sequence", "parallel", "branch", "map", "nested", "waits"])
 def test_compiled_canvas_matches_golden(name: str) -> None:
     actual = _canvas_dict(name)
     path = GOLDEN / f"{name}.json"

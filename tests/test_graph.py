@@ -24,7 +24,9 @@ def _flow(name: str) -> Flow:
     return load_flow(path, registry) if path.exists() else flows().get(name)
 
 
-@pytest.mark.parametrize("name", ["sequence", "parallel", "branch", "map", "nested", "lead_handling"])
+@pytest.mark.parametrize(
+    "name", ["sequence", "parallel", "branch", "map", "nested", "waits", "lead_handling"]
+)
 def test_graph_matches_golden(name: str) -> None:
     actual = to_mermaid(_flow(name))
     path = GOLDEN / f"{name}.mmd"

@@ -257,6 +257,7 @@ def test_cli_routes_add_list_remove(worker: object) -> None:
         "orchestrator": None,
         "campaign": "vip",
         "flow": "ingest-noop",
+        "resume": None,
         "id": listed[0]["id"],
         "source": "database",
     }

@@ -160,7 +160,7 @@ def test_run_counters_never_go_down_and_every_gauge_reports_its_zeros(worker: ob
     assert value(after, "campaignflow_runs_started_total", flow="metrics-ok") == 1
     # gauges: every known flow (the catalog's, those with runs) and live status, 0 included
     for flow_name in ("lead_handling", "metrics-retried", "metrics-ok"):
-        for status in ("queued", "running"):
+        for status in ("queued", "running", "waiting"):
             assert after[("campaignflow_runs_active", labels(flow=flow_name, status=status))] == 0
     for reason in REASONS:
         assert after[("campaignflow_dead_letters", labels(reason=reason))] == 0

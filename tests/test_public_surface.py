@@ -74,6 +74,7 @@ PUBLIC_API = [
     "StepFailedError",
     "StoreUnavailable",
     "SuppressionNotFoundError",
+    "TimingError",
     "UnknownAgentError",
     "UnknownFlowError",
     "UnknownNameError",
@@ -117,6 +118,7 @@ COMMANDS = {
     "routes add",
     "routes list",
     "routes remove",
+    "runs approve",
     "runs cancel",
     "runs list",
     "runs purge",
@@ -125,6 +127,7 @@ COMMANDS = {
     "suppression add",
     "suppression list",
     "suppression remove",
+    "runs signal",
     "worker",
 }
 
@@ -148,6 +151,7 @@ JSON_COMMANDS = {
     "rejected replay",
     "rejected show",
     "routes list",
+    "runs approve",
     "runs cancel",
     "runs list",
     "runs purge",
@@ -156,6 +160,7 @@ JSON_COMMANDS = {
     "suppression add",
     "suppression list",
     "suppression remove",
+    "runs signal",
 }
 
 SETTINGS = {
@@ -197,6 +202,7 @@ SETTINGS = {
     "CAMPAIGNFLOW_STORE_OUTAGE_SECONDS",
     "CAMPAIGNFLOW_SWEEP_INTERVAL",
     "CAMPAIGNFLOW_TASK_EVENTS",
+    "CAMPAIGNFLOW_TIMER_INTERVAL",
     "CAMPAIGNFLOW_UNACKED_RESTORE_INTERVAL",
     "CAMPAIGNFLOW_UNSUBSCRIBE_MAILTO",
     "CAMPAIGNFLOW_UNSUBSCRIBE_SECRET",

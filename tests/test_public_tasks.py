@@ -30,6 +30,7 @@ DOCUMENTED = {
     "campaignflow.cancel_run",
     "campaignflow.retry_run",
     "campaignflow.campaign_tick",
+    "campaignflow.signal_run",
 }
 
 OUTSIDER = textwrap.dedent(

@@ -28,6 +28,7 @@ from orchestration.store import (
     routes,
     sql_engine,
     step_writer,
+    waits,
 )
 from orchestration.store import repository as repo
 from orchestration.store.dialects.postgres import PostgresQueryComponents
@@ -564,3 +565,41 @@ def test_the_migrations_built_the_same_tables(url: str) -> None:
     with sql_engine(url).connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
     assert tables == {t for meta in TARGET_METADATA for t in meta.tables} | {"alembic_version"}
+
+
+# ------------------------------------------------------------------------------------ durable time
+
+
+def test_a_run_waits_and_its_due_timers_are_claimed_once(url: str) -> None:
+    run_id = open_run(url)
+    now = datetime.now(UTC)
+    with sql_engine(url).begin() as conn:
+        repo.mark_run_running(conn, run_id)
+        assert waits.set_waiting(conn, run_id)
+        waits.add_timer(conn, run_id, "nap", waits.SLEEP, now - timedelta(seconds=1))
+        waits.add_timer(conn, run_id, "later", waits.SLEEP, now + timedelta(hours=1))
+    assert envelope(url, run_id).status == "waiting"
+    with sql_engine(url).begin() as conn:
+        [timer] = waits.claim_due(conn, now, 10)
+        assert (timer.run_id, timer.node_id) == (run_id, "nap")
+    with sql_engine(url).begin() as conn:
+        assert waits.claim_due(conn, now, 10) == []  # fired once
+        assert waits.close_timers(conn, run_id) == 1  # the later one will not fire
+        assert waits.claim_due(conn, now + timedelta(days=1), 10) == []
+        assert repo.finish_run(conn, run_id, "cancelled")  # a waiting run can end
+
+
+def test_signals_are_kept_once_per_id_and_taken_oldest_first(url: str) -> None:
+    run_id = open_run(url)
+    with sql_engine(url).begin() as conn:
+        assert waits.add_signal(conn, run_id, "s1", "replied", {"n": 1})
+        assert not waits.add_signal(conn, run_id, "s1", "replied", {"n": 9})
+        assert waits.add_signal(conn, run_id, "s2", "replied", None)
+        taken = waits.consume_signal(conn, run_id, "replied", "reply")
+        assert taken is not None
+        assert (taken.signal_id, taken.data) == ("s1", {"n": 1})
+        wait_id = waits.open_wait(conn, run_id, "w", "approval", correlation="a@b.co")
+        assert waits.correlated_runs(conn, "approval", "a@b.co") == [run_id]
+        assert waits.close_wait(conn, wait_id, "signalled")
+        assert not waits.close_wait(conn, wait_id, "timed_out")
+        assert waits.correlated_runs(conn, "approval", "a@b.co") == []

@@ -169,18 +169,34 @@ def routes_add(
     orchestrator: str | None = typer.Option(None, "--orchestrator", help="A registered orchestrator."),
     flow: str | None = typer.Option(None, "--flow", help="A flow of the catalog."),
     campaign: str | None = typer.Option(None, "--campaign", help="Only events of this campaign."),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Also (or only) resume the runs waiting for this signal..."
+    ),
+    key: str | None = typer.Option(
+        None, "--key", help="...whose wait correlates with this field of the event (payload.email)."
+    ),
 ) -> None:
-    """Route an event type to an orchestrator or a flow (takes effect at the next ingest)."""
+    """Route an event type to an orchestrator or a flow, and/or let its events resume the runs
+    waiting for them (takes effect at the next ingest)."""
     from pydantic import ValidationError
 
+    from orchestration.control.correlate import Resume
     from orchestration.control.manager import Route, add_route
+    from orchestration.flows.validate import format_loc
 
+    if (resume is None) != (key is None):
+        fail("--resume and --key go together: --resume replied --key payload.email")
     try:
-        route = Route(event_type=event_type, orchestrator=orchestrator, flow=flow, campaign=campaign)
+        waits = Resume(signal=resume, key=key) if resume is not None and key is not None else None
+        route = Route(
+            event_type=event_type, orchestrator=orchestrator, flow=flow, campaign=campaign, resume=waits
+        )
     except ValidationError as exc:
         fail(
-            "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-            + " (--orchestrator/--flow)"
+            "; ".join(
+                f"{format_loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+            )
+            + " (--orchestrator/--flow/--resume/--key)"
         )
     saved = add_route(route)
     typer.echo(f"route {saved.id}: {saved.event_type} -> {saved.target}")

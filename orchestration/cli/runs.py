@@ -149,7 +149,7 @@ def list_runs(
 
 @runs_app.command("cancel")
 def cancel(run_id: str, as_json: bool = JSON_OPTION) -> None:
-    """Cancel a queued or running run."""
+    """Cancel a queued, running or waiting run."""
     from orchestration.control.run_control import cancel_run
 
     status = cancel_run(run_id)
@@ -169,6 +169,49 @@ def retry(
 
     status = retry_run(run_id, _patch(patch))
     print_json({"run_id": run_id, "status": status}) if as_json else typer.echo(f"{run_id} {status}")
+
+
+@runs_app.command("signal")
+def signal(
+    run_id: str,
+    name: str = typer.Argument(..., help="The signal the run's wait is waiting for (e.g. replied)."),
+    data: str | None = typer.Option(None, "--data", help="The signal's data: JSON (inline or @file.json)."),
+    signal_id: str | None = typer.Option(
+        None, "--signal-id", help="An id of your own: the same id twice is one signal."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Send a signal to a run: it resumes the wait for NAME (kept until the wait starts)."""
+    from orchestration.control.signals import signal_run
+
+    value = None
+    if data is not None:
+        value = read_json(data[1:], f"--data {data}") if data.startswith("@") else parse_json(data, "--data")
+    _print_signal(signal_run(run_id, name, value, signal_id).as_dict(), as_json)
+
+
+@runs_app.command("approve")
+def approve(
+    run_id: str,
+    by: str | None = typer.Option(None, "--by", help="Who approves."),
+    comment: str | None = typer.Option(None, "--comment", help="Why, or anything to keep with it."),
+    signal_id: str | None = typer.Option(
+        None, "--signal-id", help="An id of your own: the same id twice is one approval."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Approve a run waiting for approval (the signal ``approval`` with ``{"by", "comment"}``)."""
+    from orchestration.control.signals import approve as approve_run
+
+    _print_signal(approve_run(run_id, by, comment, signal_id).as_dict(), as_json)
+
+
+def _print_signal(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+        return
+    what = "duplicate, ignored" if result["duplicate"] else "resumed the run" if result["resumed"] else "kept"
+    typer.echo(f"{result['run_id']} {result['signal']} {what} ({result['status']})")
 
 
 class FinishedStatus(StrEnum):

@@ -2,6 +2,9 @@
 (idempotently on the event id) and runs inline or on the workers. An event that cannot become a run is
 stored as a rejected event (see ``orchestration.control.rejected``), never dropped.
 
+A rule may also (or only) resume waiting runs (``resume``: ``orchestration.control.correlate``):
+its events go, as a signal, to the runs whose open wait correlates with them.
+
 Routing rules come from three places, read at every ingest so a new rule needs no restart: the
 database (``campaignflow routes add``), the file named by ``CAMPAIGNFLOW_ROUTES_FILE``, and the
 built-in ``DEFAULT_ROUTES``. A rule for the event's campaign wins over a rule for any campaign; among
@@ -10,6 +13,7 @@ those, a database rule wins over a file rule, which wins over a built-in one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -20,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestration.control import bodies, rejected
+from orchestration.control.correlate import Resume, resume_waiting
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.errors import ConfigurationError, EventValidationError, RouteNotFoundError
 from orchestration.flows import FlowCatalog
@@ -51,7 +56,8 @@ class Event(BaseModel):
 
 
 class Route(StrictModel):
-    """Events of ``event_type`` (and, when set, of ``campaign``) go to ``orchestrator`` or ``flow``."""
+    """Events of ``event_type`` (and, when set, of ``campaign``) go to ``orchestrator`` or ``flow``,
+    and/or resume the runs waiting for them (``resume``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -59,17 +65,28 @@ class Route(StrictModel):
     orchestrator: str | None = Field(None, description="A registered orchestrator.")
     campaign: str | None = Field(None, max_length=120)
     flow: str | None = Field(None, description="A flow of the catalog, run as it is.")
+    resume: Resume | None = Field(None, description="Resume the runs whose wait correlates with the event.")
     id: int | None = Field(None, description="The database row, for rules kept there.")
 
     @model_validator(mode="after")
     def _one_target(self) -> Route:
-        if (self.orchestrator is None) == (self.flow is None):
+        if self.orchestrator is not None and self.flow is not None:
             raise ValueError("give exactly one of orchestrator or flow")
+        if self.orchestrator is None and self.flow is None and self.resume is None:
+            raise ValueError("give exactly one of orchestrator or flow (or resume, to resume waiting runs)")
         return self
 
     @property
+    def starts(self) -> bool:
+        """True when its events start runs (it has an orchestrator or a flow)."""
+        return self.orchestrator is not None or self.flow is not None
+
+    @property
     def target(self) -> str:
-        return f"orchestrator {self.orchestrator}" if self.orchestrator else f"flow {self.flow}"
+        starts = f"orchestrator {self.orchestrator}" if self.orchestrator else f"flow {self.flow}"
+        if self.resume is None:
+            return starts
+        return f"{starts} and {self.resume.describe()}" if self.starts else self.resume.describe()
 
     def matches(self, event: Event) -> bool:
         return self.event_type == event.type and self.campaign in (None, event.campaign)
@@ -128,7 +145,14 @@ def db_routes() -> tuple[Route, ...]:
     with sql_engine().connect() as conn:
         rows = store.list_routes(conn)
     return tuple(
-        Route(id=r.id, event_type=r.event_type, campaign=r.campaign, orchestrator=r.orchestrator, flow=r.flow)
+        Route(
+            id=r.id,
+            event_type=r.event_type,
+            campaign=r.campaign,
+            orchestrator=r.orchestrator,
+            flow=r.flow,
+            resume=Resume(signal=r.resume_signal, key=r.resume_key) if r.resume_signal else None,
+        )
         for r in rows
     )
 
@@ -136,7 +160,9 @@ def db_routes() -> tuple[Route, ...]:
 def add_route(route: Route, runtime: Runtime | None = None) -> Route:
     """Keep a rule in the database (checked: its orchestrator or flow must exist)."""
     check_target(route, runtime)
-    values = route.model_dump(exclude={"id"})
+    values = route.model_dump(exclude={"id", "resume"})
+    if route.resume is not None:
+        values |= {"resume_signal": route.resume.signal, "resume_key": route.resume.key}
     with sql_engine().begin() as conn:
         new_id = store.insert_route(conn, values)
     return route.model_copy(update={"id": new_id})
@@ -153,6 +179,8 @@ def check_target(route: Route, runtime: Runtime | None = None) -> None:
     runtime = runtime or current()
     if route.orchestrator is not None:
         runtime.registry.orchestrator(route.orchestrator, path="orchestrator")
+    elif route.flow is None:
+        return  # resumes waiting runs only
     elif route.flow is not None:
         runtime.flows.get(route.flow)
 
@@ -186,7 +214,7 @@ class CampaignManager:
     def route(self, event: Event) -> Route:
         routes = self.routes
         for route in routes:
-            if route.matches(event):
+            if route.starts and route.matches(event):
                 return route
         known = ", ".join(sorted({r.event_type for r in routes})) or "none"
         raise RouteNotFoundError(
@@ -215,11 +243,18 @@ class CampaignManager:
     def open_run(self, raw: Mapping[str, Any] | Event, *, mode: Mode = "async") -> RunHandle:
         """:meth:`ingest_event` without storing rejections (the replay path uses it)."""
         event = parse_event(raw)
+        resumes = [r.resume for r in self.routes if r.resume is not None and r.matches(event)]
+        resumed: tuple[str, ...] = ()
+        if resumes:
+            runs, again = resume_waiting(event.model_dump(mode="json"), resumes)
+            resumed = tuple(runs)
+            if not any(r.starts and r.matches(event) for r in self.routes):
+                return self._resumed_only(event, resumes, resumed, again)
         orchestrator = self.orchestrator_for(self.route(event))
         extra = {"event_type": event.type}
         if event.occurred_at is not None:
             extra["occurred_at"] = iso_utc(event.occurred_at)
-        return orchestrator.run(
+        handle = orchestrator.run(
             event.payload,
             mode=mode,
             event_id=event.id,
@@ -227,6 +262,20 @@ class CampaignManager:
             extra=extra,
             priority=event.priority,
         )
+        return dataclasses.replace(handle, resumed=resumed) if resumed else handle
+
+    def _resumed_only(
+        self, event: Event, resumes: list[Resume], resumed: tuple[str, ...], again: bool
+    ) -> RunHandle:
+        """An event whose rules only resume runs: the first run it resumed answers for it; none is
+        an error (the event is kept as rejected, replayable once a run waits for it)."""
+        if not resumed:
+            waited = "; ".join(r.describe() for r in resumes)
+            raise RouteNotFoundError(
+                f"type: no waiting run correlates with this {event.type!r} event ({waited}); "
+                "replay it once a run waits for it"
+            )
+        return RunHandle(resumed[0], "resumed", duplicate=again, resumed=resumed)
 
 
 def manager(runtime: Runtime | None = None) -> CampaignManager:

@@ -24,7 +24,7 @@ from orchestration.flows import Flow
 from orchestration.orchestrators.base import deadline_from
 from orchestration.runtime import current
 from orchestration.step_error import StepError
-from orchestration.store import outbox, sql_engine
+from orchestration.store import outbox, sql_engine, waits
 from orchestration.store import repository as repo
 
 
@@ -33,14 +33,15 @@ class RunStateError(CampaignflowError):
 
 
 def cancel_run(run_id: str) -> str:
-    """Mark a queued or running run ``cancelled`` and close its open records; its remaining steps
-    see it and stop.
+    """Mark a queued, running or waiting run ``cancelled`` and close its open records (and a waiting
+    run's waits and timers); its remaining steps see it and stop.
 
     Returns the run's status afterwards (``cancelled``, or the terminal status it already had).
     """
     with sql_engine().begin() as conn:
         if repo.finish_run(conn, run_id, "cancelled", StepError.cancelled().as_dict()):
             repo.close_open_steps(conn, run_id, StepError.cancelled_open().as_dict())
+            waits.close_run_waits(conn, run_id)
             return "cancelled"
         return repo.run_status(conn, run_id)
 

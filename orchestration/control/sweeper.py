@@ -18,7 +18,7 @@ from orchestration.engine.publish import publish_now
 from orchestration.flows import Flow
 from orchestration.names import SWEEPER_HEARTBEAT
 from orchestration.step_error import StepError
-from orchestration.store import outbox, sql_engine, sweeps
+from orchestration.store import outbox, sql_engine, sweeps, waits
 from orchestration.store import repository as repo
 from orchestration.store.heartbeats import beat
 
@@ -48,6 +48,7 @@ def sweep(
             err = StepError.deadline_exceeded(found_by="the sweeper").as_dict()
             repo.fail_unfinished_steps(conn, run_id, err)
             if repo.finish_run(conn, run_id, "failed", err):
+                waits.close_run_waits(conn, run_id)  # a waiting run past its deadline waits no more
                 report.past_deadline.append(run_id)
     with sql_engine().begin() as conn:
         stalled = sweeps.stalled_runs(conn, now - timedelta(seconds=stall_seconds), limit)

@@ -1,6 +1,10 @@
 """The OrchestrationEngine: compiles a flow into a native Celery canvas and runs it on the workers,
 or runs the same steps in the caller's process. Both leave the same envelope.
 
+A ``sleep`` or ``wait`` node compiles to the park task, which parks the run and stops the chain;
+when the run wakes, :func:`continuation` (the rest of the flow after that node, from the run's
+stored snapshot) is compiled and published in its place.
+
 Only shapes that Celery runs reliably are emitted: a chain of immutable ``.si`` steps; a parallel
 block as ``chord(group(members), join)`` whose members are single tasks or flat chains; branches and
 maps as tasks that replace themselves at run time. A parallel member that fans out itself (a nested
@@ -17,12 +21,23 @@ from celery import Celery, chain, chord, group
 from celery.canvas import Signature
 
 from orchestration.engine import starts
+from orchestration.engine.continuation import continuation
 from orchestration.engine.inline import InlineRunner
 from orchestration.engine.nodes import map_item_ids
 from orchestration.engine.permits import LIMITS_KWARG
 from orchestration.engine.priority import to_message
-from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
-from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, MAP_TASK
+from orchestration.flows.model import (
+    BranchNode,
+    Flow,
+    MapNode,
+    Node,
+    ParallelNode,
+    SequenceNode,
+    SleepNode,
+    StepNode,
+    WaitNode,
+)
+from orchestration.names import BRANCH_TASK, FAIL_RUN_TASK, JOIN_TASK, MAP_TASK, PARK_TASK
 from orchestration.registry import Registry
 from orchestration.timefmt import iso_utc
 
@@ -64,7 +79,14 @@ class OrchestrationEngine:
 
     # compiling
     def compile(
-        self, flow: Flow, run_id: str, deadline_at: datetime | None = None, *, publication: int | None = None
+        self,
+        flow: Flow,
+        run_id: str,
+        deadline_at: datetime | None = None,
+        *,
+        publication: int | None = None,
+        resume: str | None = None,
+        timed_out: bool = False,
     ) -> Signature:
         """The whole flow as one canvas, with the run-failure errback linked everywhere.
 
@@ -75,9 +97,15 @@ class OrchestrationEngine:
         With ``publication`` (the run's publication number, from the outbox) the tasks the canvas
         begins with get this publish's ``start`` (``orchestration.engine.starts``): only one copy of
         a publication goes on.
+
+        With ``resume`` (a parking node's id) only the continuation after it is compiled (see
+        :func:`continuation`; ``timed_out``: its wait timed out).
         """
         deadline = iso_utc(deadline_at) if deadline_at is not None else None
-        parts = self.compile_node(flow.root, run_id, final=True, deadline=deadline)
+        root = flow.root
+        if resume is not None:
+            root = SequenceNode(steps=continuation(flow, resume, timed_out=timed_out))
+        parts = self.compile_node(root, run_id, final=True, deadline=deadline)
         if publication is not None:
             starts.mark_entries(parts[0], starts.start_of(publication))
         canvas = chain_of(parts)
@@ -109,6 +137,8 @@ class OrchestrationEngine:
             ]
         if isinstance(node, ParallelNode):
             return self._parallel(node, run_id, final=final, deadline=deadline)
+        if isinstance(node, SleepNode | WaitNode):
+            return [self._engine_sig(PARK_TASK, run_id, node.id, final, in_header, deadline)]
         name = BRANCH_TASK if isinstance(node, BranchNode) else MAP_TASK
         return [self._engine_sig(name, run_id, node.id, final, in_header, deadline)]
 
@@ -195,15 +225,20 @@ class OrchestrationEngine:
         publication: int | None = None,
         retry_policy: dict[str, float] | None = None,
         priority: int = 0,
+        resume: str | None = None,
+        timed_out: bool = False,
     ) -> None:
-        """Publish the compiled canvas (``deadline_at``: the run's; ``publication``: see
-        :meth:`compile`); the workers take it from there. ``priority``: the run's (0-9, higher
-        first; ``orchestration.engine.priority``). ``retry_policy``: how long to keep trying
-        an unreachable broker (Celery's ``retry_policy``; default: the app's)."""
+        """Publish the compiled canvas (``deadline_at``: the run's; ``publication``, ``resume`` and
+        ``timed_out``: see :meth:`compile`); the workers take it from there. ``priority``: the run's
+        (0-9, higher first; ``orchestration.engine.priority``). ``retry_policy``: how long to keep
+        trying an unreachable broker (Celery's ``retry_policy``; default: the app's)."""
         options: dict[str, Any] = {} if retry_policy is None else {"retry_policy": retry_policy}
         # every message of the run carries its priority; what its tasks send inherits it
         options["priority"] = to_message(priority)
-        self.compile(flow, run_id, deadline_at, publication=publication).apply_async(**options)
+        canvas = self.compile(
+            flow, run_id, deadline_at, publication=publication, resume=resume, timed_out=timed_out
+        )
+        canvas.apply_async(**options)
 
     def run_inline(self, flow: Flow, run_id: str) -> None:
         """Run every step in this process, in order, with the same records as on the workers."""

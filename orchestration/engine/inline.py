@@ -6,11 +6,21 @@ Each agent call runs within the step's time limits, capped by the run's deadline
 
 from __future__ import annotations
 
-from orchestration.engine import logs
+from orchestration.engine import logs, waits
 from orchestration.engine.agent_step import call_limited, run_agent_step, sleep_for_retry
 from orchestration.engine.nodes import choose_branch, expand_map, finalize, join, map_item_ids
 from orchestration.engine.outcome import Action
-from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
+from orchestration.flows.model import (
+    BranchNode,
+    Flow,
+    MapNode,
+    Node,
+    ParallelNode,
+    SequenceNode,
+    SleepNode,
+    StepNode,
+    WaitNode,
+)
 from orchestration.registry import Registry
 
 
@@ -35,6 +45,8 @@ class InlineRunner:
             return join(run_id, node.id, final=final).action is Action.CONTINUE
         if isinstance(node, BranchNode):
             return self._inline_branch(node, run_id, final=final)
+        if isinstance(node, SleepNode | WaitNode):
+            return self._inline_park(node, run_id, final=final)
         assert isinstance(node, MapNode)
         return self._inline_map(node, run_id, final=final)
 
@@ -47,6 +59,16 @@ class InlineRunner:
                 finalize(run_id)
             return True
         return self._inline(taken, run_id, final=final)
+
+    def _inline_park(self, node: SleepNode | WaitNode, run_id: str, *, final: bool) -> bool:
+        """The run parks here (the caller returns; the wake-up publishes the rest to the workers),
+        or goes on at once when the wait's signal is already there."""
+        outcome = waits.park(run_id, node.id)
+        if outcome.action is not Action.CONTINUE:
+            return False
+        if final:
+            finalize(run_id)
+        return True
 
     def _inline_map(self, node: MapNode, run_id: str, *, final: bool) -> bool:
         outcome, map_node, count = expand_map(run_id, node.id)

@@ -15,6 +15,7 @@ class Action(enum.Enum):
     FAILED = "failed"  # this step failed the run
     RETRY = "retry"  # try this step again after ``countdown`` seconds
     FALLBACK = "fallback"  # run ``fallback`` instead of this step
+    PARK = "park"  # the run waits (a sleep, a wait): stop here; its wake-up publishes the rest
 
 
 @dataclass(frozen=True)

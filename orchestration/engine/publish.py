@@ -81,6 +81,7 @@ def publish_now(
             publication=entry.publication,
             retry_policy=FAST_RETRY_POLICY,
             priority=priority,
+            **resume_of(entry),
         )
     except BROKER_ERRORS as exc:
         reason = one_line(exc)
@@ -105,6 +106,13 @@ def publish_now(
             describe(exc),
         )
     return True
+
+
+def resume_of(entry: outbox.Entry) -> dict[str, Any]:
+    """A wake-up's publication publishes the continuation after its parking node."""
+    if entry.resume is None:
+        return {}
+    return {"resume": entry.resume, "timed_out": entry.kind == outbox.TIMEOUT}
 
 
 def _record_failure(entry: outbox.Entry, reason: str) -> None:
@@ -188,7 +196,12 @@ def _publish_claimed(
     try:
         flow = Flow.model_validate(run.flow_def)
         engine.start(
-            flow, entry.run_id, run.deadline_at, publication=entry.publication, priority=run.priority
+            flow,
+            entry.run_id,
+            run.deadline_at,
+            publication=entry.publication,
+            priority=run.priority,
+            **resume_of(entry),
         )
     except BROKER_ERRORS as exc:
         return _Failure(one_line(exc), broker=True)

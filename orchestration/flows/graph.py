@@ -1,12 +1,23 @@
 """A flow as a Mermaid flowchart (``campaignflow flows graph NAME``).
 
 A step's fallback hangs off it by a dotted ``fails`` edge, and what follows the step follows its
-fallback too (the fallback stands in for it)."""
+fallback too (the fallback stands in for it). A sleep or a wait is a flag shape (``>...]``); a
+wait's way on is labelled with its signal, and its ``on_timeout`` step hangs off a ``timeout`` edge."""
 
 from __future__ import annotations
 
 from orchestration.flows.conditions import AllOf, AnyOf, Compare, Not
-from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
+from orchestration.flows.model import (
+    BranchNode,
+    Flow,
+    MapNode,
+    Node,
+    ParallelNode,
+    SequenceNode,
+    SleepNode,
+    StepNode,
+    WaitNode,
+)
 
 #: The edge from a step to its fallback: dotted, labelled.
 FALLBACK_EDGE = "-.->|fails|"
@@ -67,6 +78,8 @@ class _Mermaid:
             else:
                 ends.append(decision)
             return ends
+        if isinstance(node, SleepNode | WaitNode):
+            return self._park(node, entry)
         assert isinstance(node, MapNode)
         fan = self._anon("map")
         self.lines.append(
@@ -78,6 +91,29 @@ class _Mermaid:
         self.lines.append(f"    {join}((join {node.id}))")
         self._edges(map_ends, join)
         return [join]
+
+    def _park(self, node: SleepNode | WaitNode, entry: list[str]) -> list[str]:
+        park = _safe(node.id)
+        if isinstance(node, SleepNode):
+            if node.window is not None:
+                w = node.window
+                what = f"{w.start}-{w.end} {','.join(w.days)} in {w.timezone}"
+            else:
+                what = f"for {node.for_}" if node.for_ is not None else f"until {node.until}"
+            self.lines.append(f'    {park}>"sleep {node.id}<br/>{_label(what)}"]')
+            self._edges(entry, park)
+            return [park]
+        self.lines.append(f'    {park}>"wait {node.id}<br/>for signal {node.signal}"]')
+        self._edges(entry, park)
+        if node.timeout is None:
+            return [park]
+        ends = [f'{park} -- "{node.signal}"']
+        if node.on_timeout is None:
+            timed_out = f"{park}_timeout"
+            self.lines.append(f"    {timed_out}([fails: timeout {node.timeout}])")
+            self._edges([f'{park} -- "timeout"'], timed_out)
+            return ends
+        return ends + self.node(node.on_timeout, [f'{park} -- "timeout {node.timeout}"'])
 
     def _edges(self, sources: list[str], target: str) -> None:
         """An edge from each source: a node id, a labelled ``id -- "label"`` (drawn ``-->``), or one

@@ -11,18 +11,28 @@ from pydantic import BaseModel, ValidationError
 
 from orchestration.errors import FlowValidationError
 from orchestration.flows.agents import AgentInfo, AgentLookup
-from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
+from orchestration.flows.model import (
+    BranchNode,
+    Flow,
+    MapNode,
+    Node,
+    ParallelNode,
+    SequenceNode,
+    SleepNode,
+    StepNode,
+    WaitNode,
+)
 from orchestration.flows.refs import RefSyntaxError, parse_path, refs_in, resolve
 from orchestration.flows.strict import known_fields
 
-_TAGS = {"step", "sequence", "parallel", "branch", "map", "compare", "all", "any", "not"}
-_UNION_FIELDS = {"then", "else", "when", "not", "fallback", "do", "all", "any"}
+_TAGS = {"step", "sequence", "parallel", "branch", "map", "sleep", "wait", "compare", "all", "any", "not"}
+_UNION_FIELDS = {"then", "else", "when", "not", "fallback", "do", "all", "any", "on_timeout"}
 _HINTS = {
     "missing": "add it",
     "extra_forbidden": "remove it or check its spelling",
     "too_short": "give it at least one entry",
     "string_pattern_mismatch": "use letters, digits, _ or -, starting with a letter",
-    "unknown_node_kind": "set kind to step, sequence, parallel, branch or map",
+    "unknown_node_kind": "set kind to step, sequence, parallel, branch, map, sleep or wait",
 }
 
 
@@ -107,6 +117,8 @@ class _Checker:
         self.seen: dict[str, str] = {}
         #: step id -> the agents whose output ``$steps.<id>`` may read: its own, then its fallback's
         self.agents: dict[str, list[str]] = {}
+        #: Where the node being checked sits inside a fan-out (a parallel member, a map), if it does.
+        self.fan_out: list[str] = []
 
     def check(self, flow: Flow) -> list[str]:
         available: set[str] = set()
@@ -173,12 +185,41 @@ class _Checker:
             return available
         if isinstance(node, ParallelNode):
             after = set(available)
+            self.fan_out.append(f"parallel {node.id!r}")
             for i, member in enumerate(node.members):
                 after |= self.node(member, f"{path}.members[{i}]", set(available), in_map=in_map)
+            self.fan_out.pop()
             return after | {node.id}
         if isinstance(node, BranchNode):
             return self._branch(node, path, available, in_map)
-        return self._map(node, path, available)
+        if isinstance(node, SleepNode | WaitNode):
+            return self._park(node, path, available, in_map)
+        self.fan_out.append(f"map {node.id!r}")
+        after = self._map(node, path, available)
+        self.fan_out.pop()
+        return after
+
+    def _park(self, node: SleepNode | WaitNode, path: str, available: set[str], in_map: bool) -> set[str]:
+        """A sleep or a wait parks the whole run: only where the run is one line of steps."""
+        if self.fan_out:
+            self.problems.append(
+                f"{path}: a {node.kind} cannot sit inside {self.fan_out[-1]} (it parks the whole run); "
+                "put it at the top level, in a sequence or in a branch arm, before or after the "
+                f"{self.fan_out[-1].split()[0]}"
+            )
+        if isinstance(node, SleepNode):
+            if node.until is not None and node.until.startswith("$"):
+                self._path(node.until[1:], f"{path}.until", available, in_map, prefix="$")
+            if node.window is not None and node.window.timezone.startswith("$"):
+                self._path(node.window.timezone[1:], f"{path}.window.timezone", available, in_map, prefix="$")
+            return available | {node.id}
+        if node.correlate is not None:
+            self._path(node.correlate[1:], f"{path}.correlate", available, in_map, prefix="$")
+        after = available | {node.id}
+        if node.on_timeout is not None:
+            self._id(node.on_timeout.id, f"{path}.on_timeout")
+            after = self._step(node.on_timeout, f"{path}.on_timeout", after, in_map)
+        return after
 
     def _step(self, node: StepNode, path: str, available: set[str], in_map: bool) -> set[str]:
         if self.registry is not None:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from celery.contrib.testing.worker import start_worker
 
 from orchestration.bootstrap import bootstrap
+from orchestration.engine import timers
 from orchestration.envelope import Envelope
 from orchestration.errors import ConfigurationError
 from orchestration.names import TERMINAL_RUN_STATUSES
@@ -46,20 +47,24 @@ def use_embedded(data_dir: Path) -> tuple[Runtime, list[str]]:
 
 @contextmanager
 def embedded_worker(concurrency: int = 2, loglevel: str = "WARNING") -> Iterator[object]:
-    """Worker threads in this process consuming every routed queue of the registry."""
+    """Worker threads in this process consuming every routed queue of the registry, and the timer
+    poller in a thread of its own (sleeping and waiting runs wake with no beat)."""
     runtime = current()
     app, registry = runtime.app, runtime.registry
     app.set_default()  # pool threads must publish through this app, not a default AMQP one
     app.loader.import_default_modules()
-    with start_worker(
-        app,
-        pool="threads",
-        concurrency=concurrency,
-        perform_ping_check=False,
-        queues=registry.queue_names(),
-        loglevel=loglevel,
-        shutdown_timeout=15,
-    ) as worker:
+    with (
+        start_worker(
+            app,
+            pool="threads",
+            concurrency=concurrency,
+            perform_ping_check=False,
+            queues=registry.queue_names(),
+            loglevel=loglevel,
+            shutdown_timeout=15,
+        ) as worker,
+        timers.polling(runtime.engine, runtime.settings.timer_interval),
+    ):  # no beat here
         try:
             yield worker
         finally:

@@ -32,13 +32,13 @@ from orchestration.engine import step_metrics as steps
 from orchestration.engine.deadletters import REASONS
 from orchestration.names import (
     KOMBU_UNACKED_KEY,
-    LIVE_RUN_STATUSES,
+    OPEN_RUN_STATUSES,
     REDIS_PRIORITY_STEPS,
     TERMINAL_RUN_STATUSES,
 )
 from orchestration.runtime import current
 from orchestration.settings import get_settings
-from orchestration.store import counters, deadletters, outbox, sql_engine, stats
+from orchestration.store import counters, deadletters, outbox, sql_engine, stats, waits
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ class CampaignflowCollector(Collector):
                 live = stats.live_counts(conn)
                 dead = deadletters.dead_counts(conn)
                 backlog, oldest = outbox.backlog(conn)
+                due, oldest_due = waits.due_backlog(conn, datetime.now(UTC))
         except sa.exc.SQLAlchemyError as exc:
             log.warning("run store not readable for metrics: %s", exc)
             up.add_metric([], 0)
@@ -107,6 +108,7 @@ class CampaignflowCollector(Collector):
         yield from self._run_metrics(flows, totals, live)
         yield self._dead_letters(dead)
         yield from self._outbox(backlog, oldest)
+        yield from self._timers(due, oldest_due)
 
     def _run_metrics(
         self, flows: list[str], totals: dict[tuple[str, str, str], int], live: dict[tuple[str, str], int]
@@ -123,7 +125,9 @@ class CampaignflowCollector(Collector):
             labels=["flow", "status"],
         )
         active = GaugeMetricFamily(
-            "campaignflow_runs_active", "Runs queued or running now, per flow.", labels=["flow", "status"]
+            "campaignflow_runs_active",
+            "Runs queued, running or waiting now, per flow.",
+            labels=["flow", "status"],
         )
         for flow in flows:
             started.add_metric(
@@ -131,7 +135,7 @@ class CampaignflowCollector(Collector):
             )
             for status in sorted(TERMINAL_RUN_STATUSES):
                 finished.add_metric([flow, status], totals.get((flow, counters.FINISHED, status), 0))
-            for status in sorted(LIVE_RUN_STATUSES):
+            for status in sorted(OPEN_RUN_STATUSES):
                 active.add_metric([flow, status], live.get((flow, status), 0))
         yield from (started, finished, active)
 
@@ -147,6 +151,21 @@ class CampaignflowCollector(Collector):
                 "campaignflow_outbox_oldest_seconds",
                 "Age of the oldest publication not yet handed to the broker (0 when there is none).",
                 value=max(age, 0.0),
+            ),
+        ]
+
+    def _timers(self, due: int, oldest: datetime | None) -> list[Metric]:
+        lag = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        return [
+            GaugeMetricFamily(
+                "campaignflow_timers_due",
+                "Timers due and not fired yet (sleeps to wake, waits to time out; the poller fires them).",
+                value=due,
+            ),
+            GaugeMetricFamily(
+                "campaignflow_timers_lag_seconds",
+                "How long the oldest due timer has waited for the poller (0 when none is due).",
+                value=max(lag, 0.0),
             ),
         ]
 

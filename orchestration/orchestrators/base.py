@@ -11,6 +11,8 @@ from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.engine.publish import publish_now
 from orchestration.errors import FieldError
 from orchestration.flows import Flow, FlowCatalog
+from orchestration.flows.model import SleepNode
+from orchestration.flows.timing import payload_problems
 from orchestration.store import outbox, sql_engine
 from orchestration.store import repository as repo
 from orchestration.store.db import autocommit
@@ -23,15 +25,22 @@ class RunHandle:
     """What opening a run returns: the same shape as ``campaignflow.ingest_event``'s result.
 
     ``pending`` (not part of that result): the run is stored and ``queued`` but the broker could not
-    take its publication yet; the outbox relay publishes it when the broker answers."""
+    take its publication yet; the outbox relay publishes it when the broker answers. ``resumed``
+    (in the result only when not empty): waiting runs the event resumed; an event that only resumes
+    runs answers with the first of them and status ``resumed``."""
 
     run_id: str
     status: str
     duplicate: bool
     pending: bool = False
+    #: The waiting runs the event resumed (a routing rule's ``resume``), if any.
+    resumed: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "status": self.status, "duplicate": self.duplicate}
+        out: dict[str, Any] = {"run_id": self.run_id, "status": self.status, "duplicate": self.duplicate}
+        if self.resumed:
+            out["resumed"] = list(self.resumed)
+        return out
 
 
 def deadline_from(flow: Flow, start: datetime) -> datetime | None:
@@ -55,14 +64,12 @@ class BaseOrchestrator:
 
     def check_payload(self, flow: Flow, payload: dict[str, Any]) -> None:
         missing = [f for f in flow.input_required if payload.get(f) in (None, "")]
-        if missing:
-            raise FieldError(
-                [
-                    f"payload.{f}: required by flow {flow.name!r}; add it to the event's payload"
-                    for f in missing
-                ],
-                subject="payload",
-            )
+        problems = [
+            f"payload.{f}: required by flow {flow.name!r}; add it to the event's payload" for f in missing
+        ]
+        problems += payload_problems((n for n in flow.walk() if isinstance(n, SleepNode)), payload)
+        if problems:
+            raise FieldError(problems, subject="payload")
 
     def run(
         self,

@@ -62,6 +62,13 @@ class DeadLetter(Base):
     replayed_at: Mapped[datetime | None]
 
 
+#: At most one of orchestrator and flow; at least one of them or a resume signal (with its key).
+TARGET_CHECK = (
+    "(orchestrator IS NULL OR flow IS NULL) AND (resume_signal IS NULL) = (resume_key IS NULL) "
+    "AND NOT (orchestrator IS NULL AND flow IS NULL AND resume_signal IS NULL)"
+)
+
+
 class RoutingRule(Base):
     """A routing rule kept in the database: events of ``event_type`` (and ``campaign``) go to an
     orchestrator or a named flow. Added at run time (``campaignflow routes add``), no restart."""
@@ -73,11 +80,16 @@ class RoutingRule(Base):
     campaign: Mapped[str | None] = mapped_column(sa.String(120))
     orchestrator: Mapped[str | None] = mapped_column(sa.String(120))
     flow: Mapped[str | None] = mapped_column(sa.String(120))
+    #: Resume the runs waiting for this signal whose correlation is the event's ``resume_key``
+    #: (migration 0017); a rule may resume runs only, or start one too.
+    resume_signal: Mapped[str | None] = mapped_column(sa.String(120))
+    resume_key: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(server_default=server_now())
 
     __table_args__ = (
         sa.CheckConstraint(
-            (sa.column("orchestrator").is_(None)) != (sa.column("flow").is_(None)), name="target"
+            sa.text(TARGET_CHECK),
+            name="target",
         ),
     )
 

@@ -9,6 +9,8 @@ from sqlalchemy.engine import Connection
 
 from orchestration.envelope import Envelope, RunMetadata, StepRecord
 from orchestration.errors import RunNotFoundError
+from orchestration.names import RunStatus
+from orchestration.store import waits
 from orchestration.store.base import aware, utcnow
 from orchestration.store.tables import run_t, step_t
 
@@ -48,6 +50,7 @@ def get_envelope(conn: Connection, run_id: str) -> Envelope:
         error=run.error,
         payload=run.payload,
         extra=run.extra or {},
+        wait=waits.current_wait(conn, run_id) if run.status == RunStatus.WAITING else None,
     )
     return Envelope(run_id=run.run_id, flow=run.flow_name, status=run.status, metadata=meta, records=records)
 

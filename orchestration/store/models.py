@@ -13,9 +13,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from orchestration.names import RunStatus, StepStatus
 from orchestration.store.metadata import Base, JSONType, server_now
 
-#: What ``run.status`` accepts (its check constraint, built by migration 0001): every run status but
-#: ``waiting``, which a migration adds when durable waits land.
-RUN_STATUSES = tuple(s.value for s in RunStatus if s is not RunStatus.WAITING)
+#: What ``run.status`` accepts (its check constraint: migration 0001, ``waiting`` since 0017).
+RUN_STATUSES = tuple(s.value for s in RunStatus)
 #: What ``step_record.status`` accepts (its check constraint).
 STEP_STATUSES = tuple(s.value for s in StepStatus)
 
@@ -121,8 +120,9 @@ class IngestKey(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=server_now())
 
 
-#: What made a publication: the run was opened, retried, or re-driven by the sweeper.
-PUBLICATION_KINDS = ("open", "retry", "redrive")
+#: What made a publication: the run was opened, retried, or re-driven by the sweeper; or a waiting
+#: run woke (``wake``: a timer or a signal; ``timeout``: its wait timed out) and its continuation goes.
+PUBLICATION_KINDS = ("open", "retry", "redrive", "wake", "timeout")
 
 
 class OutboxEntry(Base):
@@ -142,6 +142,9 @@ class OutboxEntry(Base):
     published_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+    #: A wake-up's publication: the id of the ``sleep`` or ``wait`` node whose continuation (the rest
+    #: of the flow after it) is published; None: the whole flow.
+    resume: Mapped[str | None] = mapped_column(sa.String(200))
 
     __table_args__ = (
         sa.UniqueConstraint("run_id", "publication"),

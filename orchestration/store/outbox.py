@@ -30,6 +30,10 @@ OPEN = "open"
 RETRY = "retry"
 #: ``kind`` of the publication of a stalled run re-driven by the sweeper.
 REDRIVE = "redrive"
+#: ``kind`` of the publication of a waiting run's continuation (a timer fired, a signal came).
+WAKE = "wake"
+#: ``kind`` of the publication of a timed-out wait's continuation (its ``on_timeout`` step first).
+TIMEOUT = "timeout"
 #: Longest ``last_error`` kept.
 MAX_ERROR_CHARS = 1000
 
@@ -42,6 +46,8 @@ class Entry:
     run_id: str
     publication: int
     kind: str
+    #: A wake-up's: the parking node whose continuation is published (None: the whole flow).
+    resume: str | None = None
 
 
 #: The hot-path statements (every run is added, published and taken once) are built once with bind
@@ -52,6 +58,7 @@ _ADD = (
         run_id=sa.bindparam("rid"),
         publication=sa.bindparam("pub"),
         kind=sa.bindparam("kind"),
+        resume=sa.bindparam("res"),
         created_at=sa.bindparam("now", type_=sa.DateTime(timezone=True)),
     )
     .returning(outbox_t.c.id)
@@ -63,22 +70,23 @@ _MARK = (
 )
 
 
-def add(conn: Connection, run_id: str, publication: int, kind: str) -> Entry:
+def add(conn: Connection, run_id: str, publication: int, kind: str, resume: str | None = None) -> Entry:
     """The outbox row of the run's publication ``publication`` (in the caller's transaction)."""
-    params = {"rid": run_id, "pub": publication, "kind": kind, "now": utcnow()}
-    return Entry(int(conn.execute(_ADD, params).scalar_one()), run_id, publication, kind)
+    params = {"rid": run_id, "pub": publication, "kind": kind, "res": resume, "now": utcnow()}
+    return Entry(int(conn.execute(_ADD, params).scalar_one()), run_id, publication, kind, resume)
 
 
-def next_publication(conn: Connection, run_id: str, kind: str) -> Entry:
-    """One more publication of an existing run (a retry, a re-drive): it becomes the run's current
-    one, which no publish has taken yet, and gets its outbox row."""
+def next_publication(conn: Connection, run_id: str, kind: str, resume: str | None = None) -> Entry:
+    """One more publication of an existing run (a retry, a re-drive, a wake-up from node
+    ``resume``): it becomes the run's current one, which no publish has taken yet, and gets its
+    outbox row."""
     stmt = (
         run_t.update()
         .where(run_t.c.run_id == run_id)
         .values(publication=run_t.c.publication + 1, start_token=None)
         .returning(run_t.c.publication)
     )
-    return add(conn, run_id, int(conn.execute(stmt).scalar_one()), kind)
+    return add(conn, run_id, int(conn.execute(stmt).scalar_one()), kind, resume)
 
 
 def mark_published(conn: Connection, entry_id: int, now: datetime | None = None) -> bool:
@@ -99,7 +107,8 @@ def claim(conn: Connection, before: datetime, limit: int) -> list[Entry]:
     """Up to ``limit`` unpublished entries written before ``before``, oldest first, held by this
     transaction until it ends: another relay's claim skips (Postgres) or waits for (SQLite) them."""
     rows = queries(conn).claim_outbox(conn, before, limit)
-    return sorted((Entry(int(r.id), r.run_id, int(r.publication), r.kind) for r in rows), key=lambda e: e.id)
+    entries = (Entry(int(r.id), r.run_id, int(r.publication), r.kind, r.resume) for r in rows)
+    return sorted(entries, key=lambda e: e.id)
 
 
 @dataclass(frozen=True)

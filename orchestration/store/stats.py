@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestration.names import LIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES
+from orchestration.names import OPEN_RUN_STATUSES, TERMINAL_RUN_STATUSES
 from orchestration.store.base import aware
 from orchestration.store.tables import run_t, step_t
 
@@ -20,10 +20,10 @@ def ping(conn: Connection) -> None:
 
 
 def live_counts(conn: Connection) -> dict[tuple[str, str], int]:
-    """``(flow, status) -> runs`` queued or running now (the ``status`` index finds them)."""
+    """``(flow, status) -> runs`` queued, running or waiting now (the ``status`` index finds them)."""
     query = (
         sa.select(run_t.c.flow_name, run_t.c.status, sa.func.count())
-        .where(run_t.c.status.in_(LIVE_RUN_STATUSES))
+        .where(run_t.c.status.in_(OPEN_RUN_STATUSES))
         .group_by(run_t.c.flow_name, run_t.c.status)
     )
     return {(str(f), str(s)): int(n) for f, s, n in conn.execute(query)}

@@ -1,5 +1,5 @@
-"""What the sweeper reads and writes: live runs past their deadline, live runs with no progress, and
-the count of re-drives."""
+"""What the sweeper reads and writes: open runs (live or waiting) past their deadline, live runs
+with no progress (a waiting run is not stalled: it holds no message), and the count of re-drives."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestration.names import LIVE_RUN_STATUSES
+from orchestration.names import LIVE_RUN_STATUSES, OPEN_RUN_STATUSES
 from orchestration.store.base import AnyRow
 from orchestration.store.tables import outbox_t, run_t, step_t
 
 
 def runs_past_deadline(conn: Connection, now: datetime) -> list[str]:
-    query = sa.select(run_t.c.run_id).where(run_t.c.status.in_(LIVE_RUN_STATUSES), run_t.c.deadline_at < now)
+    """Runs not ended (waiting ones too: the deadline bounds a wait) whose deadline passed."""
+    query = sa.select(run_t.c.run_id).where(run_t.c.status.in_(OPEN_RUN_STATUSES), run_t.c.deadline_at < now)
     return list(conn.execute(query).scalars())
 
 

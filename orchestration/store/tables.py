@@ -24,6 +24,7 @@ from orchestration.store.guard_models import (
 )
 from orchestration.store.metadata import Base
 from orchestration.store.models import IngestKey, OutboxEntry, Run, RunCounter, StepRecordRow
+from orchestration.store.wait_models import RunSignal, RunTimer, RunWait
 
 #: The store's tables (the agents keep theirs on their own ``MetaData``: ``agents.tables``).
 metadata: sa.MetaData = Base.metadata
@@ -49,3 +50,6 @@ suppression_log_t = _table(SuppressionLog)
 frequency_slot_t = _table(FrequencySlot)
 recipient_guard_t = _table(RecipientGuard)
 domain_backoff_t = _table(DomainBackoff)
+timer_t = _table(RunTimer)
+wait_t = _table(RunWait)
+signal_t = _table(RunSignal)

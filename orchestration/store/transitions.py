@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from orchestration.errors import RunNotFoundError
-from orchestration.names import LIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES
+from orchestration.names import LIVE_RUN_STATUSES, OPEN_RUN_STATUSES, TERMINAL_RUN_STATUSES
 from orchestration.store.base import utcnow
 from orchestration.store.tables import run_t
 
@@ -27,12 +27,12 @@ def mark_run_running(conn: Connection, run_id: str) -> None:
 
 
 def finish_run(conn: Connection, run_id: str, status: str, error: dict[str, Any] | None = None) -> bool:
-    """Move a live run to a terminal status; returns False when it was already terminal."""
+    """Move a live or waiting run to a terminal status; returns False when it was already terminal."""
     assert status in TERMINAL_RUN_STATUSES
     now = utcnow()
     result = conn.execute(
         run_t.update()
-        .where(run_t.c.run_id == run_id, run_t.c.status.in_(LIVE_RUN_STATUSES))
+        .where(run_t.c.run_id == run_id, run_t.c.status.in_(OPEN_RUN_STATUSES))
         .values(status=status, error=error, finished_at=now, updated_at=now)
     )
     return bool(result.rowcount)

@@ -15,7 +15,17 @@ from dataclasses import dataclass, field
 from markupsafe import Markup, escape
 
 from orchestration.flows.graph import describe
-from orchestration.flows.model import BranchNode, Flow, MapNode, Node, ParallelNode, SequenceNode, StepNode
+from orchestration.flows.model import (
+    BranchNode,
+    Flow,
+    MapNode,
+    Node,
+    ParallelNode,
+    SequenceNode,
+    SleepNode,
+    StepNode,
+    WaitNode,
+)
 
 NODE_W, NODE_H = 156, 42
 GAP_X, GAP_Y = 22, 34
@@ -108,6 +118,8 @@ class _Layout:
             else:
                 arms.append((Block(60, 0, (30, 0), [(30, 0)]), "else"))
             return self.fan(decision, arms, None)
+        if isinstance(node, SleepNode | WaitNode):
+            return self.park(node)
         assert isinstance(node, MapNode)
         fan = Box(
             0, 0, NODE_W, NODE_H, "map", f"map {node.id}", f"over {node.over}, {node.concurrency} at once"
@@ -119,15 +131,33 @@ class _Layout:
             0, 0, NODE_W * 0.7, NODE_H, "join", f"join {node_id}", "", self.status_of(node_id), node_id
         )
 
+    def park(self, node: SleepNode | WaitNode) -> Block:
+        """A sleep or a wait: one box; a wait's ``on_timeout`` step hangs off it like a fallback."""
+        if isinstance(node, WaitNode):
+            sub = f"wait for {node.signal}" + (f", {node.timeout} at most" if node.timeout else "")
+        elif node.for_ is not None:
+            sub = f"sleep {node.for_}"
+        else:
+            sub = f"sleep until {node.until}" if node.until is not None else "sleep into its window"
+        box = Box(0, 0, NODE_W, NODE_H, "step", node.id, sub, self.status_of(node.id), node.id)
+        if not isinstance(node, WaitNode) or node.on_timeout is None:
+            return _single(box)
+        return self.aside(box, self.step(node.on_timeout), "timeout")
+
     def step(self, node: StepNode) -> Block:
         box = Box(0, 0, NODE_W, NODE_H, "step", node.id, node.agent, self.status_of(node.id), node.id)
         if node.fallback is None:
             return _single(box)
-        fallback = self.step(node.fallback).moved(NODE_W + GAP_X, NODE_H + GAP_Y)
+        return self.aside(box, self.step(node.fallback), "fails")
+
+    def aside(self, box: Box, other: Block, label: str) -> Block:
+        """``box`` with ``other`` below and to its right, reached by a dashed ``label`` edge; what
+        follows the box follows ``other`` too."""
+        fallback = other.moved(NODE_W + GAP_X, NODE_H + GAP_Y)
         edge = Edge(
             [(NODE_W, NODE_H / 2), (fallback.entry[0], NODE_H / 2), fallback.entry],
             dashed=True,
-            label="fails",
+            label=label,
         )
         return Block(
             fallback.w + NODE_W + GAP_X,

@@ -16,7 +16,7 @@ from orchestration.api.schemas.common import RunAction
 from orchestration.api.schemas.runs import BulkRequest, BulkResult
 from orchestration.control import run_control
 from orchestration.errors import CampaignflowError
-from orchestration.names import LIVE_RUN_STATUSES, RunStatus
+from orchestration.names import OPEN_RUN_STATUSES, RunStatus
 from orchestration.store import run_search, sql_engine
 
 router = APIRouter(prefix="/v1/runs/bulk", tags=["runs"])
@@ -63,9 +63,9 @@ def _one(run_id: str, act: Callable[[str], str]) -> RunAction:
         return RunAction(run_id=run_id, status="unchanged", error=str(exc))
 
 
-@router.post("/cancel", response_model=BulkResult, summary="Cancel the live runs a filter matches")
+@router.post("/cancel", response_model=BulkResult, summary="Cancel the live or waiting runs a filter matches")
 def bulk_cancel(request: BulkRequest, _: Operator) -> BulkResult:
-    live = tuple(sorted(str(s) for s in LIVE_RUN_STATUSES))
+    live = tuple(sorted(str(s) for s in OPEN_RUN_STATUSES))
     return _bulk(request, live, run_control.cancel_run)
 
 

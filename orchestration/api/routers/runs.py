@@ -1,5 +1,5 @@
 """``GET /v1/runs`` (filters, keyset pages), ``GET /v1/runs/{id}`` (the envelope), and one run's
-``cancel`` and ``retry``."""
+``cancel``, ``retry`` and ``signals`` (resume its wait)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from orchestration.api import cursor
 from orchestration.api.auth import Operator, Reader
 from orchestration.api.filters import list_filter
 from orchestration.api.schemas.common import RunAction
-from orchestration.api.schemas.runs import RetryRequest, RunPage, RunSummary
-from orchestration.control import run_control
+from orchestration.api.schemas.runs import RetryRequest, RunPage, RunSummary, SignalAnswer, SignalRequest
+from orchestration.control import run_control, signals
 from orchestration.envelope import Envelope
 from orchestration.store import repository as repo
 from orchestration.store import run_search, sql_engine
@@ -50,7 +50,7 @@ def get_run(run_id: str, _: Reader) -> Envelope:
 
 @router.post("/{run_id}/cancel", response_model=RunAction, summary="Cancel a run")
 def cancel_run(run_id: str, _: Operator) -> RunAction:
-    """Cancel a queued or running run; its remaining steps do not run. A run that already ended
+    """Cancel a queued, running or waiting run; its remaining steps do not run. A run that already ended
     keeps its status (answered as it is)."""
     return RunAction(run_id=run_id, status=run_control.cancel_run(run_id))
 
@@ -62,3 +62,12 @@ def retry_run(run_id: str, _: Operator, request: Annotated[RetryRequest | None, 
     run did not fail."""
     patch = request.payload_patch if request is not None else None
     return RunAction(run_id=run_id, status=run_control.retry_run(run_id, patch))
+
+
+@router.post("/{run_id}/signals", response_model=SignalAnswer, summary="Send a signal to a run")
+def signal_run(run_id: str, _: Operator, request: Annotated[SignalRequest, Body()]) -> SignalAnswer:
+    """Resume the run's wait for ``signal`` (its ``data`` becomes the wait's output), or keep the
+    signal until that wait starts. The same ``signal_id`` twice is one signal. 409 when the run has
+    ended; 422 when its flow waits for no such signal."""
+    result = signals.signal_run(run_id, request.signal, request.data, request.signal_id)
+    return SignalAnswer(**{k: v for k, v in result.as_dict().items() if k != "error"})

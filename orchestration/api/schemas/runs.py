@@ -35,6 +35,26 @@ class RetryRequest(BaseModel):
     )
 
 
+class SignalRequest(BaseModel):
+    """A signal for a run's wait: its name, its data (any JSON), and an id of the caller's (the same
+    id twice is one signal)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signal: str = Field(min_length=1, max_length=120, description="The signal the run's wait waits for.")
+    data: Any = Field(None, description="The signal's data: the wait's output `data`.")
+    signal_id: str | None = Field(None, min_length=1, max_length=200, description="Deduplication id.")
+
+
+class SignalAnswer(BaseModel):
+    run_id: str
+    signal: str
+    signal_id: str
+    status: str = Field(description="The run's status afterwards (`running` when the signal woke it).")
+    duplicate: bool = Field(description="A signal with this id was already received: nothing changed.")
+    resumed: bool = Field(description="It resumed a wait; false: kept until the wait starts.")
+
+
 class RunFilterIn(BaseModel):
     """Which runs a bulk action takes: every field that is set must match."""
 

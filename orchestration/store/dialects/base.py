@@ -106,7 +106,13 @@ class QueryComponents(ABC):
     def pending_outbox(self, before: datetime, limit: int, *columns: sa.Column[Any]) -> sa.Select[Any]:
         """``columns`` (default: what a claim returns) of the oldest unpublished outbox rows written
         before ``before``."""
-        columns = columns or (outbox_t.c.id, outbox_t.c.run_id, outbox_t.c.publication, outbox_t.c.kind)
+        columns = columns or (
+            outbox_t.c.id,
+            outbox_t.c.run_id,
+            outbox_t.c.publication,
+            outbox_t.c.kind,
+            outbox_t.c.resume,
+        )
         return (
             sa.select(*columns)
             .where(outbox_t.c.published_at.is_(None), outbox_t.c.created_at < before)

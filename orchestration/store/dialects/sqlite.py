@@ -122,7 +122,9 @@ class SqliteQueryComponents(QueryComponents):
             outbox_t.update()
             .where(outbox_t.c.id.in_(pending), outbox_t.c.published_at.is_(None))
             .values(published_at=None)
-            .returning(outbox_t.c.id, outbox_t.c.run_id, outbox_t.c.publication, outbox_t.c.kind)
+            .returning(
+                outbox_t.c.id, outbox_t.c.run_id, outbox_t.c.publication, outbox_t.c.kind, outbox_t.c.resume
+            )
         )
         return list(conn.execute(stmt))
 

@@ -1,6 +1,7 @@
 """``GET /runs/{id}``: one run (its steps' timeline, the flow graph coloured by status, each step's
 input, output, error and tries, links to Flower), and its actions: retry from the failed step with
-an edited payload, and cancel, each confirmed on a page of its own first."""
+an edited payload, cancel, and the signal a waiting run waits for (an approval: who and a comment),
+each confirmed on a page of its own first."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from orchestration.api.console import graph, timeline
 from orchestration.api.console.pages.runs import REFRESH_SECONDS
-from orchestration.api.console.web import Actor, Form, Viewer, page, redirect, refusal
-from orchestration.control import run_control
+from orchestration.api.console.web import Actor, Form, Viewer, Visit, page, redirect, refusal
+from orchestration.control import run_control, signals
 from orchestration.envelope import Envelope
 from orchestration.flows.model import Flow, MapNode, StepNode
 from orchestration.names import LIVE_RUN_STATUSES, TERMINAL_RUN_STATUSES, RunStatus, agent_task
@@ -23,7 +24,11 @@ from orchestration.store import insights, sql_engine
 from orchestration.store import repository as repo
 
 router = APIRouter(tags=["console"], include_in_schema=False)
-NOTICES = {"cancelled": "The run was cancelled.", "retried": "The run was retried from its failed step."}
+NOTICES = {
+    "cancelled": "The run was cancelled.",
+    "retried": "The run was retried from its failed step.",
+    "signalled": "The signal was sent.",
+}
 #: How a group of map items reads as one status, worst first.
 _ORDER = ("failed", "running", "pending", "succeeded", "skipped")
 
@@ -116,12 +121,13 @@ def run_page(
         timeline=timeline.svg(rows),
         failed_steps=[r.step_id for r in envelope.records if r.status == "failed"],
         can_retry=envelope.status == RunStatus.FAILED,
-        can_cancel=live,
+        can_cancel=live or envelope.status == RunStatus.WAITING,
+        signal=envelope.metadata.wait.signal if envelope.metadata.wait else None,
         payload_text=json.dumps(envelope.metadata.payload, indent=2, ensure_ascii=False),
         flower=_flower_links(visit.settings, envelope, tries),
         tries=tries,
         notice=NOTICES.get(notice or ""),
-        refresh=REFRESH_SECONDS if live else None,
+        refresh=REFRESH_SECONDS if live or envelope.status == RunStatus.WAITING else None,
     )
 
 
@@ -179,3 +185,37 @@ def cancel(run_id: str, visit: Actor, form: Form) -> Response:
         )
     run_control.cancel_run(run_id)
     return redirect(visit, f"/runs/{run_id}?notice=cancelled")
+
+
+def _signal_data(visit: Visit, form: dict[str, str]) -> Any:
+    if form.get("signal") == signals.APPROVAL:
+        return {"by": visit.who.name, "comment": form.get("comment") or None}
+    text = form.get("data") or "null"
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise refusal(422, f"data: not valid JSON ({exc}); fix it and send again", "data") from None
+
+
+@router.post("/runs/{run_id}/signal", response_class=HTMLResponse)
+def signal(run_id: str, visit: Actor, form: Form) -> Response:
+    """Send the signal the run waits for (an approval carries who approves and the comment)."""
+    name = form.get("signal") or ""
+    data = _signal_data(visit, form)
+    if form.get("confirm") != "yes":
+        envelope, _flow, _tries = _load(run_id)
+        return page(
+            visit,
+            "confirm.html",
+            title=f"Send {name} to run {run_id}?",
+            action=f"/runs/{run_id}/signal",
+            back=f"/runs/{run_id}",
+            fields={k: v for k, v in form.items() if k in ("signal", "data", "comment")},
+            button="Approve" if name == signals.APPROVAL else "Send the signal",
+            run=envelope,
+            signal=name,
+            data=data,
+            kind="signal",
+        )
+    signals.signal_run(run_id, name, data)
+    return redirect(visit, f"/runs/{run_id}?notice=signalled")
