@@ -68,6 +68,7 @@ __all__ = [  # noqa: RUF022  (grouped by topic as the docs list them; sorted wit
     "StepFailedError",
     "StoreUnavailable",
     "SuppressionNotFoundError",
+    "Throttled",
     "TimingError",
     "UnknownAgentError",
     "UnknownFlowError",
@@ -121,6 +122,7 @@ _EXPORTS: dict[str, str] = {
     "StepFailedError": "orchestration.errors",
     "StoreUnavailable": "orchestration.errors",
     "SuppressionNotFoundError": "orchestration.control.suppression",
+    "Throttled": "orchestration.engine.permits.gate",
     "TimingError": "orchestration.flows.timing",
     "UnknownAgentError": "orchestration.errors",
     "UnknownFlowError": "orchestration.errors",
@@ -158,6 +160,7 @@ if TYPE_CHECKING:
     from orchestration.control.run_control import RunStateError
     from orchestration.control.suppression import SuppressionNotFoundError
     from orchestration.engine.compiler import OrchestrationEngine
+    from orchestration.engine.permits.gate import Throttled
     from orchestration.envelope import Envelope, RunMetadata, StepRecord
     from orchestration.errors import (
         CampaignflowError,

@@ -74,6 +74,7 @@ PUBLIC_API = [
     "StepFailedError",
     "StoreUnavailable",
     "SuppressionNotFoundError",
+    "Throttled",
     "TimingError",
     "UnknownAgentError",
     "UnknownFlowError",
