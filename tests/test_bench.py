@@ -72,7 +72,9 @@ def production_with_one_run() -> dict[str, Any]:
     def settled() -> dict[str, Any]:
         step_metrics.flush()
         now = production()
-        assert now["noop"]["tries"].get("success", 0) == tries + 1
+        assert (
+            now["noop"]["tries"].get("success", 0) >= tries + 1
+        )  # a step left over from an earlier test may land too
         return now
 
     return eventually(settled, 15, "the production run's step metrics")
