@@ -19,7 +19,7 @@ from orchestration.control import bodies
 from orchestration.control.run_control import RunStateError
 from orchestration.engine import waits as engine_waits
 from orchestration.engine.context import flow_of
-from orchestration.engine.publish import publish_now
+from orchestration.engine.publish import publish_committed
 from orchestration.errors import FieldError, RunNotFoundError
 from orchestration.flows.model import Flow, WaitNode
 from orchestration.names import TERMINAL_RUN_STATUSES, RunStatus
@@ -95,14 +95,8 @@ def signal_run(run_id: str, signal: str, data: Any = None, signal_id: str | None
         entry = engine_waits.wake(conn, state, node, signal=kept)
         status = repo.run_status(conn, run_id)
     if entry is not None:
-        run = _run_to_publish(entry)
-        publish_now(current().engine, entry, flow, run.deadline_at, run.priority)
+        publish_committed(current().engine, [entry])
     return SignalResult(run_id, signal, signal_id, status, duplicate=False, resumed=True)
-
-
-def _run_to_publish(entry: outbox.Entry) -> outbox.RunToPublish:
-    with sql_engine().connect() as conn:
-        return outbox.runs_to_publish(conn, [entry.run_id])[entry.run_id]
 
 
 def approve(

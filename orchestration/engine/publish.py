@@ -108,6 +108,21 @@ def publish_now(
     return True
 
 
+def publish_committed(engine: OrchestrationEngine, entries: list[outbox.Entry]) -> None:
+    """The fast path for publications a transaction just committed: each run's flow snapshot,
+    deadline and priority read in one statement, then :func:`publish_now` for each entry."""
+    if not entries:
+        return
+    with sql_engine().connect() as conn:
+        runs = outbox.runs_to_publish(conn, {e.run_id for e in entries})
+    flows: dict[str, Flow] = {}
+    for entry in entries:
+        run = runs[entry.run_id]
+        key = repr(run.flow_def)
+        flow = flows.get(key) or flows.setdefault(key, Flow.model_validate(run.flow_def))
+        publish_now(engine, entry, flow, run.deadline_at, run.priority)
+
+
 def resume_of(entry: outbox.Entry) -> dict[str, Any]:
     """A wake-up's publication publishes the continuation after its parking node."""
     if entry.resume is None:

@@ -25,8 +25,8 @@ from sqlalchemy.engine import Connection
 from orchestration.engine import waits as engine_waits
 from orchestration.engine.compiler import OrchestrationEngine
 from orchestration.engine.context import flow_of
-from orchestration.engine.publish import publish_now
-from orchestration.flows.model import Flow, SleepNode, WaitNode
+from orchestration.engine.publish import publish_committed
+from orchestration.flows.model import SleepNode, WaitNode
 from orchestration.names import RunStatus
 from orchestration.store import outbox, sql_engine, waits
 from orchestration.store import repository as repo
@@ -65,7 +65,7 @@ def fire_due(
     for _ in range(max_batches):
         at = now or datetime.now(UTC)
         entries, claimed = _fire_batch(at, batch, report)
-        _publish(engine, entries)
+        publish_committed(engine, entries)
         if claimed < batch:
             break
     return report
@@ -133,17 +133,3 @@ def _fire(conn: Connection, timer: waits.Timer) -> tuple[bool, outbox.Entry | No
         return False, None
     waits.close_wait(conn, wait.id, "timed_out")
     return True, engine_waits.wake(conn, state, node, timed_out=True)
-
-
-def _publish(engine: OrchestrationEngine, entries: list[outbox.Entry]) -> None:
-    """The fast path for a committed batch's publications."""
-    if not entries:
-        return
-    with sql_engine().connect() as conn:
-        runs = outbox.runs_to_publish(conn, {e.run_id for e in entries})
-    flows: dict[str, Flow] = {}
-    for entry in entries:
-        run = runs[entry.run_id]
-        key = repr(run.flow_def)
-        flow = flows.get(key) or flows.setdefault(key, Flow.model_validate(run.flow_def))
-        publish_now(engine, entry, flow, run.deadline_at, run.priority)
